@@ -21,8 +21,9 @@ import numpy as np
 import pandas as pd
 
 from bench.references import Reference, by_protocol, load_references
-from bench.tables import (HEADLINE_METRIC, KIND_COLUMNS, MISSING, _METRIC_LABELS, _first_line, _scenario_name,
-                          _slug, _strategy_labels, _strategy_name, _variant, aggregate, records_to_frame)
+from bench.tables import (_B2N_AVERAGE_LEGEND, B2N_AVERAGE_SLUG, HEADLINE_METRIC, KIND_COLUMNS, MISSING,
+                          _METRIC_LABELS, _first_line, _scenario_name, _slug, _strategy_labels, _strategy_name,
+                          _variant, aggregate, base_to_new_average, records_to_frame)
 
 INCREMENTAL = ("class_incremental", "domain_incremental")
 REFERENCE_TITLE = "Published reference numbers (not measured by this suite)"
@@ -167,6 +168,11 @@ def table_html(scenario: str, kind: str, agg: pd.DataFrame) -> str:
     headline = f"{HEADLINE_METRIC.get(kind, 'final_accuracy')}_mean"
     if headline in agg:
         agg = agg.sort_values([headline, "_label"], ascending=[False, True], na_position="last")
+    return board_html(scenario, columns, agg)
+
+
+def board_html(name: str, columns: Sequence[Column], agg: pd.DataFrame) -> str:
+    """A sortable table: one row per row of `agg` (which needs `_label` and `submitted`), in its order."""
     head = "".join(f'<th data-type="{"num" if c.numeric else "text"}" data-key="{_esc(c.key)}" scope="col" '
                    f'title="click to sort">{_esc(c.label)}</th>' for c in columns)
     rows = []
@@ -184,7 +190,7 @@ def table_html(scenario: str, kind: str, agg: pd.DataFrame) -> str:
                          f'{text_html}</td>')
         css = ' class="submitted"' if row["submitted"] else ""
         rows.append(f'<tr data-strategy="{_esc(row["_label"])}"{css}>{"".join(cells)}</tr>')
-    return (f'<table class="board" data-scenario="{_esc(scenario)}"><thead><tr>{head}</tr></thead>'
+    return (f'<table class="board" data-scenario="{_esc(name)}"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table>')
 
 
@@ -453,6 +459,48 @@ def scenario_section(scenario: str, agg: pd.DataFrame, records: Sequence[Mapping
             f'<div class="plots">{"".join(figures)}</div></section>')
 
 
+def _fraction_pct(key: str) -> Callable[[pd.Series], tuple[str, float | None]]:
+    def render(row: pd.Series) -> tuple[str, float | None]:
+        value = row.get(key, math.nan)
+        return (MISSING, None) if value is None or math.isnan(value) else (f"{value * 100:.1f}", value * 100)
+    return render
+
+
+def _ran(row: pd.Series) -> tuple[str, float]:
+    text = f"{row['n_scenarios']} of {row['n_b2n_scenarios']}"
+    if row["missing"]:
+        text += f" (missing {row['missing'].replace(';', ', ')})"
+    return text, float(row["n_scenarios"])
+
+
+B2N_AVERAGE_COLUMNS = [
+    Column("strategy", "Strategy", False, _text("_label")),
+    Column("backbone", "Backbone", False, _text("backbone")),
+    Column("base_acc", "Base (%)", True, _fraction_pct("base_acc_avg")),
+    Column("new_acc", "New (%)", True, _fraction_pct("new_acc_avg")),
+    Column("harmonic_mean", "HM (%)", True, _fraction_pct("harmonic_mean_of_avgs")),
+    Column("scenarios", "Scenarios", True, _ran),
+    Column("seeds", "Seeds / scenario", False, _text("seeds_per_scenario")),
+    Column("flags", "Comparability flags", False, _text("flags")),
+]
+
+
+def b2n_average_section(agg: pd.DataFrame) -> str:
+    """Base, new and HM averaged over every base-to-new scenario (`bench.tables.base_to_new_average`)."""
+    average = base_to_new_average(agg) if not agg.empty else agg
+    if average.empty:
+        return ""
+    average = average.assign(_label=average["strategy"])
+    n_total = int(average["n_b2n_scenarios"].max())
+    names = ", ".join(sorted({s for text in average["scenarios"] for s in text.split(";")}))
+    legend = "<ul>" + "".join(f"<li>{_esc(item.lstrip('- '))}</li>" for item in _B2N_AVERAGE_LEGEND) + "</ul>"
+    return (f'<section class="scenario" id="{B2N_AVERAGE_SLUG}"><h2>Base-to-new average over {n_total} '
+            f'scenario{"s" if n_total != 1 else ""}</h2><p class="facts">scenarios: {_esc(names)} · rows sorted by HM, '
+            f'best first; click a column header to sort</p><div class="scroll">'
+            f'{board_html(B2N_AVERAGE_SLUG, B2N_AVERAGE_COLUMNS, average)}</div>'
+            f'<details open><summary>How the average is computed</summary>{legend}</details></section>')
+
+
 def references_section(references: Sequence[Reference]) -> str:
     if not references:
         return ""
@@ -494,13 +542,16 @@ def render_page(records: Iterable[Mapping[str, Any]], references: Sequence[Refer
         members = [r for r in ok if _scenario_name(r) == scenario]
         sections.append(scenario_section(scenario, sub, members))
         nav.append(f'<a href="#scenario-{_esc(_slug(scenario))}">{_esc(scenario)}</a>')
+    average = b2n_average_section(agg)
+    if average:
+        nav.append(f'<a href="#{B2N_AVERAGE_SLUG}">base-to-new average</a>')
     if references:
         nav.append('<a href="#references">published references</a>')
     submitted = sum(1 for r in ok if r.get("submitted"))
     summary = (f"{len(ok)} finished cells ({submitted} submitted), {len(failed)} failed. Rows average seeds; "
                "every number is computed from the stored accuracy matrices. Rows marked †submitted were run "
                "elsewhere and submitted as results files; comparability flags say which protocols differ.")
-    body = "".join(sections) or "<p>No finished cells yet.</p>"
+    body = "".join(sections) + average or "<p>No finished cells yet.</p>"
     return ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8><meta name=viewport "
             "content='width=device-width,initial-scale=1'><title>PromptShift leaderboards</title>"
             f"<style>{_STYLE}</style></head><body><h1>PromptShift leaderboards</h1><p class=note>{_esc(summary)}</p>"

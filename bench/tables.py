@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.metrics import harmonic_mean
 from bench.store import config_hash
 
 __all__ = [
@@ -24,7 +25,9 @@ __all__ = [
     "KIND_COLUMNS",
     "HEADLINE_METRIC",
     "VALUE_COLUMNS",
+    "B2N_AVERAGE_SLUG",
     "aggregate",
+    "base_to_new_average",
     "flags_label",
     "records_to_frame",
     "write_tables",
@@ -524,6 +527,121 @@ def _scenario_csv_frame(agg: pd.DataFrame) -> pd.DataFrame:
     return agg[keep].reset_index(drop=True)
 
 
+# ----------------------------------------------------------------------------- base-to-new average
+B2N_AVERAGE_SLUG = "base_to_new_average"
+
+_B2N_AVERAGE_COLUMNS: tuple[str, ...] = (
+    "strategy", "submitted", "backbone", "flags", "n_scenarios", "n_b2n_scenarios", "scenarios", "missing",
+    "seeds_per_scenario", "base_acc_avg", "new_acc_avg", "harmonic_mean_of_avgs",
+)
+
+_B2N_AVERAGE_LEGEND = (
+    "- Base / New: accuracy on the base and new classes, averaged over the base-to-new scenarios with equal "
+    "weight (each scenario's number is first its mean over seeds).",
+    "- HM: the harmonic mean of those two averages, 2·base·new / (base + new), as the CoOp/CoCoOp papers report "
+    "their average over data sets (not the mean of the per-scenario HM columns).",
+    "- Scenarios: how many base-to-new scenarios the row ran on. A row that missed any is listed without "
+    "averages (\"—\"): averages over different sets of scenarios are not comparable.",
+    "- Flags and †submitted as in the per-scenario tables.",
+)
+
+
+def _hm_or_nan(base: float, new: float) -> float:
+    return math.nan if math.isnan(base) or math.isnan(new) else harmonic_mean(base, new)
+
+
+def _seed_counts(counts: Iterable[int]) -> str:
+    values = sorted(set(counts))
+    return str(values[0]) if len(values) == 1 else f"{values[0]}–{values[-1]}"
+
+
+def base_to_new_average(agg: pd.DataFrame) -> pd.DataFrame:
+    """One row per (strategy label, submitted, backbone) across every base-to-new scenario in `agg`.
+
+    `agg` holds seed aggregates (:func:`aggregate`). Base and new accuracy are averaged over scenarios with
+    equal weight and HM is the harmonic mean of those averages. That is the CoOp/CoCoOp rule: their "average
+    over 11 datasets" rows (../shared/METHODS.md: zero-shot CLIP 69.34 / 74.22 / 71.70, CoOp 82.69 / 63.22 /
+    71.66, CoCoOp 80.47 / 71.69 / 75.83) all satisfy HM = 2·b·n / (b + n) of the averaged b and n, which the
+    mean of per-data-set HMs would not. Rows that did not run on every base-to-new scenario get NaN averages
+    and say which scenarios they miss. Values stay fractions; rows are sorted by HM, best first.
+    """
+    b2n = agg[agg["kind"].astype(str) == "base_to_new"]
+    scenarios = sorted(set(b2n["scenario"].astype(str)))
+    if b2n.empty:
+        return pd.DataFrame(columns=_B2N_AVERAGE_COLUMNS)
+    parts = []
+    for scenario in scenarios:
+        sub = b2n[b2n["scenario"] == scenario].copy()
+        # The per-scenario label: a config hash is added where one name has several variants in that scenario.
+        sub["_label"] = [label.replace(" †submitted", "") for label in _strategy_labels(sub)]
+        parts.append(sub)
+    rows: list[dict[str, Any]] = []
+    keys = ["_label", "submitted", "backbone"]
+    for (label, submitted, backbone), group in pd.concat(parts).groupby(keys, dropna=False, sort=True):
+        ran = sorted(set(group["scenario"].astype(str)))
+        complete = ran == scenarios
+        base = float(group["base_acc_mean"].mean(skipna=False)) if complete else math.nan
+        new = float(group["new_acc_mean"].mean(skipna=False)) if complete else math.nan
+        rows.append({
+            "strategy": label, "submitted": bool(submitted), "backbone": backbone,
+            "flags": " / ".join(sorted(set(group["flags"].astype(str)))),
+            "n_scenarios": len(ran), "n_b2n_scenarios": len(scenarios), "scenarios": ";".join(ran),
+            "missing": ";".join(s for s in scenarios if s not in ran),
+            "seeds_per_scenario": _seed_counts(int(n) for n in group["n_seeds"]),
+            "base_acc_avg": base, "new_acc_avg": new, "harmonic_mean_of_avgs": _hm_or_nan(base, new),
+        })
+    out = pd.DataFrame(rows, columns=_B2N_AVERAGE_COLUMNS)
+    return out.sort_values(["harmonic_mean_of_avgs", "strategy"], ascending=[False, True],
+                           na_position="last").reset_index(drop=True)
+
+
+def _b2n_average_markdown(average: pd.DataFrame) -> str:
+    n_total = int(average["n_b2n_scenarios"].max())
+    show_backbone = average["backbone"].astype(str).nunique() > 1
+    headers = ["Strategy"] + (["Backbone"] if show_backbone else [])
+    headers += ["Base (%)", "New (%)", "HM (%)", "Scenarios", "Seeds / scenario", "Flags"]
+    right = [False] + ([False] if show_backbone else []) + [True, True, True, True, True, False]
+    rows = []
+    for _, row in average.iterrows():
+        label = str(row["strategy"]) + (" †submitted" if row["submitted"] else "")
+        ran = f"{row['n_scenarios']} of {row['n_b2n_scenarios']}"
+        if row["missing"]:
+            ran += f" (missing {row['missing'].replace(';', ', ')})"
+        cells = [label] + ([str(row["backbone"]) or MISSING] if show_backbone else [])
+        cells += [_mean_std(row[c], 0.0, 1, ".1f", 100.0)
+                  for c in ("base_acc_avg", "new_acc_avg", "harmonic_mean_of_avgs")]
+        cells += [ran, str(row["seeds_per_scenario"]), str(row["flags"]) or MISSING]
+        rows.append(cells)
+    names = ", ".join(f"`{s}`" for s in sorted({s for text in average["scenarios"] for s in text.split(";")}))
+    facts = [f"scenarios: {names}"]
+    if not show_backbone:
+        facts.append(f"backbone: {average['backbone'].iat[0]}")
+    parts = [
+        f"# Base-to-new average over {n_total} scenario{'s' if n_total != 1 else ''}",
+        "",
+        " · ".join(facts) + " · rows sorted by HM (%), best first.",
+        "",
+        *_B2N_AVERAGE_LEGEND,
+        "",
+        _md_table(headers, right, rows),
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def write_b2n_average(agg: pd.DataFrame, out: Path) -> list[Path]:
+    """Write ``base_to_new_average.md``/``.csv`` when `agg` has base-to-new rows; remove stale ones otherwise."""
+    md_path, csv_path = out / f"{B2N_AVERAGE_SLUG}.md", out / f"{B2N_AVERAGE_SLUG}.csv"
+    average = base_to_new_average(agg)
+    if average.empty:
+        for path in (md_path, csv_path):
+            path.unlink(missing_ok=True)
+        return []
+    md_path.write_text(_b2n_average_markdown(average), encoding="utf-8")
+    average.to_csv(csv_path, index=False)
+    return [md_path, csv_path]
+
+
 def _first_line(error: Any) -> str:
     if not error:
         return MISSING
@@ -569,7 +687,8 @@ def _failures_markdown(failed: list[Mapping[str, Any]]) -> str:
 
 
 def write_tables(records: Iterable[Mapping[str, Any]], out_dir: Path | str) -> list[Path]:
-    """Write per-scenario ``<scenario>.md``/``.csv``, ``index.md`` and, if needed, ``failures.md``.
+    """Write per-scenario ``<scenario>.md``/``.csv``, ``index.md`` and, if needed, ``failures.md`` and the
+    base-to-new average (``base_to_new_average.md``/``.csv``).
 
     Returns the written paths. A stale ``failures.md`` from an earlier call is
     removed when there are no failures any more. CSVs hold the aggregate rows
@@ -583,7 +702,7 @@ def write_tables(records: Iterable[Mapping[str, Any]], out_dir: Path | str) -> l
 
     written: list[Path] = []
     index_rows: list[list[str]] = []
-    used_slugs: dict[str, str] = {}
+    used_slugs: dict[str, str] = {B2N_AVERAGE_SLUG: ""}  # reserved for the base-to-new average table
     for scenario in sorted(set(agg["scenario"].astype(str))):
         sub = agg[agg["scenario"] == scenario].reset_index(drop=True)
         slug = _slug(scenario)
@@ -605,6 +724,8 @@ def write_tables(records: Iterable[Mapping[str, Any]], out_dir: Path | str) -> l
             ]
         )
 
+    average_paths = write_b2n_average(agg, out)
+    written += average_paths
     failures_path = out / "failures.md"
     index = [
         "# Results by scenario",
@@ -618,6 +739,10 @@ def write_tables(records: Iterable[Mapping[str, Any]], out_dir: Path | str) -> l
         else "No finished cells yet.",
         "",
     ]
+    if average_paths:
+        n_b2n = agg.loc[agg["kind"] == "base_to_new", "scenario"].nunique()
+        index += [f"Averaged over the {n_b2n} base-to-new scenario{'s' if n_b2n != 1 else ''}: "
+                  f"[base, new and HM]({average_paths[0].name}) ([csv]({average_paths[1].name})).", ""]
     if failed:
         failures_path.write_text(_failures_markdown(failed), encoding="utf-8")
         index += [f"{len(failed)} failed cell(s): see [failures.md](failures.md).", ""]

@@ -101,12 +101,30 @@ def test_page_is_self_contained_and_keeps_references_apart(tmp_path):
     assert "PGD ε=4/255 (%)" in page and "AutoAttack ε=4/255 (%)" in page
 
 
+def test_page_shows_the_base_to_new_average_over_scenarios():
+    records = [*synthetic_records(),
+               record("coop", "b2n_other", "base_to_new", [[0.7, 0.8]], ["base", "new"], trainable=512,
+                      flags={"class_names": True})]
+    page = render_page(records)
+    section = page.partition('<section class="scenario" id="base_to_new_average">')[2].partition("</section>")[0]
+    assert section.startswith("<h2>Base-to-new average over 2 scenarios</h2>")
+    assert '<a href="#base_to_new_average">base-to-new average</a>' in page
+    # coop: base (0.9 + 0.7) / 2 = 0.8, new (0.6 + 0.8) / 2 = 0.7, HM 2 * 0.8 * 0.7 / 1.5 = 0.746667.
+    coop = section.partition('<tr data-strategy="coop">')[2].partition("</tr>")[0]
+    assert ">80.0</td>" in coop and ">70.0</td>" in coop and ">74.7</td>" in coop and ">2 of 2</td>" in coop
+    # cocoop ran on b2n_glyphs only: listed, without averages.
+    cocoop = section.partition('<tr data-strategy="cocoop">')[2].partition("</tr>")[0]
+    assert ">1 of 2 (missing b2n_other)</td>" in cocoop and ">80.0</td>" not in cocoop
+    assert 'id="base_to_new_average"' not in render_page(synthetic_records()[:4])  # no base-to-new cells
+
+
 def test_leaderboard_command_rebuilds_html_markdown_and_csv(tmp_path):
     store = ResultStore(tmp_path / "results")
     for rec in synthetic_records():
         store.write(rec)
     written = {p.name for p in build_leaderboards(tmp_path / "results", tmp_path / "boards")}
-    assert {"index.html", "index.md", "ci3_glyphs.md", "ci3_glyphs.csv", "b2n_glyphs.md"} <= written
+    assert {"index.html", "index.md", "ci3_glyphs.md", "ci3_glyphs.csv", "b2n_glyphs.md",
+            "base_to_new_average.md", "base_to_new_average.csv"} <= written
 
 
 # ------------------------------------------------------------------------------------------------ browser

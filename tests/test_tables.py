@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from bench.tables import aggregate, flags_label, records_to_frame, write_tables
+from bench.tables import aggregate, base_to_new_average, flags_label, records_to_frame, write_tables
 
 INCREMENTAL_METRICS = ("final_accuracy", "avg_incremental_accuracy", "forgetting_avalanche",
                        "forgetting_max", "bwt")
@@ -309,3 +309,69 @@ def test_runner_record_layout(tmp_path: Path) -> None:
     assert "[1] cuda max allocated" in md
     failures = (tmp_path / "failures.md").read_text(encoding="utf-8")
     assert "| ci3_glyphs | l2p | — | 4 | `0123456789abcdef` | failed | ValueError: no such backbone |" in failures
+
+
+def b2n_record(strategy: str, scenario: str, base: float, new: float, seed: int = 0, **kw: Any) -> dict[str, Any]:
+    hm = 2 * base * new / (base + new)
+    return make_record(strategy, seed, scenario=scenario, kind="base_to_new",
+                       metrics={"base_acc": base, "new_acc": new, "harmonic_mean": hm}, **kw)
+
+
+def test_base_to_new_average_is_the_hm_of_averaged_base_and_new(tmp_path: Path) -> None:
+    records = [
+        # coop: two seeds on b2n_a (base 0.9 and 0.7 -> 0.8; new 0.4 both), one on b2n_b (0.6 / 0.8).
+        b2n_record("coop", "b2n_a", 0.9, 0.4, seed=0),
+        b2n_record("coop", "b2n_a", 0.7, 0.4, seed=1),
+        b2n_record("coop", "b2n_b", 0.6, 0.8),
+        b2n_record("cocoop", "b2n_a", 0.5, 0.5),
+        b2n_record("cocoop", "b2n_b", 0.9, 0.7),
+        b2n_record("only_a", "b2n_a", 0.99, 0.99),  # ran on one of the two scenarios: no averages
+        make_record("lp", 0, metrics=ci_metrics(0.8)),  # other kinds never enter the average
+    ]
+    average = base_to_new_average(aggregate(records_to_frame(records))).set_index("strategy")
+    assert sorted(average.index) == ["cocoop", "coop", "only_a"]
+    # coop: base (0.8 + 0.6) / 2 = 0.7, new (0.4 + 0.8) / 2 = 0.6, HM 2 * 0.7 * 0.6 / 1.3 = 0.646154
+    coop = average.loc["coop"]
+    assert coop["base_acc_avg"] == pytest.approx(0.7)
+    assert coop["new_acc_avg"] == pytest.approx(0.6)
+    assert coop["harmonic_mean_of_avgs"] == pytest.approx(0.84 / 1.3)
+    # Not the mean of the per-scenario HMs: (HM(0.8, 0.4) + HM(0.6, 0.8)) / 2 = (0.533333 + 0.685714) / 2.
+    assert coop["harmonic_mean_of_avgs"] != pytest.approx((0.64 / 1.2 + 0.96 / 1.4) / 2)
+    assert (coop["n_scenarios"], coop["n_b2n_scenarios"], coop["seeds_per_scenario"]) == (2, 2, "1–2")
+    # cocoop: base 0.7, new 0.6 too: the same HM.
+    assert average.loc["cocoop", "harmonic_mean_of_avgs"] == pytest.approx(0.84 / 1.3)
+    only_a = average.loc["only_a"]
+    assert only_a["n_scenarios"] == 1 and only_a["missing"] == "b2n_b"
+    assert math.isnan(only_a["base_acc_avg"]) and math.isnan(only_a["harmonic_mean_of_avgs"])
+
+    paths = write_tables(records, tmp_path)
+    md_path, csv_path = tmp_path / "base_to_new_average.md", tmp_path / "base_to_new_average.csv"
+    assert md_path in paths and csv_path in paths
+    md = md_path.read_text(encoding="utf-8")
+    assert md.startswith("# Base-to-new average over 2 scenarios")
+    assert "harmonic mean of those two averages" in md
+    lines = md.splitlines()
+    header = next(line for line in lines if line.startswith("| Strategy"))
+    assert [c.strip() for c in header.strip("|").split("|")] == [
+        "Strategy", "Base (%)", "New (%)", "HM (%)", "Scenarios", "Seeds / scenario", "Flags"]
+    body = [line for line in lines[lines.index(header) + 2:] if line.startswith("|")]
+    assert body == [
+        "| cocoop | 70.0 | 60.0 | 64.6 | 2 of 2 | 1 | — |",
+        "| coop | 70.0 | 60.0 | 64.6 | 2 of 2 | 1–2 | — |",
+        "| only_a | — | — | — | 1 of 2 (missing b2n_b) | 1 | — |",
+    ]
+    back = pd.read_csv(csv_path, dtype={"strategy": str}).set_index("strategy")
+    assert back.loc["coop", "harmonic_mean_of_avgs"] == pytest.approx(0.84 / 1.3, rel=1e-12)
+    index = (tmp_path / "index.md").read_text(encoding="utf-8")
+    assert "[base, new and HM](base_to_new_average.md)" in index and "2 base-to-new scenarios" in index
+
+
+def test_base_to_new_average_with_one_scenario_and_without_any(tmp_path: Path) -> None:
+    write_tables([b2n_record("coop", "b2n_a", 0.9, 0.5)], tmp_path)
+    md = (tmp_path / "base_to_new_average.md").read_text(encoding="utf-8")
+    assert md.startswith("# Base-to-new average over 1 scenario\n")
+    assert "| coop | 90.0 | 50.0 | 64.3 | 1 of 1 | 1 | — |" in md  # 2 * 0.9 * 0.5 / 1.4 = 0.642857
+    # Without base-to-new records the table is gone, not left stale.
+    write_tables([make_record("lp", 0, metrics=ci_metrics(0.8))], tmp_path)
+    assert not (tmp_path / "base_to_new_average.md").exists()
+    assert "base_to_new_average" not in (tmp_path / "index.md").read_text(encoding="utf-8")
