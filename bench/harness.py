@@ -1,4 +1,5 @@
-"""The training and evaluation loop every strategy runs in: device, autocast, seeding, freezing, caching, progress.
+"""The training and evaluation loop every strategy runs in: device, autocast, seeding, freezing, caching,
+training augmentation, progress.
 
 The harness is the only place that iterates over data. It turns a stream of training steps into an accuracy
 matrix: after training step i, it evaluates on every evaluation set j, giving A[i, j].
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from bench.augment import augment, augment_generator, check_augment
 from bench.strategy import (Batch, Strategy, TaskContext, TensorData, count_trainable,
                             freeze_all_but_trainable, mask_logits)
 
@@ -93,10 +95,16 @@ def index_batches(n: int, batch_size: int, generator: torch.Generator | None) ->
         yield order[start:start + batch_size]
 
 
+def has_frozen_inputs(strategy: Strategy) -> bool:
+    """Whether the strategy overrides `frozen_inputs`, i.e. has a frozen computation worth caching."""
+    return type(strategy).frozen_inputs is not Strategy.frozen_inputs
+
+
 @torch.no_grad()
 def fill_cache(strategy: Strategy, data: TensorData, device: torch.device, batch_size: int = 256) -> None:
-    """Run the strategy's frozen computation once per image and keep it (no augmentation changes it)."""
-    if data.cached is not None or type(strategy).frozen_inputs is Strategy.frozen_inputs:
+    """Run the strategy's frozen computation once per image and keep it (valid while no augmentation changes
+    the pixels: evaluation always, training when `cfg.augment` is "none")."""
+    if data.cached is not None or not has_frozen_inputs(strategy):
         return
     was_training = strategy.training
     strategy.eval()  # frozen parts never run dropout
@@ -116,6 +124,78 @@ def make_batch(strategy: Strategy, data: TensorData, index: torch.Tensor, device
     cached = data.cached[index].to(device) if data.cached is not None else None
     pixels = None if (cached is not None and not strategy.needs_pixels) else to_pixels(data.images[index], device)
     return Batch(x=pixels, y=data.labels[index].to(device), cached=cached)
+
+
+# ------------------------------------------------------------------------------------------- augmentation
+@dataclass
+class TrainAugment:
+    """Training augmentation of one cell (`cfg.augment`, `cfg.augment_views`), drawn from its own seeded
+    generator. Two ways to feed augmented images to a strategy:
+
+    - cached views (K = `augment_views` > 0, strategies with a frozen cache and `needs_pixels = False`): the frozen
+      inputs of K augmented views of every training image are computed once, and epoch e trains on view e mod K.
+      Every view is used equally often, and with K >= epochs each epoch sees fresh views, as on the fly would.
+    - on the fly (K = 0, or a strategy that reads pixels): each batch's pixels are augmented, and a frozen cache,
+      if any, is recomputed from them, since a cache of the plain images would not match what is trained on.
+    """
+
+    kind: str
+    views: int
+    generator: torch.Generator
+
+    @classmethod
+    def for_strategy(cls, strategy: Strategy, seed: int) -> "TrainAugment | None":
+        """The cell's augmentation, or None when `cfg.augment` is "none" (the plain, cached path)."""
+        cfg = strategy.cfg
+        check_augment(cfg.augment)
+        if cfg.augment_views < 0:
+            raise ValueError(f"{strategy.name}: augment_views must be >= 0, got {cfg.augment_views}")
+        if cfg.augment == "none":
+            return None
+        return cls(cfg.augment, cfg.augment_views, augment_generator(seed))
+
+    def uses_views(self, strategy: Strategy) -> bool:
+        return self.views > 0 and has_frozen_inputs(strategy) and not strategy.needs_pixels
+
+    @torch.no_grad()
+    def frozen_views(self, strategy: Strategy, data: TensorData, device: torch.device,
+                     batch_size: int = 256) -> list[TensorData] | None:
+        """K copies of `data` whose caches hold the frozen inputs of K augmented views of its images, view after
+        view; None when this strategy trains on the fly instead."""
+        if not self.uses_views(strategy) or len(data) == 0:
+            return None
+        was_training = strategy.training
+        strategy.eval()  # frozen parts never run dropout
+        views = []
+        for _ in range(self.views):
+            parts = []
+            for index in index_batches(len(data), batch_size, None):
+                pixels = augment(self.kind, to_pixels(data.images[index], device), self.generator)
+                with autocast(device):
+                    out = strategy.frozen_inputs(pixels)
+                if out is None:  # nothing to cache after all
+                    strategy.train(was_training)
+                    return None
+                parts.append(out.float().cpu())
+            views.append(TensorData(data.images, data.labels, torch.cat(parts)))
+        strategy.train(was_training)
+        return views
+
+    @torch.no_grad()
+    def _frozen(self, strategy: Strategy, pixels: torch.Tensor, device: torch.device) -> torch.Tensor | None:
+        was_training = strategy.training
+        strategy.eval()
+        with autocast(device):
+            out = strategy.frozen_inputs(pixels)
+        strategy.train(was_training)
+        return None if out is None else out.float()
+
+    def batch(self, strategy: Strategy, data: TensorData, index: torch.Tensor, device: torch.device) -> Batch:
+        """A training batch augmented on the fly, its frozen inputs recomputed from the augmented pixels."""
+        pixels = augment(self.kind, to_pixels(data.images[index], device), self.generator)
+        cached = self._frozen(strategy, pixels, device) if has_frozen_inputs(strategy) else None
+        x = None if (cached is not None and not strategy.needs_pixels) else pixels
+        return Batch(x=x, y=data.labels[index].to(device), cached=cached)
 
 
 # ------------------------------------------------------------------------------------------------ training
@@ -140,32 +220,47 @@ def warmup_cosine(total_steps: int, warmup_steps: int) -> "callable":
 
 
 def train_step_data(strategy: Strategy, data: TensorData, ctx: TaskContext, device: torch.device,
-                    generator: torch.Generator, params: list[torch.nn.Parameter], show: bool) -> float:
+                    generator: torch.Generator, params: list[torch.nn.Parameter], show: bool,
+                    augmenter: TrainAugment | None = None) -> float:
     """Train on one step's data for `cfg.epochs` epochs; returns the mean loss of the last epoch."""
     cfg = strategy.cfg
     if not params or cfg.epochs <= 0 or len(data) == 0:
         return float("nan")
+    unlabelled = ctx.unlabelled
+    views = target_views = None
+    if augmenter is not None:
+        views = augmenter.frozen_views(strategy, data, device)
+        if unlabelled is not None:
+            target_views = augmenter.frozen_views(strategy, unlabelled, device)
+
+    def batch_of(source: TensorData, epoch_views: list[TensorData] | None, epoch: int,
+                 index: torch.Tensor) -> Batch:
+        if epoch_views is not None:  # the cache of view (epoch mod K) already holds augmented frozen inputs
+            return make_batch(strategy, epoch_views[epoch % len(epoch_views)], index, device)
+        if augmenter is not None:
+            return augmenter.batch(strategy, source, index, device)
+        return make_batch(strategy, source, index, device)
+
     optimizer = build_optimizer(strategy, params)
     steps_per_epoch = math.ceil(len(data) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total, cfg.warmup_epochs * steps_per_epoch))
-    unlabelled = ctx.unlabelled
     bar = tqdm(total=total, desc=f"  {strategy.name} step {ctx.index + 1}/{ctx.num_steps}", leave=False,
                disable=not show, unit="batch")
     strategy.train()
     last_epoch_losses: list[float] = []
-    for _ in range(cfg.epochs):
+    for epoch in range(cfg.epochs):
         last_epoch_losses = []
         target_batches = (index_batches(len(unlabelled), cfg.batch_size, generator)
                           if unlabelled is not None and len(unlabelled) else None)
         for index in index_batches(len(data), cfg.batch_size, generator):
-            batch = make_batch(strategy, data, index, device)
+            batch = batch_of(data, views, epoch, index)
             if target_batches is not None:
                 target_index = next(target_batches, None)
                 if target_index is None:  # the unlabelled set is smaller: start it again
                     target_batches = index_batches(len(unlabelled), cfg.batch_size, generator)
                     target_index = next(target_batches)
-                target = make_batch(strategy, unlabelled, target_index, device)
+                target = batch_of(unlabelled, target_views, epoch, target_index)
                 batch.target_x, batch.target_cached = target.x, target.cached
             with autocast(device):
                 loss = strategy.training_loss(batch, ctx)
@@ -244,6 +339,7 @@ def run_stream(strategy: Strategy, steps: Sequence[TrainStep], eval_sets: Sequen
     strategy.to(device)
     params = freeze_all_but_trainable(strategy)
     generator = torch.Generator().manual_seed(seed)
+    augmenter = TrainAugment.for_strategy(strategy, seed)
     evals = [EvalSet(e.name, fresh(e.data), e.label_space) for e in eval_sets]
     matrix: list[list[float]] = []
     losses: list[float] = []
@@ -258,10 +354,12 @@ def run_stream(strategy: Strategy, steps: Sequence[TrainStep], eval_sets: Sequen
             start = time.perf_counter()
             strategy.before_task(ctx)
             data = strategy.adapt_train_set(ctx.train_data, ctx)
-            fill_cache(strategy, data, device)
-            if ctx.unlabelled is not None:
-                fill_cache(strategy, ctx.unlabelled, device)
-            losses.append(train_step_data(strategy, data, ctx, device, generator, params, show_progress))
+            if augmenter is None:  # with augmentation a cache of the plain training images is never read
+                fill_cache(strategy, data, device)
+                if ctx.unlabelled is not None:
+                    fill_cache(strategy, ctx.unlabelled, device)
+            losses.append(train_step_data(strategy, data, ctx, device, generator, params, show_progress,
+                                          augmenter))
             strategy.after_task(ctx)
             train_seconds += time.perf_counter() - start
 

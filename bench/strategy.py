@@ -6,7 +6,8 @@ moves to the device, seeds, autocasts, and calls the hooks below. A strategy nev
 
 The pieces, in the order the harness uses them:
 - `frozen_inputs(x)`: the part of the forward pass that depends only on frozen weights (a ViT's features for a
-  linear probe, the L2P query, CLIP image features). The harness computes it once per image and caches it.
+  linear probe, the L2P query, CLIP image features). The harness computes it once per image and caches it
+  (with training augmentation: once per augmented view, or per batch; see `bench.harness.TrainAugment`).
 - `forward(x, cached)`: logits over all classes of the scenario. `x` is `None` when the strategy declares
   `needs_pixels = False` and a cache is available (the harness then never touches the backbone).
 - `training_loss(batch, ctx)`: defaults to cross-entropy over the classes seen so far.
@@ -127,6 +128,12 @@ def hp(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse's name
     return field(default=default, metadata={"help": help})
 
 
+# Knobs added after results were stored, with the value that switches each off. bench.runner hashes `to_dict()`
+# into the cell id, so leaving these out at their off value keeps every earlier cell's id, and its stored result,
+# valid; `from_dict` fills them back in. Any other value is written out and gives a new id.
+OMITTED_WHEN_OFF: dict[str, Any] = {"augment": "none", "augment_views": 0}
+
+
 @dataclass(frozen=True)
 class StrategyConfig:
     """Optimisation knobs the harness reads; every strategy config extends this."""
@@ -139,9 +146,19 @@ class StrategyConfig:
     weight_decay: float = hp(0.0, "weight decay")
     warmup_epochs: int = hp(0, "linear warm-up epochs at the start of each task")
     grad_clip: float = hp(0.0, "clip the gradient norm to this value (0: off)")
+    augment: str = hp("none", "training augmentation: none | shift_scale (zoom 0.9-1.1x and shift <= 3 px per "
+                              "image, seeded; no flips: glyphs are chiral); evaluation never augments")
+    augment_views: int = hp(0, "with augment on and a frozen cache (needs_pixels=False): K>0 precomputes the frozen "
+                               "inputs of K augmented views per training image, epoch e trains on view e mod K; "
+                               "0 augments on the fly and reruns the frozen part every batch (exact, slow)")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The fields as plain values; fields in `OMITTED_WHEN_OFF` are left out while they hold their off value."""
+        out = dataclasses.asdict(self)
+        for name, off in OMITTED_WHEN_OFF.items():
+            if name in out and out[name] == off:
+                del out[name]
+        return out
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "StrategyConfig":

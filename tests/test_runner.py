@@ -32,6 +32,11 @@ def test_cell_id_follows_the_resolved_config():
     assert cell(strategy_config={"epochs": 1, "batch_size": 64}).cell_id() == cell().cell_id()
 
 
+def test_augmentation_left_off_keeps_the_cell_id():
+    assert cell(strategy_config={"epochs": 1, "augment": "none", "augment_views": 0}).cell_id() == cell().cell_id()
+    assert cell(strategy_config={"epochs": 1, "augment": "shift_scale"}).cell_id() != cell().cell_id()
+
+
 def test_finished_cell_is_not_rerun(tmp_path):
     first = run_cell(cell(), tmp_path, "cpu", show_progress=False)
     assert first["status"] == "ok"

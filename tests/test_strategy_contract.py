@@ -247,6 +247,32 @@ def test_frozen_computation_runs_once_per_image(name: str) -> None:
     assert sum(run["calls"]) == run["distinct"]
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_trains_with_augmentation_and_k_cached_views(name: str) -> None:
+    """augment on, K = 2: every strategy trains; one that reads only its frozen cache runs the frozen part twice
+    per training image (whatever the epochs) and once per evaluation image."""
+    scenario = small_scenario(kind_for(STRATEGIES.get(name)))
+    strategy = build(name, scenario.info(), epochs=3, batch_size=8, augment="shift_scale", augment_views=2)
+    calls: list[int] = []
+    if overrides_frozen_inputs(strategy):
+        original = strategy.frozen_inputs
+
+        def counting(x: torch.Tensor) -> torch.Tensor | None:
+            out = original(x)
+            if out is not None:  # None: nothing to cache in this configuration
+                calls.append(int(x.shape[0]))
+            return out
+
+        strategy.frozen_inputs = counting
+    steps = steps_for(strategy, scenario)
+    result = run_stream(strategy, steps, scenario.eval_sets, CPU, seed=0, show_progress=False)
+    matrix = torch.tensor(result.acc_matrix)
+    assert ((matrix >= 0) & (matrix <= 1)).all()
+    if calls and not strategy.needs_pixels and any(p.requires_grad for p in strategy.parameters()):
+        train = sum(len(s.data) + (len(s.unlabelled) if s.unlabelled is not None else 0) for s in steps)
+        assert sum(calls) == 2 * train + sum(len(e.data) for e in scenario.eval_sets)
+
+
 def colour_task(num_classes: int, per_class: int = 8) -> TrainStep:
     """Classes 0-3 as red, green, blue and grey images with pixel noise: separable even through a random micro
     backbone, so a strategy whose trainable part is wired in learns it within a few epochs."""
