@@ -111,6 +111,8 @@ class PrefixAttention(nn.Module):
         q, k, v = heads(query, w_q, b_q), heads(key, w_k, b_k), heads(value, w_v, b_v)
         if attn_mask is not None and attn_mask.dtype == torch.bool:  # MHA: True = blocked; SDPA: True = visible
             attn_mask = ~attn_mask
+        if attn_mask is not None and attn_mask.dim() == 3:  # MHA's per-head (B * heads, L, S) -> SDPA's 4-D
+            attn_mask = attn_mask.reshape(b, a.num_heads, *attn_mask.shape[1:])
         out = self._attend(q, k, v, attn_mask, a.dropout if self.training else 0.0)
         out = a.out_proj(out.transpose(1, 2).reshape(b, n, d))
         return out if a.batch_first else out.transpose(0, 1)
@@ -123,11 +125,13 @@ class PrefixAttention(nn.Module):
         return self._mha(x, key, value, kwargs.get("attn_mask")), None  # MHA returns (output, weights)
 
 
-def attach_prefix_attention(backbone: VisionBackbone, layers: Sequence[int]) -> list[PrefixAttention]:
-    """Replace the attention module of each chosen block by a `PrefixAttention` wrapping it (weights unchanged)."""
+def attach_prefix_attention(backbone: VisionBackbone, layers: Sequence[int],
+                            blocks: Sequence[nn.Module] | None = None) -> list[PrefixAttention]:
+    """Replace the attention module of each chosen block by a `PrefixAttention` wrapping it (weights unchanged).
+    `blocks`: the block list to index (default: the backbone's ViT blocks; a CoCa strategy passes decoder blocks)."""
     wrappers = []
     for i in layers:
-        block = backbone.blocks[i]
+        block = (backbone.blocks if blocks is None else blocks)[i]
         if not isinstance(block.attn, PrefixAttention):
             block.attn = PrefixAttention(block.attn)
         wrappers.append(block.attn)
@@ -140,3 +144,37 @@ def prefix_heads(flat: torch.Tensor, num_heads: int) -> tuple[torch.Tensor, torc
     kv = flat.reshape(length, 2, num_heads, flat.shape[1] // (2 * num_heads)).permute(1, 2, 0, 3)  # length 0 ok
     return kv[0].unsqueeze(0), kv[1].unsqueeze(0)
 
+
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+class PrefixGenerator(nn.Module):
+    """The trainable part of OFA-style deep prompts for one stack of `layers` attention layers of width `dim`.
+
+    Without reparameterisation an embedding `(length, layers * 2 * dim)` holds every layer's prefix keys and values
+    directly; with it, an embedding `(length, dim)` goes through Linear -> act -> Linear to that width (prefix
+    tuning's MLP, which stabilises training and can be dropped after it). Output `(layers, length, 2 * dim)`: key half
+    first, value half second.
+    """
+
+    def __init__(self, length: int, layers: int, dim: int, reparam: bool = False, hidden: int = 0,
+                 act: str = "relu", init_std: float = 1.0) -> None:
+        super().__init__()
+        if act not in ACTIVATIONS:
+            raise ValueError(f"reparam_act {act!r}; valid: {sorted(ACTIVATIONS)}")
+        self.length, self.layers, self.dim = length, layers, dim
+        self.embedding = nn.Parameter(torch.randn(length, dim if reparam else layers * 2 * dim) * init_std)
+        hidden = hidden or dim
+        self.reparam = (nn.Sequential(nn.Linear(dim, hidden), ACTIVATIONS[act](), nn.Linear(hidden, layers * 2 * dim))
+                        if reparam else None)
+
+    def forward(self) -> torch.Tensor:
+        flat = self.reparam(self.embedding) if self.reparam is not None else self.embedding
+        return flat.reshape(self.length, self.layers, 2 * self.dim).transpose(0, 1)
+
+
+def set_prefixes(wrappers: Sequence[PrefixAttention], per_layer: torch.Tensor | None) -> None:
+    """Give each wrapped layer its `(length, 2 * d)` prefix, or clear them all (`per_layer=None`)."""
+    for i, layer in enumerate(wrappers):
+        layer.prefix = None if per_layer is None else prefix_heads(per_layer[i], layer.num_heads)

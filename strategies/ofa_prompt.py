@@ -8,9 +8,7 @@ from torch import nn
 
 from bench.backbones import VisionBackbone
 from bench.strategy import Flags, ScenarioInfo, Strategy, StrategyConfig, hp, register_strategy
-from strategies._vit_prompting import FrozenEncoderMixin, attach_prefix_attention, prefix_heads
-
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+from strategies._vit_prompting import FrozenEncoderMixin, PrefixGenerator, attach_prefix_attention, set_prefixes
 
 
 @dataclass(frozen=True)
@@ -31,8 +29,8 @@ class OFAPrompt(FrozenEncoderMixin, Strategy):
     """OFA-style deep prompt tuning (Yang et al., Prompt Tuning for Unified Multimodal Pretrained Models, ACL
     Findings 2023; the mechanism of prefix tuning / P-Tuning v2): an embedding `(length, depth * 2 * d)`, optionally
     reparameterised by an MLP, gives per-layer prefix keys and values prepended to K and V of the first `depth`
-    blocks' (or the listed `layers'`) self-attention; image encoders only (the paper's decoder prompts need an
-    encoder-decoder model). Trains: the prefix embedding (and MLP), a linear head on the class token.
+    blocks' (or the listed `layers'`) self-attention of an image encoder (`ofa_prompt_coca` puts them in a CoCa
+    encoder and decoder, as the paper does). Trains: the prefix embedding (and MLP), a linear head on the class token.
     Freezes: the whole ViT (kept in eval mode)."""
 
     family = "prompt"
@@ -48,34 +46,23 @@ class OFAPrompt(FrozenEncoderMixin, Strategy):
         if not chosen or chosen[0] < 0 or chosen[-1] >= n or (not cfg.layers and cfg.depth > n):
             raise ValueError(f"depth {cfg.depth} / layers {cfg.layers} outside the {n} blocks "
                              f"(depth 0 means every block)")
-        if cfg.reparam_act not in ACTIVATIONS:
-            raise ValueError(f"reparam_act {cfg.reparam_act!r}; valid: {sorted(ACTIVATIONS)}")
-        d = backbone.embed_dim
         self.chosen = chosen
-        depth = len(chosen)
         # The backbone instance is this strategy's own, so its chosen attention modules can be wrapped in place.
         self.layers = attach_prefix_attention(backbone, chosen)
-        width = d if cfg.reparam else depth * 2 * d
-        self.embedding = nn.Parameter(torch.randn(cfg.length, width) * cfg.init_std)
-        hidden = cfg.reparam_hidden or d
-        self.reparam = (nn.Sequential(nn.Linear(d, hidden), ACTIVATIONS[cfg.reparam_act](),
-                                      nn.Linear(hidden, depth * 2 * d)) if cfg.reparam else None)
+        self.prefix = PrefixGenerator(cfg.length, len(chosen), backbone.embed_dim, cfg.reparam, cfg.reparam_hidden,
+                                      cfg.reparam_act, cfg.init_std)
         self.head = nn.Linear(backbone.num_features, info.num_classes)
 
     def prefixes(self) -> torch.Tensor:
         """Per-layer prefixes `(depth, length, 2 * d)`: key half first, value half second."""
-        flat = self.reparam(self.embedding) if self.reparam is not None else self.embedding
-        return flat.reshape(self.cfg.length, len(self.chosen), 2 * self.backbone.embed_dim).transpose(0, 1)
+        return self.prefix()
 
     def forward(self, x: torch.Tensor | None, cached: torch.Tensor | None = None) -> torch.Tensor:
-        per_layer = self.prefixes()
-        for layer, flat in zip(self.layers, per_layer):
-            layer.prefix = prefix_heads(flat, layer.num_heads)
+        set_prefixes(self.layers, self.prefixes())
         try:
             return self.head(self.backbone(x))
         finally:  # never leave graph-holding tensors inside the backbone
-            for layer in self.layers:
-                layer.prefix = None
+            set_prefixes(self.layers, None)
 
     def params_per_new_task(self, new_classes: int) -> int:
         return (self.head.in_features + 1) * new_classes
