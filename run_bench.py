@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     board.add_argument("--results", default=str(ROOT / "results"))
     board.add_argument("--leaderboards", default=str(ROOT / "leaderboards"))
     pre = sub.add_parser("pretrain", help="pretrain the embedded backbones (writes checkpoints/)")
-    pre.add_argument("--only", help="comma-separated: vit, clip")
+    pre.add_argument("--only", help="comma-separated: vit, clip, coca")
     pre.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     check = sub.add_parser("check-plugin", help="run the strategy contract on a plugin file")
     check.add_argument("path", help="a Python file registering one or more strategies")

@@ -129,6 +129,17 @@ class CompactTokenizer:
     def encode(self, text: str) -> list[int]:
         return [self._to_compact.get(i, 1) for i in self.bpe.encode(text)]
 
+    def decode(self, ids: Sequence[int]) -> str:
+        """Compact ids -> text, stopping at the end-of-text token (pads, start and unknown ids dropped)."""
+        to_bpe = {compact: bpe_id for bpe_id, compact in self._to_compact.items()}
+        out = []
+        for i in ids:
+            if i == self.eot_token_id:
+                break
+            if i in to_bpe:
+                out.append(to_bpe[i])
+        return self.bpe.decode(out).strip()
+
     def __call__(self, texts: str | Sequence[str], context_length: int | None = None) -> torch.Tensor:
         texts = [texts] if isinstance(texts, str) else list(texts)
         length = context_length or self.context_length
@@ -213,6 +224,122 @@ class ClipBackbone(nn.Module):
 
     def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
         return self.text(texts)
+
+
+def init_coca_decoder(decoder: nn.Module) -> None:
+    """Initialise a freshly built open_clip CoCa multimodal decoder.
+
+    open_clip 3.x never calls `MultimodalTransformer.init_parameters` (which would fail: it reads an attribute the
+    class lacks), so its output projection stays `torch.empty` garbage in a randomly initialised CoCa. Pretrained
+    checkpoints overwrite it; training from scratch needs this: the text-tower scheme, applied to both stacks."""
+    width, layers = decoder.width, len(decoder.resblocks)
+    proj_std, attn_std, fc_std = (width ** -0.5) * ((2 * layers) ** -0.5), width ** -0.5, (2 * width) ** -0.5
+    with torch.no_grad():
+        for block in list(decoder.resblocks) + list(decoder.cross_attn):
+            nn.init.normal_(block.attn.in_proj_weight, std=attn_std)
+            nn.init.normal_(block.attn.out_proj.weight, std=proj_std)
+            nn.init.normal_(block.mlp.c_fc.weight, std=fc_std)
+            nn.init.normal_(block.mlp.c_proj.weight, std=proj_std)
+        nn.init.normal_(decoder.text_projection, std=attn_std)
+
+
+class CocaBackbone(nn.Module):
+    """An open_clip CoCa encoder-decoder seen as three parts a prompt strategy can reach into.
+
+    - `visual`: the image encoder as a `VisionBackbone`; `image_tokens(x)` returns the attention-pooled image tokens
+      the decoder cross-attends to.
+    - `decoder_blocks`: the decoder's self-attention blocks bottom to top. CoCa's text decoder is two stacks: the
+      unimodal text layers (`model.text`, causal, no image) and the multimodal layers (`model.text_decoder`, which
+      add cross-attention to the image tokens); both are the decoder in the CoCa paper's sense.
+    - `caption_logits(image_tokens, ids)`: next-token logits under teacher forcing, `(B, L - 1, vocab)`.
+    """
+
+    def __init__(self, model: nn.Module, tokenizer: Callable, mean: Sequence[float], std: Sequence[float],
+                 name: str) -> None:
+        super().__init__()
+        if not hasattr(model, "text_decoder"):
+            raise TypeError(f"{name}: {type(model).__name__} has no text decoder; a CoCa model is needed")
+        self.model = model
+        size = model.visual.image_size
+        size = size[0] if isinstance(size, (tuple, list)) else size
+        self.visual = VisionBackbone(model.visual, "open_clip", mean, std, int(size), name)
+        self.tokenizer = tokenizer
+        self.name = name
+        self.context_length: int = model.text.context_length
+        self.decoder_blocks: Sequence[nn.Module] = (list(model.text.transformer.resblocks)
+                                                    + list(model.text_decoder.resblocks))
+        self.decoder_width: int = model.text_decoder.width
+        self.pad_id: int = 0
+
+    def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
+        """Token ids `(N, L)` trimmed to the longest text: under the causal mask padding changes no real token."""
+        ids = self.tokenizer(list(texts), context_length=self.context_length)
+        length = int((ids != self.pad_id).sum(dim=1).max())
+        return ids[:, :length].to(self.model.logit_scale.device)
+
+    def image_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """Pixels -> the image tokens `(B, queries - 1, width)` the multimodal decoder attends to."""
+        tokens = self.visual.run_blocks(self.visual.embed(x))
+        _, image_tokens = self.visual.encoder._pool(tokens)
+        return image_tokens
+
+    def text_tokens(self, ids: torch.Tensor) -> torch.Tensor:
+        """Token ids -> outputs of the unimodal text layers `(N, L, width)` (the appended CLS output dropped)."""
+        _, tokens = self.model.text(ids)
+        return tokens
+
+    def caption_logits(self, image_tokens: torch.Tensor, ids: torch.Tensor,
+                       text_tokens: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher-forced next-token logits `(B, L - 1, vocab)`: position t predicts `ids[:, t + 1]`."""
+        text_tokens = self.text_tokens(ids) if text_tokens is None else text_tokens
+        return self.model.text_decoder(image_tokens, text_tokens[:, :-1])
+
+    def caption_scores(self, image_tokens: torch.Tensor, ids: torch.Tensor, text_tokens: torch.Tensor | None = None,
+                       mean: bool = False, max_elements: int = 1 << 24) -> torch.Tensor:
+        """Log-likelihood of every candidate caption for every image, `(B, C)`: the sum (or `mean`) over the
+        caption's tokens after the start token of log p(token | image, earlier tokens), padding excluded.
+
+        Ranking candidates by it is exact constrained decoding over the candidate set (what OFA's trie-constrained
+        generation approximates with beams). `text_tokens` (the unimodal layers' outputs for `ids`) may be passed
+        in: they do not depend on the image, so a caller computes them once for all images.
+        """
+        text_tokens = self.text_tokens(ids) if text_tokens is None else text_tokens
+        b, c = image_tokens.shape[0], ids.shape[0]
+        targets = ids[:, 1:]
+        keep = (targets != self.pad_id).to(image_tokens.dtype)
+        # Chunk the candidates so that the (images x candidates x length x vocab) logits stay bounded.
+        chunk = max(1, max_elements // max(1, b * targets.shape[1] * self.model.text_decoder.text_projection.shape[1]))
+        scores = []
+        for start in range(0, c, chunk):
+            sl = slice(start, start + chunk)
+            n = targets[sl].shape[0]
+            img = image_tokens.repeat_interleave(n, dim=0)  # (B * n, Q, w): image-major
+            txt = text_tokens[sl, :-1].repeat(b, 1, 1)  # (B * n, L - 1, w)
+            logp = self.model.text_decoder(img, txt).float().log_softmax(dim=-1)
+            token_logp = logp.gather(-1, targets[sl].repeat(b, 1).unsqueeze(-1)).squeeze(-1)
+            total = (token_logp * keep[sl].repeat(b, 1)).sum(dim=-1).view(b, n)
+            scores.append(total / keep[sl].sum(dim=-1) if mean else total)
+        return torch.cat(scores, dim=1)
+
+    @torch.no_grad()
+    def generate(self, x: torch.Tensor, max_length: int | None = None) -> list[str]:
+        """Greedy decoding from pixels; returns the generated texts (what OFA-style classification reads out)."""
+        sot, eot = self.tokenizer.sot_token_id, self.tokenizer.eot_token_id
+        image_tokens = self.image_tokens(x)
+        ids = torch.full((x.shape[0], 1), sot, dtype=torch.long, device=x.device)
+        done = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+        for _ in range((max_length or self.context_length) - 1):
+            logits = self.model.text_decoder(image_tokens, self.text_tokens(ids))[:, -1]
+            logits[:, [self.pad_id, sot]] = float("-inf")
+            step = logits.argmax(dim=-1).masked_fill(done, self.pad_id)
+            ids = torch.cat([ids, step[:, None]], dim=1)
+            done |= step == eot
+            if bool(done.all()):
+                break
+        texts = []
+        for row in ids[:, 1:].tolist():
+            texts.append(self.tokenizer.decode(row[:row.index(eot)] if eot in row else row))
+        return texts
 
 
 # ------------------------------------------------------------------------------------------------ registry
@@ -315,20 +442,24 @@ def _vit_b16_in21k(weights: str | None) -> VisionBackbone:
 
 # --------------------------------------------------------------------------------------------- open_clip
 def open_clip_model(config_name: str, weights: str | None, tokenizer: Callable | None, name: str,
-                    mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> ClipBackbone:
-    """An open_clip model by config name; weights are open_clip's `pretrained=` tag or a local file."""
+                    mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                    wrapper: type[nn.Module] = ClipBackbone) -> nn.Module:
+    """An open_clip model by config name; weights are open_clip's `pretrained=` tag or a local file.
+    `wrapper`: `ClipBackbone` for dual encoders, `CocaBackbone` for CoCa configs."""
     import open_clip
 
     pretrained = None if weights == "none" else weights
     model = open_clip.create_model(config_name, pretrained=pretrained)
+    if pretrained is None and hasattr(model, "text_decoder"):
+        init_coca_decoder(model.text_decoder)
     model.eval()
     tokenizer = tokenizer or open_clip.get_tokenizer(config_name)
     mean = mean or getattr(model.visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN
     std = std or getattr(model.visual, "image_std", None) or open_clip.OPENAI_DATASET_STD
-    return ClipBackbone(model, tokenizer, mean, std, name)
+    return wrapper(model, tokenizer, mean, std, name)
 
 
-def embedded_clip(stem: str, weights: str | None) -> ClipBackbone:
+def embedded_clip(stem: str, weights: str | None, wrapper: type[nn.Module] = ClipBackbone) -> nn.Module:
     """A CLIP-style model pretrained by the suite's recipe: config + vocabulary + weights in `checkpoints/`."""
     import open_clip
 
@@ -340,7 +471,7 @@ def embedded_clip(stem: str, weights: str | None) -> ClipBackbone:
     open_clip.add_model_config(config_path)
     tokenizer = CompactTokenizer(vocab, config["text_cfg"]["context_length"])
     file = None if weights == "none" else (weights or str(verified_checkpoint(stem)))
-    return open_clip_model(stem, file if file else "none", tokenizer, stem, GLYPH_MEAN, GLYPH_STD)
+    return open_clip_model(stem, file if file else "none", tokenizer, stem, GLYPH_MEAN, GLYPH_STD, wrapper)
 
 
 @register_backbone("clip_glyph_tiny", "clip", "CLIP-style dual encoder pretrained contrastively on glyph captions")
@@ -361,6 +492,36 @@ def _clip_test_micro(weights: str | None) -> ClipBackbone:
         from safetensors.torch import load_file
         model.load_state_dict(load_file(weights))
     return ClipBackbone(model.eval(), CompactTokenizer(vocab, 32), GLYPH_MEAN, GLYPH_STD, "clip_test_micro")
+
+
+@register_backbone("coca_glyph_tiny", "coca",
+                   "CoCa encoder-decoder (open_clip) pretrained on glyph captions: contrastive + captioning loss")
+def _coca_glyph_tiny(weights: str | None) -> CocaBackbone:
+    return embedded_clip("coca_glyph_tiny", weights, CocaBackbone)
+
+
+@register_backbone("coca_test_micro", "coca", "random CoCa for fast tests (widths 32)")
+def _coca_test_micro(weights: str | None) -> CocaBackbone:
+    from open_clip.coca_model import CoCa
+
+    from bench.pretrain import caption_vocabulary, coca_config
+
+    vocab = caption_vocabulary()
+    config = coca_config(len(vocab) + 4, width=32, vision_width=32, layers=2)
+    model = CoCa(**{k: v for k, v in config.items() if k != "custom_text"})
+    init_coca_decoder(model.text_decoder)
+    if weights not in (None, "none"):
+        from safetensors.torch import load_file
+        model.load_state_dict(load_file(weights))
+    tokenizer = CompactTokenizer(vocab, config["text_cfg"]["context_length"])
+    return CocaBackbone(model.eval(), tokenizer, GLYPH_MEAN, GLYPH_STD, "coca_test_micro")
+
+
+@register_backbone("coca_ViT-B-32.laion2b_s13b_b90k", "coca",
+                   "open_clip CoCa ViT-B/32 (LAION-2B); open_clip weights tag or a local file")
+def _coca_b32(weights: str | None) -> CocaBackbone:
+    return open_clip_model("coca_ViT-B-32", weights or "laion2b_s13b_b90k", None, "coca_ViT-B-32.laion2b_s13b_b90k",
+                           wrapper=CocaBackbone)
 
 
 @register_backbone("ViT-B-16.openai", "clip", "OpenAI CLIP ViT-B/16 (the CoOp/CoCoOp/DAPL papers' backbone)")

@@ -2,6 +2,8 @@
 
 - `vit_glyph_tiny`: a timm ViT trained with labels (cross-entropy) on the pretraining fonts.
 - `clip_glyph_tiny`: an open_clip dual encoder trained contrastively on (glyph image, caption) pairs.
+- `coca_glyph_tiny`: an open_clip CoCa encoder-decoder trained on the same pairs with CoCa's contrastive plus
+  captioning loss.
 
 Each writes `checkpoints/<name>.safetensors` and records the recipe, its seed, the file's sha256 and the measured
 quality (`bench.quality`) in `checkpoints/MANIFEST.json`. The default benchmark only ever loads these files.
@@ -13,7 +15,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -43,6 +45,8 @@ class Recipe:
 
 VIT_RECIPE = Recipe(per_font={"clean": 20, "noisy": 6})
 CLIP_RECIPE = Recipe(per_font={"clean": 20, "noisy": 6}, epochs=14, batch_size=256, lr=1e-3)
+COCA_RECIPE = Recipe(per_font={"clean": 20, "noisy": 6}, epochs=5, batch_size=256, lr=1e-3)  # warm-started
+CAPTION_WEIGHT = 2.0  # CoCa's captioning-to-contrastive loss ratio (Yu et al., 2022, and open_clip's default)
 
 # Caption templates for contrastive pretraining. `{style}` is a word about the face, `{name}` the class name.
 CAPTION_TEMPLATES = ("a photo of a {name}.", "a {style} {name}.", "the symbol {name}.",
@@ -83,28 +87,39 @@ def _schedule(optimizer: torch.optim.Optimizer, steps: int, warmup: int) -> torc
                                                                                       max(1, steps - warmup))))
 
 
+def train_epochs(recipe: Recipe, params: list[torch.nn.Parameter], n: int,
+                 batch_loss: Callable[[torch.Tensor], torch.Tensor], desc: str) -> None:
+    """The loop every recipe shares: AdamW, linear warm-up then cosine, seeded shuffles; `batch_loss(index)`
+    computes one batch's loss from the sample indices."""
+    optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    steps_per_epoch = math.ceil(n / recipe.batch_size)
+    scheduler = _schedule(optimizer, steps_per_epoch * recipe.epochs, steps_per_epoch * recipe.warmup_epochs)
+    generator = torch.Generator().manual_seed(recipe.seed)
+    for epoch in tqdm(range(recipe.epochs), desc=desc, unit="epoch"):
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n, recipe.batch_size):
+            loss = batch_loss(order[start:start + recipe.batch_size])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+        tqdm.write(f"{desc} epoch {epoch + 1}: loss {loss.item():.3f}")
+
+
 def pretrain_vit(recipe: Recipe, device: torch.device) -> dict:
     seed_everything(recipe.seed)
     images, labels, _ = pretraining_data(recipe)
     backbone = create_backbone("vit_glyph_tiny", weights="none").to(device)
     head = torch.nn.Linear(backbone.num_features, len(glyphs.GLYPH_CLASSES)).to(device)
-    params = list(backbone.parameters()) + list(head.parameters())
-    optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
-    steps_per_epoch = math.ceil(len(labels) / recipe.batch_size)
-    scheduler = _schedule(optimizer, steps_per_epoch * recipe.epochs, steps_per_epoch * recipe.warmup_epochs)
-    generator = torch.Generator().manual_seed(recipe.seed)
-    for epoch in tqdm(range(recipe.epochs), desc="pretrain vit", unit="epoch"):
-        order = torch.randperm(len(labels), generator=generator)
-        for start in range(0, len(order), recipe.batch_size):
-            index = order[start:start + recipe.batch_size]
-            x = images[index].to(device).float() / 255
-            with autocast(device):
-                loss = F.cross_entropy(head(backbone(x)), labels[index].to(device), label_smoothing=0.1)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-        tqdm.write(f"vit epoch {epoch + 1}: loss {loss.item():.3f}")
+
+    def batch_loss(index: torch.Tensor) -> torch.Tensor:
+        x = images[index].to(device).float() / 255
+        with autocast(device):
+            return F.cross_entropy(head(backbone(x)), labels[index].to(device), label_smoothing=0.1)
+
+    backbone.train()
+    train_epochs(recipe, list(backbone.parameters()) + list(head.parameters()), len(labels), batch_loss,
+                 "pretrain vit")
     state = {k: v.detach().cpu().contiguous() for k, v in backbone.encoder.state_dict().items()}
     return save("vit_glyph_tiny", state, recipe, {"arch": GLYPH_VIT_ARCH})
 
@@ -114,6 +129,20 @@ def clip_config(vocab_size: int) -> dict:
             "vision_cfg": {"image_size": 32, "layers": 6, "width": 96, "patch_size": 8, "head_width": 32,
                            "mlp_ratio": 4.0},
             "text_cfg": {"context_length": 32, "vocab_size": vocab_size, "width": 64, "heads": 2, "layers": 3}}
+
+
+def coca_config(vocab_size: int, width: int = 64, vision_width: int = 96, layers: int = 3) -> dict:
+    """A small open_clip CoCa: the embedded CLIP's image tower with attentional pooling (16 queries: the image
+    tokens the decoder reads), `layers` unimodal text layers and `layers` multimodal decoder layers. Context 20
+    holds the longest pretraining caption (18 tokens) plus start and end."""
+    return {"embed_dim": width, "custom_text": True,
+            "vision_cfg": {"image_size": 32, "layers": 2 * layers, "width": vision_width, "patch_size": 8,
+                           "head_width": 32, "mlp_ratio": 4.0, "attentional_pool": True, "attn_pooler_heads": 2,
+                           "attn_pooler_queries": 16, "output_tokens": True},
+            "text_cfg": {"context_length": 20, "vocab_size": vocab_size, "width": width, "heads": 2,
+                         "layers": layers, "embed_cls": True, "output_tokens": True},
+            "multimodal_cfg": {"context_length": 20, "vocab_size": vocab_size, "width": width, "heads": 2,
+                               "layers": layers, "attn_pooler_heads": 2}}
 
 
 def multi_positive_clip_loss(image: torch.Tensor, text: torch.Tensor, labels: torch.Tensor,
@@ -134,37 +163,86 @@ def write_clip_files(stem: str, vocab: list[str], config: dict) -> None:
     (CHECKPOINT_DIR / f"{stem}.vocab.json").write_text(json.dumps(vocab) + "\n")
 
 
+class CaptionSampler:
+    """Seeded captions for pretraining images: a random template around the class name and the font's style."""
+
+    def __init__(self, labels: torch.Tensor, fonts: torch.Tensor, seed: int) -> None:
+        self.labels, self.fonts = labels, fonts
+        self.names = [prompt_name(c.name) for c in glyphs.GLYPH_CLASSES]
+        self.styles = [font_style(f) for f in glyphs.PRETRAIN_FONTS]
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, index: torch.Tensor) -> list[str]:
+        return [CAPTION_TEMPLATES[self.rng.integers(len(CAPTION_TEMPLATES))].format(
+            name=self.names[int(self.labels[i])], style=self.styles[int(self.fonts[i])]) for i in index]
+
+
 def pretrain_clip(recipe: Recipe, device: torch.device) -> dict:
     seed_everything(recipe.seed)
     vocab = caption_vocabulary()
     write_clip_files("clip_glyph_tiny", vocab, clip_config(len(vocab) + 4))
     images, labels, fonts = pretraining_data(recipe)
     clip = create_backbone("clip_glyph_tiny", weights="none").to(device)
-    names = [prompt_name(c.name) for c in glyphs.GLYPH_CLASSES]
-    styles = [font_style(f) for f in glyphs.PRETRAIN_FONTS]
-    rng = np.random.default_rng(recipe.seed)
-    optimizer = torch.optim.AdamW(clip.model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    steps_per_epoch = math.ceil(len(labels) / recipe.batch_size)
-    scheduler = _schedule(optimizer, steps_per_epoch * recipe.epochs, steps_per_epoch * recipe.warmup_epochs)
-    generator = torch.Generator().manual_seed(recipe.seed)
+    captions = CaptionSampler(labels, fonts, recipe.seed)
+
+    def batch_loss(index: torch.Tensor) -> torch.Tensor:
+        x = images[index].to(device).float() / 255
+        with autocast(device):
+            return multi_positive_clip_loss(clip.encode_image(x), clip.encode_text(captions(index)),
+                                            labels[index].to(device), clip.logit_scale)
+
     clip.train()
-    for epoch in tqdm(range(recipe.epochs), desc="pretrain clip", unit="epoch"):
-        order = torch.randperm(len(labels), generator=generator)
-        for start in range(0, len(order), recipe.batch_size):
-            index = order[start:start + recipe.batch_size]
-            captions = [CAPTION_TEMPLATES[rng.integers(len(CAPTION_TEMPLATES))].format(
-                name=names[int(labels[i])], style=styles[int(fonts[i])]) for i in index]
-            x = images[index].to(device).float() / 255
-            with autocast(device):
-                loss = multi_positive_clip_loss(clip.encode_image(x), clip.encode_text(captions),
-                                                labels[index].to(device), clip.logit_scale)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-        tqdm.write(f"clip epoch {epoch + 1}: loss {loss.item():.3f}")
+    train_epochs(recipe, list(clip.model.parameters()), len(labels), batch_loss, "pretrain clip")
     state = {k: v.detach().cpu().contiguous() for k, v in clip.model.state_dict().items()}
     return save("clip_glyph_tiny", state, recipe, {"config": clip_config(len(vocab) + 4)})
+
+
+def pretrain_coca(recipe: Recipe, device: torch.device) -> dict:
+    """CoCa's objective (Yu et al., 2022): contrastive loss on the pooled features plus CAPTION_WEIGHT times the
+    captioning loss (teacher-forced next-token cross-entropy, padding ignored)."""
+    seed_everything(recipe.seed)
+    vocab = caption_vocabulary()
+    config = coca_config(len(vocab) + 4)
+    write_clip_files("coca_glyph_tiny", vocab, config)
+    images, labels, fonts = pretraining_data(recipe)
+    coca = create_backbone("coca_glyph_tiny", weights="none")
+    warm = warm_start_from_clip(coca.model)
+    coca = coca.to(device)
+    captions = CaptionSampler(labels, fonts, recipe.seed)
+
+    def batch_loss(index: torch.Tensor) -> torch.Tensor:
+        x = images[index].to(device).float() / 255
+        ids = coca.tokenize(captions(index))
+        with autocast(device):
+            out = coca.model(coca.visual.preprocess(x), ids)
+            contrastive = multi_positive_clip_loss(out["image_features"], out["text_features"],
+                                                   labels[index].to(device), out["logit_scale"].clamp(max=100.0))
+            caption = F.cross_entropy(out["logits"].permute(0, 2, 1).float(), out["labels"], ignore_index=coca.pad_id)
+        return contrastive + CAPTION_WEIGHT * caption
+
+    coca.train()
+    train_epochs(recipe, list(coca.model.parameters()), len(labels), batch_loss, "pretrain coca")
+    state = {k: v.detach().cpu().contiguous() for k, v in coca.model.state_dict().items()}
+    return save("coca_glyph_tiny", state, recipe, {"config": config, "caption_weight": CAPTION_WEIGHT,
+                                                    "warm_start": f"clip_glyph_tiny ({len(warm)} tensors)"})
+
+
+def warm_start_from_clip(model: torch.nn.Module) -> list[str]:
+    """Copy every tensor of the committed `clip_glyph_tiny` whose name and shape CoCa shares (the image trunk, the
+    text layers and token embedding), as CoCa trainers start from pretrained towers. That CLIP saw only the
+    pretraining fonts, so the benchmark fonts stay unseen; it makes the CPU recipe a few epochs instead of many."""
+    from safetensors.torch import load_file
+
+    from bench.backbones import verified_checkpoint
+
+    clip = load_file(str(verified_checkpoint("clip_glyph_tiny")))
+    own = model.state_dict()
+    shared = {k: v for k, v in clip.items() if k in own and own[k].shape == v.shape}
+    mapped = {"text." + k: v for k, v in clip.items()  # CLIP keeps its text tower at top level, CoCa in `.text`
+              if "text." + k in own and own["text." + k].shape == v.shape}
+    shared.update(mapped)
+    model.load_state_dict(shared, strict=False)
+    return sorted(shared)
 
 
 def save(stem: str, state: dict[str, torch.Tensor], recipe: Recipe, extra: dict) -> dict:
@@ -189,9 +267,11 @@ def pretrain_all(only: Sequence[str] | None = None, device: str = "auto") -> Non
     from bench.quality import measure_quality
 
     torch_device = select_device(device)
-    wanted = set(only or ("vit", "clip"))
+    wanted = set(only or ("vit", "clip", "coca"))
     if "vit" in wanted:
         pretrain_vit(VIT_RECIPE, torch_device)
     if "clip" in wanted:
         pretrain_clip(CLIP_RECIPE, torch_device)
+    if "coca" in wanted:
+        pretrain_coca(COCA_RECIPE, torch_device)
     measure_quality(wanted)

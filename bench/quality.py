@@ -4,6 +4,8 @@
 
 - ViT: linear-probe accuracy (scikit-learn logistic regression on frozen features) over all glyph classes.
 - CLIP: zero-shot accuracy with the template "a photo of a {class}." over all glyph classes.
+- CoCa: zero-shot accuracy by generation: the class whose caption "a photo of a {class}." the decoder finds most
+  likely (constrained decoding over the class names), and how often free greedy decoding writes exactly that caption.
 """
 from __future__ import annotations
 
@@ -55,7 +57,25 @@ def clip_zero_shot() -> float:
     return float(((image @ text.t()).argmax(-1).numpy() == y_test).mean())
 
 
-def measure_quality(which: Iterable[str] = ("vit", "clip")) -> dict[str, float]:
+@torch.no_grad()
+def coca_zero_shot() -> dict[str, float]:
+    coca = create_backbone("coca_glyph_tiny").eval()
+    x_test, y_test = _bench(TEST_PER_FONT, SEED + 1)
+    captions = [TEMPLATE.format(prompt_name(c.name)) for c in glyphs.GLYPH_CLASSES]
+    ids = coca.tokenize(captions)
+    text_tokens = coca.text_tokens(ids)
+    ranked, generated = [], []
+    for i in range(0, len(x_test), 128):
+        image_tokens = coca.image_tokens(x_test[i:i + 128])
+        ranked.append(coca.caption_scores(image_tokens, ids, text_tokens).argmax(-1))
+        generated += coca.generate(x_test[i:i + 128])
+    wanted = [coca.tokenizer.decode(row[1:].tolist()) for row in ids]  # the captions as the tokenizer writes them
+    exact = np.array([text == wanted[y] for text, y in zip(generated, y_test)])
+    return {"zero_shot_by_caption_likelihood_bench_fonts": float((torch.cat(ranked).numpy() == y_test).mean()),
+            "greedy_caption_exact_match_bench_fonts": float(exact.mean())}
+
+
+def measure_quality(which: Iterable[str] = ("vit", "clip", "coca")) -> dict[str, float | dict[str, float]]:
     from bench.pretrain import update_manifest
 
     out = {}
@@ -65,6 +85,9 @@ def measure_quality(which: Iterable[str] = ("vit", "clip")) -> dict[str, float]:
     if "clip" in which:
         out["clip_glyph_tiny"] = clip_zero_shot()
         update_manifest("clip_glyph_tiny", {"quality": {"zero_shot_bench_fonts": out["clip_glyph_tiny"]}})
+    if "coca" in which:
+        out["coca_glyph_tiny"] = coca_zero_shot()
+        update_manifest("coca_glyph_tiny", {"quality": out["coca_glyph_tiny"]})
     print(json.dumps(out, indent=2))
     return out
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 # Random, tiny backbones per family (never pretrained; numbers on them say nothing about a method's quality).
-TEST_BACKBONES: dict[str, str] = {"vit": "vit_test_micro", "clip": "clip_test_micro"}
+TEST_BACKBONES: dict[str, str] = {"vit": "vit_test_micro", "clip": "clip_test_micro", "coca": "coca_test_micro"}
 
 # Small versions of each scenario kind: the benchmark's own builders, with fewer classes and images.
 TINY_SCENARIOS: dict[str, tuple[str, dict[str, Any]]] = {

@@ -70,3 +70,30 @@ def test_embedded_vit_loads_verified_weights():
 def test_unknown_backbone_lists_valid_names():
     with pytest.raises(KeyError, match="vit_glyph_tiny"):
         create_backbone("vit_glyph_tiy")
+
+
+def test_coca_view_matches_open_clip_coca_forward():
+    coca = create_backbone("coca_test_micro").eval()
+    x = torch.rand(2, 3, 32, 32)
+    ids = coca.tokenize(["a photo of a digit 7.", "digit 1."])
+    with torch.no_grad():
+        ours = coca.caption_logits(coca.image_tokens(x), ids)
+        theirs = coca.model(coca.visual.preprocess(x), ids)["logits"]
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    assert len(coca.decoder_blocks) == len(coca.model.text.transformer.resblocks) + \
+        len(coca.model.text_decoder.resblocks)
+
+
+def test_fresh_coca_decoder_projection_is_initialised():
+    """open_clip leaves a new CoCa's decoder projection as torch.empty; ours draws it from N(0, width^-1/2)."""
+    torch.manual_seed(0)
+    proj = create_backbone("coca_test_micro").model.text_decoder.text_projection
+    assert torch.isfinite(proj).all()
+    assert abs(proj.std().item() - proj.shape[0] ** -0.5) < 0.05
+
+
+def test_compact_tokenizer_decodes_what_it_encodes():
+    vocab = CompactTokenizer.build_vocab(["a photo of a digit 7."])
+    tok = CompactTokenizer(vocab, context_length=12)
+    ids = tok(["a photo of a digit 7."])[0].tolist()
+    assert tok.decode(ids[1:]) == "a photo of a digit 7 ."  # stops at end-of-text, drops padding

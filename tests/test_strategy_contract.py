@@ -30,6 +30,7 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "vpt_shallow": {"length": 4},
     "vpt_deep": {"length": 4},
     "ofa_prompt": {"length": 4},
+    "ofa_prompt_coca": {"length": 2},
     "l2p": {"pool_size": 4, "length": 2, "top_k": 2},
     "l2p_cifar": {"pool_size": 4, "length": 2, "top_k": 2},
     "l2p_batchvote": {"pool_size": 4, "length": 2, "top_k": 2},
@@ -46,6 +47,9 @@ LEARN: dict[str, dict[str, Any]] = {
     "adapter": {"optimizer": "adam", "lr": 0.003},
     "bitfit": {"optimizer": "adam", "lr": 0.003},
     "lora": {"lr": 0.01},
+    # A random micro CoCa's decoder reads the image weakly and most of the caption loss is the template tokens every
+    # class shares, so the class-name token needs more, larger prompt steps (measured: 10 epochs 0.25, this 0.75).
+    "ofa_prompt_coca": {"lr": 0.1, "epochs": 30, "init_std": 0.5, "length": 4},
 }
 # Known not to fit the colour task; xfail (not strict) so a fix shows up as XPASS.
 LEARN_XFAIL: dict[str, str] = {
@@ -76,6 +80,14 @@ def mlp_count(cfg: Any, bb: Any, info: Any) -> int:
     w, f = cfg.hidden or bb.num_features, bb.num_features
     dims = [f] + [w] * (cfg.layers - 1) + [info.num_classes]
     return sum((a + 1) * b for a, b in zip(dims[:-1], dims[1:]))
+
+
+def coca_prefix_count(cfg: Any, coca: Any) -> int:
+    """length * 2 * width per prompted layer, in each chosen stack (encoder and decoder widths differ)."""
+    stacks = {"encoder": (coca.visual.num_blocks, coca.visual.embed_dim),
+              "decoder": (len(coca.decoder_blocks), coca.decoder_width)}
+    return sum(cfg.length * 2 * width * (cfg.depth or layers) for stack, (layers, width) in stacks.items()
+               if cfg.where in (stack, "both"))
 
 
 def cocoop_count(cfg: Any, clip: Any) -> int:
@@ -111,6 +123,7 @@ FORMULAS: dict[str, Callable[[Any, Any, Any], int]] = {
                                   + head(bb, info, bb.embed_dim)),
     "ofa_prompt": lambda cfg, bb, info: (cfg.length * 2 * bb.embed_dim * (len(cfg.layers) or cfg.depth
                                                                           or bb.num_blocks) + head(bb, info)),
+    "ofa_prompt_coca": lambda cfg, coca, info: coca_prefix_count(cfg, coca),
     "coop": lambda cfg, clip, info: cfg.n_ctx * clip.text.width * (info.num_classes if cfg.class_specific else 1),
     "cocoop": lambda cfg, clip, info: cocoop_count(cfg, clip),
     "dapl": lambda cfg, clip, info: (cfg.n_ctx * clip.text.width * (info.num_classes if cfg.class_specific else 1)
@@ -182,8 +195,10 @@ def stream_run(name: str, kind: str) -> dict[str, Any]:
         original = strategy.frozen_inputs
 
         def counting(x: torch.Tensor) -> torch.Tensor | None:
-            calls.append(int(x.shape[0]))
-            return original(x)
+            out = original(x)
+            if out is not None:  # None: nothing to cache in this configuration (the harness then stops asking)
+                calls.append(int(x.shape[0]))
+            return out
 
         strategy.frozen_inputs = counting  # instance attribute: the harness calls through it
     steps = steps_for(strategy, scenario)
@@ -242,8 +257,8 @@ def test_runs_through_a_two_step_stream(name: str, kind: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_frozen_computation_runs_once_per_image(name: str) -> None:
     run = stream_run(name, kind_for(STRATEGIES.get(name)))
-    if not overrides_frozen_inputs(run["strategy"]):
-        pytest.skip(f"{name} has no frozen computation to cache")
+    if not overrides_frozen_inputs(run["strategy"]) or not run["calls"]:
+        pytest.skip(f"{name} has no frozen computation to cache (in its test configuration)")
     assert sum(run["calls"]) == run["distinct"]
 
 

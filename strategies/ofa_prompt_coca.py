@@ -1,0 +1,118 @@
+"""OFA-style deep prompts on a CoCa encoder-decoder: prefixes in the encoder and the decoder, classes read as text."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from bench.backbones import CocaBackbone, prompt_name
+from bench.strategy import Batch, Flags, ScenarioInfo, Strategy, StrategyConfig, TaskContext, hp, register_strategy
+from strategies._vit_prompting import FrozenEncoderMixin, PrefixGenerator, attach_prefix_attention, set_prefixes
+
+STACKS = ("encoder", "decoder", "both")
+
+
+@dataclass(frozen=True)
+class OFAPromptCocaConfig(StrategyConfig):
+    length: int = hp(10, "prefix keys/values per chosen layer")
+    where: str = hp("both", "encoder | decoder | both: which stacks get prefixes")
+    depth: int = hp(0, "prefixes in the first `depth` layers of each chosen stack (0: every layer)")
+    reparam: bool = hp(False, "reparameterise: embedding -> Linear -> act -> Linear (off: the embedding directly)")
+    reparam_hidden: int = hp(0, "hidden width of the reparameterisation MLP (0: the stack's width)")
+    reparam_act: str = hp("relu", "relu | tanh: the reparameterisation's nonlinearity")
+    init_std: float = hp(0.02, "std of the prefix embedding")
+    template: str = hp("a photo of a {}.", "the caption the decoder writes for a class ({} = class name)")
+    length_norm: bool = hp(False, "rank classes by mean token log-likelihood instead of the sum")
+    optimizer: str = hp("adamw", "sgd | adam | adamw")
+    lr: float = hp(0.01, "peak learning rate")
+    warmup_epochs: int = hp(1, "linear warm-up epochs")
+
+
+@register_strategy("ofa_prompt_coca", config=OFAPromptCocaConfig)
+class OFAPromptCoca(FrozenEncoderMixin, Strategy):
+    """OFA-style prompt tuning as Yang et al. (ACL Findings 2023) apply it to an encoder-decoder: learned prefix keys
+    and values in the self-attention of the image encoder's layers and of the text decoder's layers (CoCa's
+    unimodal then multimodal layers), everything else frozen. Tasks are solved by generation: training is the
+    decoder's teacher-forced cross-entropy on the caption `template.format(class name)`; prediction ranks every
+    class's caption by its likelihood under the prompted decoder, i.e. exact constrained decoding over the class
+    names. Trains: the prefix embeddings (and MLPs), one generator per stack (their widths differ). No head: a new
+    task adds no parameters, and classes never trained on can still be named."""
+
+    family = "prompt"
+    paper = "Yang et al., Prompt Tuning for Unified Multimodal Pretrained Models, ACL Findings 2023"
+    flags = Flags(class_names=True)
+    supported_scenarios = ("class_incremental", "domain_incremental", "base_to_new", "domain_adaptation")
+    backbone_families = ("coca",)
+    needs_text = True
+
+    def __init__(self, cfg: OFAPromptCocaConfig, backbone: CocaBackbone, info: ScenarioInfo) -> None:
+        super().__init__(cfg, backbone, info)
+        if cfg.where not in STACKS:
+            raise ValueError(f"where {cfg.where!r}; valid: {', '.join(STACKS)}")
+        if "{}" not in cfg.template:
+            raise ValueError(f"template {cfg.template!r} has no {{}} for the class name")
+        stacks = {"encoder": (list(backbone.visual.blocks), backbone.visual.embed_dim),
+                  "decoder": (list(backbone.decoder_blocks), backbone.decoder_width)}
+        self.stacks = [s for s in ("encoder", "decoder") if cfg.where in (s, "both")]
+        self.wrappers, generators = {}, {}
+        for stack in self.stacks:
+            blocks, width = stacks[stack]
+            if cfg.depth < 0 or cfg.depth > len(blocks):
+                raise ValueError(f"depth {cfg.depth} outside the {len(blocks)} {stack} layers (0 means every layer)")
+            chosen = list(range(cfg.depth or len(blocks)))
+            self.wrappers[stack] = attach_prefix_attention(backbone.visual, chosen, blocks=blocks)
+            generators[stack] = PrefixGenerator(cfg.length, len(chosen), width, cfg.reparam, cfg.reparam_hidden,
+                                                cfg.reparam_act, cfg.init_std)
+        self.generators = torch.nn.ModuleDict(generators)
+        captions = [cfg.template.format(prompt_name(name)) for name in info.class_names]
+        self.register_buffer("class_ids", backbone.tokenize(captions).cpu(), persistent=False)
+        # With a frozen encoder the image tokens depend only on the image: the harness caches them once per image.
+        self.needs_pixels = "encoder" in self.stacks
+
+    def frozen_inputs(self, x: torch.Tensor) -> torch.Tensor | None:
+        return None if self.needs_pixels else self.backbone.image_tokens(x)
+
+    def _image_and_text(self, x: torch.Tensor | None, cached: torch.Tensor | None) -> tuple[torch.Tensor,
+                                                                                            torch.Tensor]:
+        image_tokens = cached if (cached is not None and not self.needs_pixels) else self.backbone.image_tokens(x)
+        # The text side depends on the class captions and the decoder prefixes only: one pass for all classes.
+        return image_tokens, self.backbone.text_tokens(self.class_ids)
+
+    def _prompted(self) -> "PromptedScope":
+        return PromptedScope(self)
+
+    def forward(self, x: torch.Tensor | None, cached: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores `(B, num_classes)`: log-likelihood of each class's caption given the image."""
+        with self._prompted():
+            image_tokens, text_tokens = self._image_and_text(x, cached)
+            return self.backbone.caption_scores(image_tokens, self.class_ids, text_tokens, mean=self.cfg.length_norm)
+
+    def training_loss(self, batch: Batch, ctx: TaskContext) -> torch.Tensor:
+        """Teacher-forced cross-entropy of the true class's caption (padding ignored), OFA's generative loss."""
+        with self._prompted():
+            image_tokens, text_tokens = self._image_and_text(batch.x, batch.cached)
+            ids = self.class_ids[batch.y]
+            logits = self.backbone.caption_logits(image_tokens, ids, text_tokens[batch.y])
+        return F.cross_entropy(logits.transpose(1, 2).float(), ids[:, 1:], ignore_index=self.backbone.pad_id)
+
+    def generate(self, x: torch.Tensor) -> list[str]:
+        """Free greedy generation under the learned prompts (not constrained to the class names)."""
+        with torch.no_grad(), self._prompted():
+            return self.backbone.generate(x, max_length=self.class_ids.shape[1] + 2)
+
+
+class PromptedScope:
+    """Sets every stack's prefixes for the duration of a forward pass and always clears them afterwards, so no
+    graph-holding tensor outlives the pass inside the frozen backbone."""
+
+    def __init__(self, strategy: OFAPromptCoca) -> None:
+        self.strategy = strategy
+
+    def __enter__(self) -> None:
+        for stack in self.strategy.stacks:
+            set_prefixes(self.strategy.wrappers[stack], self.strategy.generators[stack]())
+
+    def __exit__(self, *exc: object) -> None:
+        for stack in self.strategy.stacks:
+            set_prefixes(self.strategy.wrappers[stack], None)
