@@ -22,7 +22,8 @@ class OFAPromptCocaConfig(StrategyConfig):
     reparam_hidden: int = hp(0, "hidden width of the reparameterisation MLP (0: the stack's width)")
     reparam_act: str = hp("relu", "relu | tanh: the reparameterisation's nonlinearity")
     init_std: float = hp(0.02, "std of the prefix embedding")
-    template: str = hp("a photo of a {}.", "the caption the decoder writes for a class ({} = class name)")
+    template: str = hp("{}.", "the answer the decoder writes for a class ({} = class name); keep it short: "
+                              "prediction scores every caption token of every class")
     length_norm: bool = hp(False, "rank classes by mean token log-likelihood instead of the sum")
     optimizer: str = hp("adamw", "sgd | adam | adamw")
     lr: float = hp(0.01, "peak learning rate")

@@ -97,3 +97,11 @@ def test_compact_tokenizer_decodes_what_it_encodes():
     tok = CompactTokenizer(vocab, context_length=12)
     ids = tok(["a photo of a digit 7."])[0].tolist()
     assert tok.decode(ids[1:]) == "a photo of a digit 7 ."  # stops at end-of-text, drops padding
+
+
+def test_embedded_coca_loads_verified_weights_and_reads_a_glyph_caption():
+    coca = create_backbone("coca_glyph_tiny").eval()
+    ids = coca.tokenize(["digit 7."])
+    with torch.no_grad():
+        logits = coca.caption_logits(coca.image_tokens(torch.rand(1, 3, 32, 32)), ids)
+    assert logits.shape == (1, ids.shape[1] - 1, coca.tokenizer.vocab_size)

@@ -145,3 +145,17 @@ def test_generate_returns_one_text_per_image():
 def test_bad_config_is_named(cfg):
     with pytest.raises(ValueError, match=next(iter(cfg))):
         build_strategy("ofa_prompt_coca", micro(), INFO, cfg)
+
+
+def test_paper_suite_puts_the_official_prefix_settings_on_a_real_coca():
+    from bench.backbones import BACKBONES
+    from bench.strategy import STRATEGIES
+    from bench.suite import expand, load_suite
+
+    cells, _ = expand(load_suite("paper_coca_b32"))
+    assert {BACKBONES.get(c.backbone).family for c in cells} == {"coca"}
+    configs = {c.label or c.strategy: STRATEGIES.get(c.strategy).config_cls.from_dict(c.strategy_config)
+               for c in cells}
+    assert {cfg.where for cfg in configs.values()} == {"both", "encoder", "decoder"}
+    full = configs["ofa_prompt_coca"]
+    assert (full.length, full.depth, full.reparam, full.optimizer, full.lr) == (100, 0, False, "adam", 0.03)
