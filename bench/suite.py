@@ -91,6 +91,11 @@ def expand(suite: Suite, strategies: list[str] | None = None, scenarios: list[st
     entries = [e for e in suite.strategies if strategies is None or e.name in strategies]
     extra = [s for s in strategies or [] if s not in {e.name for e in suite.strategies}]
     entries += [StrategyEntry(name=s) for s in extra]  # a registered strategy the suite does not list
+    for entry in suite.strategies:  # an entry limited to scenarios the suite never runs would silently vanish
+        outside = sorted(set(entry.scenarios or ()) - set(suite.scenarios))
+        if outside:
+            raise SuiteError(f"suite {suite.name!r}: {entry.label or entry.name!r} lists scenarios {outside} that are "
+                             f"not in the suite's scenarios {list(suite.scenarios)}")
     cells, skipped = [], []
     for entry in entries:
         cls = STRATEGIES.get(entry.name)

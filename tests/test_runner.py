@@ -68,6 +68,14 @@ def test_suite_validation_names_the_wrong_field(tmp_path):
         load_suite(str(path))
 
 
+def test_an_entry_limited_to_scenarios_outside_the_suite_is_an_error_not_a_silent_drop(tmp_path):
+    path = tmp_path / "odd.yaml"
+    path.write_text("name: odd\nversion: 1\nscenarios: [ci5_glyphs]\n"
+                    "strategies: [{name: linear_probe, scenarios: [b2n_glyphs]}]\n")
+    with pytest.raises(SuiteError, match="b2n_glyphs"):
+        expand(load_suite(str(path)))
+
+
 def test_unknown_names_fail_before_training():
     suite = load_suite("default")
     with pytest.raises(KeyError, match="Did you mean 'linear_probe'"):
