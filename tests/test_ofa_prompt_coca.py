@@ -18,14 +18,6 @@ INFO = ScenarioInfo("class_incremental", len(NAMES), NAMES)
 _PROTOTYPE: list[CocaBackbone] = []
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def micro() -> CocaBackbone:
     if not _PROTOTYPE:
         torch.manual_seed(0)

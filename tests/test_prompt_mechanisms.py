@@ -19,15 +19,6 @@ INFO = ScenarioInfo("class_incremental", 6, [f"c{i}" for i in range(6)])
 FLAVOURS = ("vit", "clip")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Micro models are all tiny ops: on a shared 2-core machine a second intra-op thread mostly waits."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 _PROTOTYPES: dict[str, nn.Module] = {}
 
 

@@ -134,16 +134,6 @@ FORMULAS["l2p_cifar"] = FORMULAS["l2p_batchvote"] = FORMULAS["l2p"]
 
 
 # ------------------------------------------------------------------------------------------------- helpers
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Micro models on a shared 2-core machine: a second intra-op thread mostly spin-waits for a busy core, which
-    made these runs ~30x slower (measured: 9.6 s vs 0.27 s for the same 40 steps)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def kind_for(cls: type[Strategy]) -> str:
     return KIND.get(cls.name) or next(k for k in PREFERRED_KINDS if k in cls.supported_scenarios)
 
