@@ -85,6 +85,14 @@ def _drops(values: Mapping[str, float | None]) -> dict[str, float | None]:
             "corruption": clean - corr if clean is not None and corr is not None else None}
 
 
+def _pgd_kept(values: Mapping[str, float | None]) -> float | None:
+    """Share of clean accuracy that PGD leaves, averaged over the budgets: scale-free, so rows with very different
+    clean accuracy compare (a drop cannot exceed clean accuracy, so a model that has little has little to lose)."""
+    clean = values.get("clean")
+    kept = [acc / clean for c, acc in values.items() if c.startswith("pgd ") and acc is not None]
+    return sum(kept) / len(kept) if kept and clean else None
+
+
 def _reference(summaries: list[dict[str, Any]], family: str) -> dict[str, Any] | None:
     """Full fine-tuning on the same backbone family (its own-name variant first)."""
     candidates = [s for s in summaries if s["strategy_name"] == REFERENCE and s["family"] == family]
@@ -118,6 +126,8 @@ def _legend(summaries: list[dict[str, Any]]) -> list[str]:
         "- PGD drop = clean - PGD at the largest budget; Corr. drop = clean - mean corruption accuracy. "
         f"\"vs full FT\" = this drop minus {REFERENCE}'s on the same scenario and backbone family (negative: "
         "loses less than full fine-tuning); — where full fine-tuning has no robustness result.",
+        "- PGD kept = PGD accuracy / clean accuracy, averaged over the PGD budgets: the share of its clean accuracy a "
+        "model keeps, comparable across rows whose clean accuracy differs (positive \"vs full FT\": keeps more).",
     ]
 
 
@@ -130,7 +140,7 @@ def _scenario_section(scenario: str, summaries: list[dict[str, Any]]) -> tuple[l
     titles = {"clean": "Clean", "corruption mean": "Corr. mean"}
     headers = ["Strategy", "Backbone", "Flags", "Seeds",
                *[titles.get(c, c.replace("fgsm", "FGSM").replace("pgd", "PGD").replace("autoattack", "AA"))
-                 for c in value_cols], "PGD drop", "vs full FT", "Corr. drop", "vs full FT"]
+                 for c in value_cols], "PGD drop", "vs full FT", "Corr. drop", "vs full FT", "PGD kept", "vs full FT"]
     lines = [f"## {scenario}", "", "| " + " | ".join(headers) + " |",
              "|" + "|".join(["---"] * 3 + ["---:"] * (len(headers) - 3)) + "|"]
     csv_rows = []
@@ -138,17 +148,19 @@ def _scenario_section(scenario: str, summaries: list[dict[str, Any]]) -> tuple[l
         drops = _drops(s["values"])
         ref = _reference(summaries, s["family"])
         ref_drops = _drops(ref["values"]) if ref else {"pgd": None, "corruption": None}
+        drops["kept"], ref_drops["kept"] = _pgd_kept(s["values"]), _pgd_kept(ref["values"]) if ref else None
         versus = {k: drops[k] - ref_drops[k] if drops[k] is not None and ref_drops[k] is not None else None
                   for k in drops}
         cells = [s["label"], s["backbone"], s["flags"], str(s["seeds"]),
                  *[_pct(s["values"].get(c)) for c in value_cols],
                  _pct(drops["pgd"]), _pct(versus["pgd"], True), _pct(drops["corruption"]),
-                 _pct(versus["corruption"], True)]
+                 _pct(versus["corruption"], True), _pct(drops["kept"]), _pct(versus["kept"], True)]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
         csv_rows.append({"scenario": scenario, "strategy": s["label"], "backbone": s["backbone"], "seeds": s["seeds"],
                          "subset_size": s["subset_size"], **{c: s["values"].get(c) for c in value_cols},
                          "pgd_drop": drops["pgd"], "pgd_drop_vs_full_ft": versus["pgd"],
                          "corruption_drop": drops["corruption"], "corruption_drop_vs_full_ft": versus["corruption"],
+                         "pgd_kept": drops["kept"], "pgd_kept_vs_full_ft": versus["kept"],
                          "constants": "ImageNet-C"})
     return lines + ["", *_legend(summaries), ""], csv_rows
 
