@@ -89,8 +89,10 @@ def _pgd_kept(values: Mapping[str, float | None]) -> float | None:
     """Share of clean accuracy that PGD leaves, averaged over the budgets: scale-free, so rows with very different
     clean accuracy compare (a drop cannot exceed clean accuracy, so a model that has little has little to lose)."""
     clean = values.get("clean")
+    if not clean:  # no clean accuracy: nothing to keep, no share to report
+        return None
     kept = [acc / clean for c, acc in values.items() if c.startswith("pgd ") and acc is not None]
-    return sum(kept) / len(kept) if kept and clean else None
+    return sum(kept) / len(kept) if kept else None
 
 
 def _reference(summaries: list[dict[str, Any]], family: str) -> dict[str, Any] | None:

@@ -307,4 +307,9 @@ def test_robustness_table_compares_drops_with_full_finetuning(tmp_path):
     assert vpt.endswith("| 55.6 | +11.1 |")
     coop = next(line for line in text.splitlines() if line.startswith("| coop "))
     assert coop.endswith("| — | 30.0 | — | 55.6 | — |")  # no full fine-tuning on CLIP here
+    zero = _record("zero", 0.0, 0.0)
+    zero["robustness"].update(clean=0.0, pgd={"1/255": 0.0, "8/255": 0.0})
+    write_robustness_tables([zero], tmp_path)  # a model with no clean accuracy keeps no share: shown as —
+    assert next(line for line in (tmp_path / "robustness.md").read_text().splitlines()
+                if line.startswith("| zero ")).endswith("| — | — |")
     assert write_robustness_tables([{"status": "ok"}], tmp_path) == [] and not (tmp_path / "robustness.md").exists()
