@@ -124,7 +124,8 @@ def test_leaderboard_command_rebuilds_html_markdown_and_csv(tmp_path):
         store.write(rec)
     written = {p.name for p in build_leaderboards(tmp_path / "results", tmp_path / "boards")}
     assert {"index.html", "index.md", "ci3_glyphs.md", "ci3_glyphs.csv", "b2n_glyphs.md",
-            "base_to_new_average.md", "base_to_new_average.csv"} <= written
+            "base_to_new_average.md", "base_to_new_average.csv", "robustness.md", "robustness.csv"} <= written
+    assert "[robustness.md](robustness.md)" in (tmp_path / "boards" / "index.md").read_text()
 
 
 # ------------------------------------------------------------------------------------------------ browser
