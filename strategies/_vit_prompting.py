@@ -125,13 +125,12 @@ class PrefixAttention(nn.Module):
         return self._mha(x, key, value, kwargs.get("attn_mask")), None  # MHA returns (output, weights)
 
 
-def attach_prefix_attention(backbone: VisionBackbone, layers: Sequence[int],
-                            blocks: Sequence[nn.Module] | None = None) -> list[PrefixAttention]:
+def attach_prefix_attention(blocks: Sequence[nn.Module], layers: Sequence[int]) -> list[PrefixAttention]:
     """Replace the attention module of each chosen block by a `PrefixAttention` wrapping it (weights unchanged).
-    `blocks`: the block list to index (default: the backbone's ViT blocks; a CoCa strategy passes decoder blocks)."""
+    `blocks`: a ViT's blocks, or a CoCa decoder's."""
     wrappers = []
     for i in layers:
-        block = (backbone.blocks if blocks is None else blocks)[i]
+        block = blocks[i]
         if not isinstance(block.attn, PrefixAttention):
             block.attn = PrefixAttention(block.attn)
         wrappers.append(block.attn)

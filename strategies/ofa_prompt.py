@@ -48,7 +48,7 @@ class OFAPrompt(FrozenEncoderMixin, Strategy):
                              f"(depth 0 means every block)")
         self.chosen = chosen
         # The backbone instance is this strategy's own, so its chosen attention modules can be wrapped in place.
-        self.layers = attach_prefix_attention(backbone, chosen)
+        self.layers = attach_prefix_attention(backbone.blocks, chosen)
         self.prefix = PrefixGenerator(cfg.length, len(chosen), backbone.embed_dim, cfg.reparam, cfg.reparam_hidden,
                                       cfg.reparam_act, cfg.init_std)
         self.head = nn.Linear(backbone.num_features, info.num_classes)

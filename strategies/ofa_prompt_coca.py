@@ -1,7 +1,9 @@
 """OFA-style deep prompts on a CoCa encoder-decoder: prefixes in the encoder and the decoder, classes read as text."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -67,7 +69,7 @@ class OFAPromptCoca(FrozenEncoderMixin, Strategy):
             if cfg.depth < 0 or cfg.depth > len(blocks):
                 raise ValueError(f"depth {cfg.depth} outside the {len(blocks)} {stack} layers (0 means every layer)")
             chosen = list(range(cfg.depth or len(blocks)))
-            self.wrappers[stack] = attach_prefix_attention(backbone.visual, chosen, blocks=blocks)
+            self.wrappers[stack] = attach_prefix_attention(blocks, chosen)
             generators[stack] = PrefixGenerator(cfg.length, len(chosen), width, cfg.reparam, cfg.reparam_hidden,
                                                 cfg.reparam_act, cfg.init_std)
         self.generators = torch.nn.ModuleDict(generators)
@@ -85,8 +87,17 @@ class OFAPromptCoca(FrozenEncoderMixin, Strategy):
         # The text side depends on the class captions and the decoder prefixes only: one pass for all classes.
         return image_tokens, self.backbone.text_tokens(self.class_ids)
 
-    def _prompted(self) -> "PromptedScope":
-        return PromptedScope(self)
+    @contextmanager
+    def _prompted(self) -> Iterator[None]:
+        """Every stack's prefixes for the duration of a pass, always cleared afterwards, so that no graph-holding
+        tensor outlives the pass inside the frozen backbone."""
+        for stack in self.stacks:
+            set_prefixes(self.wrappers[stack], self.generators[stack]())
+        try:
+            yield
+        finally:
+            for stack in self.stacks:
+                set_prefixes(self.wrappers[stack], None)
 
     def forward(self, x: torch.Tensor | None, cached: torch.Tensor | None = None) -> torch.Tensor:
         """Scores `(B, num_classes)`: log-likelihood of each class's caption given the image."""
@@ -107,18 +118,3 @@ class OFAPromptCoca(FrozenEncoderMixin, Strategy):
         with torch.no_grad(), self._prompted():
             return self.backbone.generate(x, max_length=self.class_ids.shape[1] + 2)
 
-
-class PromptedScope:
-    """Sets every stack's prefixes for the duration of a forward pass and always clears them afterwards, so no
-    graph-holding tensor outlives the pass inside the frozen backbone."""
-
-    def __init__(self, strategy: OFAPromptCoca) -> None:
-        self.strategy = strategy
-
-    def __enter__(self) -> None:
-        for stack in self.strategy.stacks:
-            set_prefixes(self.strategy.wrappers[stack], self.strategy.generators[stack]())
-
-    def __exit__(self, *exc: object) -> None:
-        for stack in self.strategy.stacks:
-            set_prefixes(self.strategy.wrappers[stack], None)
