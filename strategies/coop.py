@@ -108,6 +108,27 @@ def init_context(clip: ClipBackbone, n_ctx: int, phrase: str, n_sets: int, std: 
     return vectors.unsqueeze(0).repeat(n_sets, 1, 1).clone()
 
 
+class TextFixedDuringEval:
+    """For CLIP strategies whose text features depend only on their own parameters (never on the image): an
+    evaluation pass encodes them once in `before_eval` instead of once per test batch, and `text_features()`
+    returns that copy until `after_eval`. A strategy implements `encode_text_features()`."""
+
+    _eval_text: torch.Tensor | None = None
+
+    def encode_text_features(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def text_features(self) -> torch.Tensor:
+        return self._eval_text if self._eval_text is not None else self.encode_text_features()
+
+    def before_eval(self) -> None:
+        with torch.no_grad():
+            self._eval_text = self.encode_text_features()
+
+    def after_eval(self) -> None:
+        self._eval_text = None
+
+
 @dataclass(frozen=True)
 class CoOpConfig(StrategyConfig):
     n_ctx: int = hp(16, "number of learned context tokens M (paper: 16; 4 in base-to-new runs)")
@@ -120,7 +141,7 @@ class CoOpConfig(StrategyConfig):
 
 
 @register_strategy("coop", config=CoOpConfig)
-class CoOp(Strategy):
+class CoOp(TextFixedDuringEval, Strategy):
     """CoOp (Zhou et al., "Learning to Prompt for Vision-Language Models", IJCV 2022).
     Trains: the context vectors (M x w, or C x M x w when class-specific). Freezes: both CLIP encoders.
 
@@ -141,12 +162,9 @@ class CoOp(Strategy):
         self.layout = PromptLayout(backbone, info.class_names, cfg.n_ctx, cfg.class_token_position)
         n_sets = info.num_classes if cfg.class_specific else 1
         self.ctx = nn.Parameter(init_context(backbone, cfg.n_ctx, cfg.ctx_init, n_sets))
-        self._eval_text: torch.Tensor | None = None
 
-    def text_features(self) -> torch.Tensor:
+    def encode_text_features(self) -> torch.Tensor:
         """Normalised text features `(C, d)` of every class prompt under the current context."""
-        if self._eval_text is not None:
-            return self._eval_text
         return self.layout.encode(self.backbone.text, self.layout.splice(self.ctx))
 
     def frozen_inputs(self, x: torch.Tensor) -> torch.Tensor:
@@ -155,13 +173,6 @@ class CoOp(Strategy):
     def forward(self, x: torch.Tensor | None, cached: torch.Tensor | None = None) -> torch.Tensor:
         image = cached if cached is not None else self.frozen_inputs(x)
         return self.backbone.logit_scale * image @ self.text_features().t().to(image.dtype)
-
-    def before_eval(self) -> None:
-        with torch.no_grad():
-            self._eval_text = self.text_features()
-
-    def after_eval(self) -> None:
-        self._eval_text = None
 
     def params_per_new_task(self, new_classes: int) -> int:
         return self.ctx[0].numel() * new_classes if self.cfg.class_specific else 0

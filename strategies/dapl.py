@@ -10,7 +10,7 @@ from torch import nn
 from bench.backbones import ClipBackbone, prompt_name
 from bench.strategy import (Batch, Flags, ScenarioInfo, Strategy, StrategyConfig, TaskContext, hp, mask_logits,
                             register_strategy)
-from strategies.coop import PromptLayout, init_context
+from strategies.coop import PromptLayout, TextFixedDuringEval, init_context
 from strategies.zeroshot_clip import TEMPLATE, template_text_features
 
 
@@ -52,7 +52,7 @@ class DAPLConfig(StrategyConfig):
 
 
 @register_strategy("dapl", config=DAPLConfig)
-class DAPL(Strategy):
+class DAPL(TextFixedDuringEval, Strategy):
     """DAPL (Ge et al., "Domain Adaptation via Prompt Learning", 2022; official code LeapLabTHU/DAPrompt).
     Trains: domain-agnostic context (M x w) and domain-specific context (domains x M x w). Freezes: both CLIP
     encoders.
@@ -86,14 +86,11 @@ class DAPL(Strategy):
         self.ctx = nn.Parameter(init_context(backbone, cfg.n_ctx, "", n_sets))
         self.domain_ctx = nn.Parameter(init_context(backbone, cfg.n_dmx, "", len(self.domains)))
         self.seen_domains: list[int] = []
-        self._eval_text: torch.Tensor | None = None
         self._zero_shot: torch.Tensor | None = None
 
     # -- text side -----------------------------------------------------------------------------------------
-    def text_features(self) -> torch.Tensor:
+    def encode_text_features(self) -> torch.Tensor:
         """Normalised text features `(D, C, d)` of every (domain, class) prompt."""
-        if self._eval_text is not None:
-            return self._eval_text
         n_dom, n_cls = len(self.domains), self.info.num_classes
         agnostic = self.ctx.expand(n_dom, n_cls, *self.ctx.shape[-2:])
         specific = self.domain_ctx.unsqueeze(1).expand(n_dom, n_cls, *self.domain_ctx.shape[-2:])
@@ -155,13 +152,6 @@ class DAPL(Strategy):
         # tried: on the tiny CLIP its confident, half-trained block then dominated the marginal and hurt old domains.
         if ctx.domain is not None and ctx.domain in self.domains:
             self.seen_domains = sorted(set(self.seen_domains) | {self.domains.index(ctx.domain)})
-
-    def before_eval(self) -> None:
-        with torch.no_grad():
-            self._eval_text = self.text_features()
-
-    def after_eval(self) -> None:
-        self._eval_text = None
 
     def params_per_new_task(self, new_classes: int) -> int:
         return self.domain_ctx[0].numel() if self.info.kind == "domain_incremental" else 0

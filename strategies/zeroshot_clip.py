@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from bench.backbones import ClipBackbone, prompt_name
 from bench.strategy import Flags, ScenarioInfo, Strategy, StrategyConfig, hp, register_strategy
+from strategies.coop import TextFixedDuringEval
 
 TEMPLATE = "a photo of a {}."
 
@@ -26,7 +27,7 @@ class ZeroShotConfig(StrategyConfig):
 
 
 @register_strategy("zeroshot_clip", config=ZeroShotConfig)
-class ZeroShotCLIP(Strategy):
+class ZeroShotCLIP(TextFixedDuringEval, Strategy):
     """Zero-shot CLIP (Radford et al., ICML 2021), with the single template "a photo of a {class}." as in CoOp's
     ZeroshotCLIP baseline. Trains: nothing. Freezes: both CLIP encoders.
 
@@ -45,11 +46,8 @@ class ZeroShotCLIP(Strategy):
         super().__init__(cfg, backbone, info)
         if "{}" not in cfg.template:
             raise ValueError(f"template {cfg.template!r} has no '{{}}' for the class name")
-        self._eval_text: torch.Tensor | None = None
 
-    def text_features(self) -> torch.Tensor:
-        if self._eval_text is not None:
-            return self._eval_text
+    def encode_text_features(self) -> torch.Tensor:
         return template_text_features(self.backbone, self.info.class_names, self.cfg.template)
 
     def frozen_inputs(self, x: torch.Tensor) -> torch.Tensor:
@@ -59,8 +57,3 @@ class ZeroShotCLIP(Strategy):
         image = cached if cached is not None else self.frozen_inputs(x)
         return self.backbone.logit_scale * image @ self.text_features().t().to(image.dtype)
 
-    def before_eval(self) -> None:
-        self._eval_text = self.text_features()
-
-    def after_eval(self) -> None:
-        self._eval_text = None
