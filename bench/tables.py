@@ -686,9 +686,11 @@ def _failures_markdown(failed: list[Mapping[str, Any]]) -> str:
     )
 
 
-def write_tables(records: Iterable[Mapping[str, Any]], out_dir: Path | str) -> list[Path]:
+def write_tables(records: Iterable[Mapping[str, Any]], out_dir: Path | str,
+                 index_notes: Sequence[str] = ()) -> list[Path]:
     """Write per-scenario ``<scenario>.md``/``.csv``, ``index.md`` and, if needed, ``failures.md`` and the
-    base-to-new average (``base_to_new_average.md``/``.csv``).
+    base-to-new average (``base_to_new_average.md``/``.csv``). ``index_notes``: lines the index ends with (links to
+    tables written elsewhere, such as the robustness table).
 
     Returns the written paths. A stale ``failures.md`` from an earlier call is
     removed when there are no failures any more. CSVs hold the aggregate rows
@@ -748,6 +750,7 @@ def write_tables(records: Iterable[Mapping[str, Any]], out_dir: Path | str) -> l
         index += [f"{len(failed)} failed cell(s): see [failures.md](failures.md).", ""]
     elif failures_path.exists():
         failures_path.unlink()
+    index += [line for note in index_notes for line in (note, "")]
     index_path = out / "index.md"
     index_path.write_text("\n".join(index), encoding="utf-8")
     written.append(index_path)
