@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from bench.registry import Registry
+from bench.core.registry import Registry
 
 
 @dataclass(frozen=True)

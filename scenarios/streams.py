@@ -8,24 +8,17 @@ the global torch RNG when given a seed (we never give it one: the class order co
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from bench.harness import EvalSet, TrainStep
-from bench.strategy import ScenarioInfo, TensorData
+from bench.core.data import EvalSet, ScenarioInfo, TensorData, TrainStep
+from bench.core.seeding import derive_seed
 from scenarios import glyphs
 
 DIGIT_CLASSES = list(range(10))  # the glyph data set's first ten classes are the digits 0..9
-
-
-def derive_seed(seed: int, *tags: object) -> int:
-    """A stable 31-bit seed for one use of the scenario seed (train render, test render, class order...)."""
-    text = "/".join(map(str, (seed, *tags)))
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little") & 0x7FFFFFFF
 
 
 # -------------------------------------------------------------------------------------- avalanche plumbing

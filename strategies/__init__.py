@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from bench.strategy import STRATEGIES, register_strategy  # noqa: F401  (re-exported for plugin authors)
+from bench.core.strategy import STRATEGIES, register_strategy  # noqa: F401  (re-exported for plugin authors)
 
 
 def load_all() -> None:

@@ -1,6 +1,6 @@
 """Shared plumbing of the ViT prompt strategies: prompt-token insertion and prefix (key/value) attention.
 
-Works on `bench.backbones.VisionBackbone`, so on timm and open_clip ViTs alike. Not a strategy itself (the leading
+Works on `bench.models.backbones.VisionBackbone`, so on timm and open_clip ViTs alike. Not a strategy itself (the leading
 underscore keeps `strategies.load_all` from importing it as one).
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.backbones import VisionBackbone
+from bench.models.backbones import VisionBackbone
 
 
 # ------------------------------------------------------------------------------------------ prompt tokens

@@ -7,7 +7,8 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from bench.strategy import ScenarioInfo, Strategy, StrategyConfig, hp, register_strategy
+from bench.core.data import ScenarioInfo
+from bench.core.strategy import Strategy, StrategyConfig, hp, register_strategy
 
 # Attribute names under which torch and timm modules keep their additive bias: `bias` (Linear, Conv, LayerNorm)
 # and `in_proj_bias` (nn.MultiheadAttention, used by open_clip). Looked up per module, not by full-name matching.

@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.backbones import ClipBackbone
-from bench.strategy import (Batch, Flags, ScenarioInfo, Strategy, StrategyConfig, TaskContext, hp,
-                            register_strategy)
+from bench.core.data import Batch, ScenarioInfo, TaskContext
+from bench.core.strategy import Flags, Strategy, StrategyConfig, hp, register_strategy
+from bench.models.backbones import ClipBackbone
 from strategies.coop import PromptLayout, init_context
 
 

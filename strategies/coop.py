@@ -11,8 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.backbones import ClipBackbone, TextEncoder, prompt_name
-from bench.strategy import Flags, ScenarioInfo, Strategy, StrategyConfig, hp, register_strategy
+from bench.core.data import ScenarioInfo
+from bench.core.strategy import Flags, Strategy, StrategyConfig, hp, register_strategy
+from bench.models.backbones import ClipBackbone, TextEncoder
+from bench.models.text import prompt_name
 
 POSITIONS = ("end", "middle", "front")
 

@@ -7,9 +7,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.backbones import ClipBackbone, prompt_name
-from bench.strategy import (Batch, Flags, ScenarioInfo, Strategy, StrategyConfig, TaskContext, hp, mask_logits,
-                            register_strategy)
+from bench.core.data import Batch, ScenarioInfo, TaskContext
+from bench.core.strategy import Flags, Strategy, StrategyConfig, hp, mask_logits, register_strategy
+from bench.models.backbones import ClipBackbone
+from bench.models.text import prompt_name
 from strategies.coop import PromptLayout, TextFixedDuringEval, init_context
 from strategies.zeroshot_clip import TEMPLATE, template_text_features
 

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.strategy import (Batch, ScenarioInfo, TaskContext, TensorData, count_trainable, hp, mask_logits,
-                            register_strategy)
+from bench.core.data import Batch, ScenarioInfo, TaskContext, TensorData
+from bench.core.strategy import count_trainable, hp, mask_logits, register_strategy
 from strategies.naive import Naive, NaiveConfig
 
 

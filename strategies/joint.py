@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.strategy import Flags, register_strategy
+from bench.core.strategy import Flags, register_strategy
 from strategies.naive import Naive, NaiveConfig
 
 

@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.backbones import VisionBackbone
-from bench.strategy import (Batch, Flags, ScenarioInfo, Strategy, StrategyConfig, TaskContext, hp, mask_logits,
-                            register_strategy)
+from bench.core.data import Batch, ScenarioInfo, TaskContext
+from bench.core.strategy import Flags, Strategy, StrategyConfig, hp, mask_logits, register_strategy
+from bench.models.backbones import VisionBackbone
 from strategies._vit_prompting import FrozenEncoderMixin, insert_prompts
 
 LOG = logging.getLogger("promptshift.l2p")  # a child of the runner's logger: lands in the cell log

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from bench.strategy import Flags, ScenarioInfo, Strategy, StrategyConfig, hp, register_strategy
+from bench.core.data import ScenarioInfo
+from bench.core.strategy import Flags, Strategy, StrategyConfig, hp, register_strategy
 
 
 @dataclass(frozen=True)

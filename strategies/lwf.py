@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.strategy import Batch, ScenarioInfo, TaskContext, hp, mask_logits, register_strategy
+from bench.core.data import Batch, ScenarioInfo, TaskContext
+from bench.core.strategy import hp, mask_logits, register_strategy
 from strategies.naive import Naive, NaiveConfig
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.strategy import StrategyConfig, hp, register_strategy
+from bench.core.strategy import StrategyConfig, hp, register_strategy
 from strategies.full_finetune import FullFinetune
 
 

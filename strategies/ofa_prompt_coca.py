@@ -8,8 +8,10 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
-from bench.backbones import CocaBackbone, prompt_name
-from bench.strategy import Batch, Flags, ScenarioInfo, Strategy, StrategyConfig, TaskContext, hp, register_strategy
+from bench.core.data import Batch, ScenarioInfo, TaskContext
+from bench.core.strategy import Flags, Strategy, StrategyConfig, hp, register_strategy
+from bench.models.backbones import CocaBackbone
+from bench.models.text import prompt_name
 from strategies._vit_prompting import FrozenEncoderMixin, PrefixGenerator, attach_prefix_attention, set_prefixes
 
 STACKS = ("encoder", "decoder", "both")

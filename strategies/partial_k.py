@@ -7,7 +7,8 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from bench.strategy import ScenarioInfo, Strategy, StrategyConfig, hp, register_strategy
+from bench.core.data import ScenarioInfo
+from bench.core.strategy import Strategy, StrategyConfig, hp, register_strategy
 
 
 @dataclass(frozen=True)

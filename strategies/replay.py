@@ -6,7 +6,8 @@ from types import SimpleNamespace
 
 from torch import nn
 
-from bench.strategy import Flags, ScenarioInfo, TaskContext, TensorData, hp, register_strategy
+from bench.core.data import ScenarioInfo, TaskContext, TensorData
+from bench.core.strategy import Flags, hp, register_strategy
 from strategies.naive import Naive, NaiveConfig
 
 POLICIES = ("experience_balanced", "class_balanced", "reservoir")
@@ -21,8 +22,7 @@ class ReplayConfig(NaiveConfig):
 
 def make_buffer(policy: str, size: int):
     """An avalanche-lib storage policy by name."""
-    from avalanche.training.storage_policy import (ClassBalancedBuffer, ExperienceBalancedBuffer,
-                                                   ReservoirSamplingBuffer)
+    from avalanche.training.storage_policy import ClassBalancedBuffer, ExperienceBalancedBuffer, ReservoirSamplingBuffer
 
     builders = {"experience_balanced": ExperienceBalancedBuffer, "class_balanced": ClassBalancedBuffer,
                 "reservoir": ReservoirSamplingBuffer}

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from bench.backbones import VisionBackbone
-from bench.strategy import Flags, ScenarioInfo, Strategy, StrategyConfig, hp, register_strategy
+from bench.core.data import ScenarioInfo
+from bench.core.strategy import Flags, Strategy, StrategyConfig, hp, register_strategy
+from bench.models.backbones import VisionBackbone
 from strategies._vit_prompting import (FrozenEncoderMixin, insert_prompts, patch_size_of, replace_prompts,
                                        xavier_prompt_bound)
 

@@ -7,8 +7,10 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from bench.backbones import ClipBackbone, prompt_name
-from bench.strategy import Flags, ScenarioInfo, Strategy, StrategyConfig, hp, register_strategy
+from bench.core.data import ScenarioInfo
+from bench.core.strategy import Flags, Strategy, StrategyConfig, hp, register_strategy
+from bench.models.backbones import ClipBackbone
+from bench.models.text import prompt_name
 from strategies.coop import TextFixedDuringEval
 
 TEMPLATE = "a photo of a {}."

@@ -12,8 +12,8 @@ warnings.filterwarnings("ignore", message="no QP solver found")
 torch.set_num_threads(1)
 
 import strategies  # noqa: E402,F401  (registers every strategy)
-
-from bench.tiny import TEST_BACKBONES, TINY_SCENARIOS, tiny_scenario  # noqa: E402,F401  (shared with check-plugin)
+from bench.contract.tiny import (TEST_BACKBONES, TINY_SCENARIOS,  # noqa: E402,F401  (shared with check-plugin)
+                                 tiny_scenario)
 
 
 @pytest.fixture(scope="session")

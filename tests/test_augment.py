@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.augment import (MAX_SHIFT_PX, ZOOM_RANGE, apply_shift_scale, augment, augment_generator,
-                           check_augment, draw_shift_scale, shift_scale)
+from bench.train.augment import (MAX_SHIFT_PX, ZOOM_RANGE, apply_shift_scale, augment, augment_generator, check_augment,
+                                 draw_shift_scale, shift_scale)
 
 
 def images(n: int = 8) -> torch.Tensor:

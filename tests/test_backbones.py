@@ -8,8 +8,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from bench import backbones
-from bench.backbones import CompactTokenizer, create_backbone
+from bench.models import checkpoints
+from bench.models.backbones import create_backbone
+from bench.models.text import CompactTokenizer
 
 
 def test_timm_view_matches_timm_forward():
@@ -51,12 +52,12 @@ def test_local_weights_file_loads_through_timm(tmp_path):
 
 def test_corrupt_committed_checkpoint_is_refused(tmp_path, monkeypatch):
     copy = tmp_path / "checkpoints"
-    shutil.copytree(backbones.CHECKPOINT_DIR, copy)
+    shutil.copytree(checkpoints.CHECKPOINT_DIR, copy)
     target = copy / "vit_glyph_tiny.safetensors"
     data = bytearray(target.read_bytes())
     data[-1] ^= 0xFF
     target.write_bytes(bytes(data))
-    monkeypatch.setattr(backbones, "CHECKPOINT_DIR", copy)
+    monkeypatch.setattr(checkpoints, "CHECKPOINT_DIR", copy)
     with pytest.raises(ValueError, match="corrupt"):
         create_backbone("vit_glyph_tiny")
 

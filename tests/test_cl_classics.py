@@ -4,9 +4,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from bench.backbones import create_backbone
-from bench.strategy import (Batch, ScenarioInfo, TaskContext, TensorData, build_strategy,
-                            freeze_all_but_trainable, mask_logits)
+from bench.core.data import Batch, ScenarioInfo, TaskContext, TensorData
+from bench.core.strategy import build_strategy, freeze_all_but_trainable, mask_logits
+from bench.models.backbones import create_backbone
 
 INFO = ScenarioInfo("class_incremental", 6, [f"c{i}" for i in range(6)])
 TASKS = ([0, 1], [2, 3], [4, 5])

@@ -4,10 +4,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.backbones import create_backbone
-from bench.harness import (EvalSet, TrainAugment, TrainStep, evaluate, fill_cache, run_stream, select_device,
-                           to_pixels)
-from bench.strategy import StrategyConfig, TensorData, build_strategy, mask_logits
+from bench.core.data import EvalSet, TensorData, TrainStep
+from bench.core.device import select_device
+from bench.core.strategy import StrategyConfig, build_strategy, mask_logits
+from bench.models.backbones import create_backbone
+from bench.train.harness import TrainAugment, evaluate, fill_cache, run_stream, to_pixels
 
 AUGMENT = {"augment": "shift_scale"}
 

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from bench.html_report import REFERENCE_TITLE, pareto_front, render_page, write_html
-from bench.leaderboard import build_leaderboards
-from bench.metrics import summarize
-from bench.references import Reference
-from bench.store import ResultStore
+from bench.core.store import ResultStore
+from bench.eval.metrics import summarize
+from bench.report.html_report import REFERENCE_TITLE, pareto_front, render_page, write_html
+from bench.report.leaderboard import build_leaderboards
+from bench.report.references import Reference
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -29,7 +29,7 @@ NO_FLAGS = {"task_id_at_test": False, "batchwise_inference": False, "extra_forwa
 def record(strategy: str, scenario: str, kind: str, matrix: list[list[float]], eval_names: list[str], *,
            trainable: int, seed: int = 0, submitted: bool = False, flags: dict[str, Any] | None = None,
            robustness: dict[str, Any] | None = None, seconds: float = 12.0) -> dict[str, Any]:
-    """A finished cell in bench.runner's layout, with metrics computed from the matrix as the runner does."""
+    """A finished cell in bench.run.runner's layout, with metrics computed from the matrix as the runner does."""
     config = {"scenario": scenario, "strategy": strategy, "backbone": "vit_glyph_tiny", "seed": seed,
               "strategy_config": {"epochs": 1}, "scenario_overrides": {}, "weights": None, "robustness": None,
               "protocol_version": 1}

@@ -1,11 +1,11 @@
-"""Tests for bench.metrics: hand-computed values, avalanche cross-check, validation."""
+"""Tests for bench.eval.metrics: hand-computed values, avalanche cross-check, validation."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from bench import metrics as M
+from bench.eval import metrics as M
 
 # Rows = after training task i, columns = task j's test set.
 A = [

@@ -8,8 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.backbones import CocaBackbone, create_backbone, prompt_name
-from bench.strategy import Batch, ScenarioInfo, build_strategy, count_trainable
+from bench.core.data import Batch, ScenarioInfo
+from bench.core.strategy import build_strategy, count_trainable
+from bench.models.backbones import CocaBackbone, create_backbone
+from bench.models.text import prompt_name
 from scenarios.glyphs import GLYPH_CLASSES
 from strategies._vit_prompting import PrefixAttention
 
@@ -140,9 +142,9 @@ def test_bad_config_is_named(cfg):
 
 
 def test_paper_suite_puts_the_official_prefix_settings_on_a_real_coca():
-    from bench.backbones import BACKBONES
-    from bench.strategy import STRATEGIES
-    from bench.suite import expand, load_suite
+    from bench.core.strategy import STRATEGIES
+    from bench.models.backbones import BACKBONES
+    from bench.run.suite import expand, load_suite
 
     cells, _ = expand(load_suite("paper_coca_b32"))
     assert {BACKBONES.get(c.backbone).family for c in cells} == {"coca"}

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-import run_bench
-from bench.plugin_check import check_declared, check_plugin
-from bench.plugins import PluginError
-from bench.strategy import STRATEGIES, Strategy
+from bench import cli
+from bench.contract.check import check_declared, check_plugin
+from bench.contract.plugins import PluginError
+from bench.core.strategy import STRATEGIES, Strategy
 
 PLUGIN = '''
 from dataclasses import dataclass
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from bench.strategy import Flags, Strategy, StrategyConfig, hp, register_strategy
+from bench.core.strategy import Flags, Strategy, StrategyConfig, hp, register_strategy
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def by_check(results) -> dict[str, list]:
 
 def test_good_plugin_passes_every_check_and_exits_zero(tmp_path, capsys):
     path = write_plugin(tmp_path, "good_probe_test")
-    assert run_bench.main(["check-plugin", str(path)]) == 0
+    assert cli.main(["check-plugin", str(path)]) == 0
     lines = capsys.readouterr().out.splitlines()
     checks = [line for line in lines if line.startswith(("PASS", "FAIL"))]
     assert checks and all(line.startswith("PASS") for line in checks), "\n".join(lines)
@@ -99,7 +99,7 @@ def test_moving_a_frozen_weight_fails_frozen_and_trainable(tmp_path, capsys):
 
 def test_nan_outputs_fail_the_outputs_check_and_exit_nonzero(tmp_path, capsys):
     path = write_plugin(tmp_path, "nan_probe_test", output=f"{HEAD} * float('nan')")
-    assert run_bench.main(["check-plugin", str(path)]) == 1
+    assert cli.main(["check-plugin", str(path)]) == 1
     out = capsys.readouterr().out
     outputs = next(line for line in out.splitlines() if "outputs:" in line)
     assert outputs.startswith("FAIL") and "non-finite" in outputs
@@ -108,8 +108,8 @@ def test_nan_outputs_fail_the_outputs_check_and_exit_nonzero(tmp_path, capsys):
 
 def test_syntax_error_is_one_clear_paragraph_not_a_traceback(tmp_path, capsys):
     path = tmp_path / "broken_syntax.py"
-    path.write_text("from bench.strategy import Strategy\n\ndef oops(:\n    pass\n")
-    assert run_bench.main(["check-plugin", str(path)]) == 2
+    path.write_text("from bench.core.strategy import Strategy\n\ndef oops(:\n    pass\n")
+    assert cli.main(["check-plugin", str(path)]) == 2
     captured = capsys.readouterr()
     message = captured.out + captured.err
     assert "failed to import: SyntaxError" in message and "broken_syntax.py" in message

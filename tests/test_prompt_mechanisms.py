@@ -8,11 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.backbones import create_backbone
-from bench.harness import EvalSet, TrainStep, run_stream
-from bench.strategy import (STRATEGIES, Batch, ScenarioInfo, TaskContext, TensorData, build_strategy, count_trainable,
-                            freeze_all_but_trainable, mask_logits)
-from bench.suite import expand, load_suite
+from bench.core.data import Batch, EvalSet, ScenarioInfo, TaskContext, TensorData, TrainStep
+from bench.core.strategy import STRATEGIES, build_strategy, count_trainable, freeze_all_but_trainable, mask_logits
+from bench.models.backbones import create_backbone
+from bench.run.suite import expand, load_suite
+from bench.train.harness import run_stream
 from strategies._vit_prompting import PrefixAttention
 
 INFO = ScenarioInfo("class_incremental", 6, [f"c{i}" for i in range(6)])

@@ -12,14 +12,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import bench.robustness as robustness
-from bench.attacks import BudgetViolation, check_budget, fgsm, pgd
-from bench.robustness import (COMMON_CORRUPTIONS, RobustnessConfig, attack_accuracies, autoattack_accuracy,
-                              corrupt_images, robustness_hook)
-from bench.robustness_tables import write_robustness_tables
-from bench.runner import CellConfig, run_cell
-from bench.submit import schema_problems
-from bench.suite import SuiteError, load_suite
+import bench.eval.robustness as robustness
+from bench.eval.attacks import BudgetViolation, check_budget, fgsm, pgd
+from bench.eval.robustness import (COMMON_CORRUPTIONS, RobustnessConfig, attack_accuracies, autoattack_accuracy,
+                                   corrupt_images, robustness_hook)
+from bench.report.robustness_tables import write_robustness_tables
+from bench.run.runner import CellConfig, run_cell
+from bench.run.submit import schema_problems
+from bench.run.suite import SuiteError, load_suite
 
 BUDGETS = ("0", "1/255", "2/255", "4/255", "8/255")
 NOISE = 2  # images: the allowed slack when comparing two attacks on the same inputs

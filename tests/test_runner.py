@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.runner import CellConfig, run_cell, run_grid
-from bench.store import ResultStore
-from bench.suite import SuiteError, expand, load_suite
+from bench.core.store import ResultStore
+from bench.run.runner import CellConfig, run_cell, run_grid
+from bench.run.suite import SuiteError, expand, load_suite
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_CI = {"num_tasks": 2, "num_classes": 6, "train_per_font": 1, "test_per_font": 1}

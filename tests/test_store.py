@@ -1,4 +1,4 @@
-"""Tests for bench.store: atomic writes, corrupt files, done-ness, config hashing."""
+"""Tests for bench.core.store: atomic writes, corrupt files, done-ness, config hashing."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.store import ResultStore, config_hash
+from bench.core.store import ResultStore, config_hash
 
 
 def _record(cell_id: str, status: str = "ok", **extra: object) -> dict[str, object]:
@@ -53,7 +53,7 @@ def test_write_failure_after_temp_file_cleans_up(
     def boom(src: str, dst: str) -> None:
         raise OSError("disk vanished")
 
-    monkeypatch.setattr("bench.store.os.replace", boom)
+    monkeypatch.setattr("bench.core.store.os.replace", boom)
     with pytest.raises(OSError, match="disk vanished"):
         store.write(_record("cell"))
     assert list(tmp_path.iterdir()) == []

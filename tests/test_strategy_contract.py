@@ -14,11 +14,12 @@ import pytest
 import torch
 
 import strategies  # noqa: F401  (registers every strategy)
-from bench.backbones import count_parameters, create_backbone
-from bench.harness import EvalSet, TrainStep, run_stream
-from bench.runner import merged_step
-from bench.strategy import STRATEGIES, Strategy, TensorData, build_strategy
-from bench.tiny import TEST_BACKBONES, tiny_scenario
+from bench.contract.tiny import TEST_BACKBONES, tiny_scenario
+from bench.core.data import EvalSet, TensorData, TrainStep
+from bench.core.strategy import STRATEGIES, Strategy, build_strategy
+from bench.models.backbones import count_parameters, create_backbone
+from bench.run.runner import merged_step
+from bench.train.harness import run_stream
 
 CPU = torch.device("cpu")
 NAMES = STRATEGIES.names()

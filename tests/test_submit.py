@@ -7,17 +7,17 @@ import pickle
 
 import pytest
 
-import run_bench
-from bench import plugins
-from bench.runner import CellConfig, run_cell
-from bench.store import ResultStore
-from bench.submit import SubmissionError, schema_problems, submit, validate
-from bench.tiny import TINY_SCENARIOS
+from bench import cli
+from bench.contract import plugins
+from bench.contract.tiny import TINY_SCENARIOS
+from bench.core.store import ResultStore
+from bench.run.runner import CellConfig, run_cell
+from bench.run.submit import SubmissionError, schema_problems, submit, validate
 
 
 @pytest.fixture(scope="module")
 def runner_record(tmp_path_factory) -> dict:
-    """A real record written by bench.runner (the schema must accept what the suite itself writes)."""
+    """A real record written by bench.run.runner (the schema must accept what the suite itself writes)."""
     name, overrides = TINY_SCENARIOS["class_incremental"]
     cell = CellConfig(scenario=name, strategy="linear_probe", backbone="vit_test_micro", seed=0,
                       strategy_config={"epochs": 1}, scenario_overrides=overrides)
@@ -36,7 +36,7 @@ def test_runner_record_merges_and_shows_as_submitted(runner_record, tmp_path, ca
     assert schema_problems(runner_record) == []
     path = write(tmp_path, runner_record)
     args = ["submit", str(path), "--results", str(tmp_path / "results"), "--leaderboards", str(tmp_path / "boards")]
-    assert run_bench.main(args) == 0
+    assert cli.main(args) == 0
     assert "accepted" in capsys.readouterr().out
     [stored] = ResultStore(tmp_path / "results").records()
     assert stored["submitted"] is True and stored["cell_id"].startswith("submitted-")
@@ -68,7 +68,7 @@ def test_each_wrong_field_is_named(runner_record, tmp_path, capsys):
     with pytest.raises(SubmissionError, match=r"\$\.scenario\.kind: 'ci5_glyphs' is a class_incremental"):
         validate(wrong_kind)
     path = write(tmp_path, bad)
-    assert run_bench.main(["submit", str(path), "--results", str(tmp_path / "r"),
+    assert cli.main(["submit", str(path), "--results", str(tmp_path / "r"),
                            "--leaderboards", str(tmp_path / "b")]) == 1
     assert "$.config.seed" in capsys.readouterr().out and not (tmp_path / "r").exists()
 

@@ -1,4 +1,4 @@
-"""Tests for bench.tables: flattening, seed aggregation, Markdown/CSV output."""
+"""Tests for bench.report.tables: flattening, seed aggregation, Markdown/CSV output."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from bench.tables import aggregate, base_to_new_average, flags_label, records_to_frame, write_tables
+from bench.report.tables import aggregate, base_to_new_average, flags_label, records_to_frame, write_tables
 
 INCREMENTAL_METRICS = ("final_accuracy", "avg_incremental_accuracy", "forgetting_avalanche",
                        "forgetting_max", "bwt")
@@ -285,7 +285,7 @@ def test_no_records_writes_only_index(tmp_path: Path) -> None:
 
 
 def test_runner_record_layout(tmp_path: Path) -> None:
-    """Records as bench.runner writes them: memory as peak_mb + measure, failures without blocks."""
+    """Records as bench.run.runner writes them: memory as peak_mb + measure, failures without blocks."""
     gpu = {"peak_mb": 2048.0, "measure": "cuda max allocated"}
     cpu = {"peak_mb": 300.0, "measure": "peak RSS increase during the cell (sampled)"}
     ok = [

@@ -11,12 +11,13 @@ import yaml
 from conftest import TINY_SCENARIOS
 from torch import nn
 
-from bench.backbones import create_backbone, prompt_name
-from bench.harness import evaluate, fill_cache, run_stream
-from bench.runner import CellConfig, run_cell
-from bench.strategy import (STRATEGIES, Batch, ScenarioInfo, TaskContext, TensorData, build_strategy,
-                            count_trainable, freeze_all_but_trainable, mask_logits)
-from bench.suite import expand, load_suite
+from bench.core.data import Batch, ScenarioInfo, TaskContext, TensorData
+from bench.core.strategy import STRATEGIES, build_strategy, count_trainable, freeze_all_but_trainable, mask_logits
+from bench.models.backbones import create_backbone
+from bench.models.text import prompt_name
+from bench.run.runner import CellConfig, run_cell
+from bench.run.suite import expand, load_suite
+from bench.train.harness import evaluate, fill_cache, run_stream
 from strategies.coop import init_context
 from strategies.dapl import pseudo_labels
 from strategies.zeroshot_clip import template_text_features
@@ -311,7 +312,7 @@ def test_paper_clip_suite_loads_and_expands():
 
 
 def test_reference_numbers_are_exactly_the_published_ones():
-    refs = yaml.safe_load((ROOT / "bench" / "references.yaml").read_text())["references"]
+    refs = yaml.safe_load((ROOT / "bench" / "report" / "references.yaml").read_text())["references"]
     table = {(r["strategy"], r["protocol"], r["metric"]): r["value"] for r in refs
              if "ViT-B/16 (OpenAI)" in r["backbone"]}
     expected = {("zeroshot_clip", "base_acc"): 69.34, ("zeroshot_clip", "new_acc"): 74.22,

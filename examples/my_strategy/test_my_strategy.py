@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.plugin_check import check_plugin
-from bench.strategy import STRATEGIES
+from bench.contract.check import check_plugin
+from bench.core.strategy import STRATEGIES
 
 PLUGIN = Path(__file__).with_name("layernorm_tuning.py")
 

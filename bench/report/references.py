@@ -1,4 +1,4 @@
-"""Published numbers, kept apart from measured ones: `bench/references.yaml`, shown only as labelled references.
+"""Published numbers, kept apart from measured ones: `bench/report/references.yaml`, shown only as labelled references.
 
 Schema of `references.yaml` (a list at the top level, or under a `references:` key), one entry per number:
 
@@ -70,7 +70,7 @@ def parse_references(data: Any, source: str = "references") -> list[Reference]:
 
 
 def load_references(path: Path | str | None = None) -> list[Reference]:
-    """The reference numbers of `path` (default `bench/references.yaml`); none when the file does not exist."""
+    """The reference numbers of `path` (default `bench/report/references.yaml`); none when the file does not exist."""
     import yaml
 
     path = Path(path) if path is not None else DEFAULT_PATH

@@ -2,7 +2,7 @@
 
 A submission is one cell's record (schema: `bench/schema/result.schema.json`). It is parsed with `json` (never
 pickle, never imported or evaluated), validated against the schema, and its metrics are recomputed from its
-accuracy matrix with `bench.metrics.summarize`: a claimed metric that disagrees rejects the submission, and the
+accuracy matrix with `bench.eval.metrics.summarize`: a claimed metric that disagrees rejects the submission, and the
 stored record carries the recomputed values only, so every number on a leaderboard comes from a matrix.
 """
 from __future__ import annotations
@@ -12,10 +12,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bench.metrics import summarize
-from bench.store import ResultStore, config_hash
+from bench.core.store import ResultStore, config_hash
+from bench.eval.metrics import summarize
 
-SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "result.schema.json"
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schema" / "result.schema.json"
 MAX_BYTES = 5 * 2**20  # one cell's record is a few kB; anything this large is not one
 METRIC_TOLERANCE = 1e-6  # claimed metrics may differ by float rounding only
 
@@ -133,7 +133,7 @@ def submit(path: Path, results_dir: Path) -> dict[str, Any]:
 
 def submit_file(path: Path, results_dir: Path, leaderboards_dir: Path) -> int:
     """CLI: submit, rebuild the leaderboards, print what happened. Exit 0 on success, 1 when rejected."""
-    from bench.leaderboard import build_leaderboards
+    from bench.report.leaderboard import build_leaderboards
 
     try:
         stored = submit(path, results_dir)

@@ -9,7 +9,6 @@ the backbone, so adversarial attacks and corruptions work in pixel space for eve
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.registry import Registry
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CHECKPOINT_DIR = REPO_ROOT / "checkpoints"
+from bench.core.registry import Registry
+from bench.models.checkpoints import CHECKPOINT_DIR, verified_checkpoint
+from bench.models.text import CompactTokenizer
 
 
 # --------------------------------------------------------------------------------------------- vision side
@@ -98,61 +96,6 @@ class VisionBackbone(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------- text side
-class CompactTokenizer:
-    """open_clip's BPE tokenizer with ids remapped onto a small vocabulary.
-
-    The embedded CLIP models only ever read captions made of a few hundred BPE tokens; a full 49k-row embedding
-    table would make a 1 MB model weigh 15 MB. Ids: 0 pad, 1 unknown, 2.. the vocabulary, then start and end of
-    text, end last so that open_clip's argmax pooling still finds it.
-    """
-
-    def __init__(self, vocab: Sequence[str], context_length: int) -> None:
-        from open_clip.tokenizer import SimpleTokenizer
-
-        self.bpe = SimpleTokenizer(context_length=context_length)
-        self.vocab = list(vocab)
-        self.context_length = context_length
-        self._to_compact = {self.bpe.encoder[tok]: i + 2 for i, tok in enumerate(self.vocab)}
-        self.sot_token_id = len(self.vocab) + 2
-        self.eot_token_id = len(self.vocab) + 3
-        self.vocab_size = len(self.vocab) + 4
-
-    @staticmethod
-    def build_vocab(texts: Sequence[str]) -> list[str]:
-        """Every BPE token the given texts use, sorted (so the vocabulary is a pure function of the texts)."""
-        from open_clip.tokenizer import SimpleTokenizer
-
-        bpe = SimpleTokenizer()
-        ids = {i for text in texts for i in bpe.encode(text)}
-        return sorted(bpe.decoder[i] for i in ids)
-
-    def encode(self, text: str) -> list[int]:
-        return [self._to_compact.get(i, 1) for i in self.bpe.encode(text)]
-
-    def decode(self, ids: Sequence[int]) -> str:
-        """Compact ids -> text, stopping at the end-of-text token (pads, start and unknown ids dropped)."""
-        to_bpe = {compact: bpe_id for bpe_id, compact in self._to_compact.items()}
-        out = []
-        for i in ids:
-            if i == self.eot_token_id:
-                break
-            if i in to_bpe:
-                out.append(to_bpe[i])
-        return self.bpe.decode(out).strip()
-
-    def __call__(self, texts: str | Sequence[str], context_length: int | None = None) -> torch.Tensor:
-        texts = [texts] if isinstance(texts, str) else list(texts)
-        length = context_length or self.context_length
-        out = torch.zeros(len(texts), length, dtype=torch.long)
-        for row, text in enumerate(texts):
-            ids = [self.sot_token_id] + self.encode(text)[: length - 2] + [self.eot_token_id]
-            out[row, : len(ids)] = torch.tensor(ids)
-        return out
-
-
-def prompt_name(name: str) -> str:
-    """A class name as it reads inside a prompt, without its article ("the digit 7" -> "digit 7")."""
-    return name[4:] if name.lower().startswith("the ") else name
 
 
 class TextEncoder(nn.Module):
@@ -368,30 +311,6 @@ def create_backbone(name: str, weights: str | None = None) -> nn.Module:
     return BACKBONES.get(name).build(weights)
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def verified_checkpoint(stem: str) -> Path:
-    """The committed checkpoint `checkpoints/<stem>.safetensors`, checked against its manifest's sha256."""
-    path = CHECKPOINT_DIR / f"{stem}.safetensors"
-    manifest_path = CHECKPOINT_DIR / "MANIFEST.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run `python run_bench.py pretrain` to recreate it")
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    expected = manifest.get(stem, {}).get("sha256")
-    if expected is None:
-        raise ValueError(f"{manifest_path} has no sha256 for {stem!r}; re-run `python run_bench.py pretrain`")
-    actual = sha256_of(path)
-    if actual != expected:
-        raise ValueError(f"{path} is corrupt: sha256 {actual[:12]}… != manifest {expected[:12]}…")
-    return path
-
-
 # Architecture of the embedded ViT: 32-pixel glyphs, 8-pixel patches (16 tokens + class token) keep a
 # training step cheap enough for the whole default grid to run on two CPU cores.
 GLYPH_VIT_ARCH = dict(img_size=32, patch_size=8, embed_dim=96, depth=6, num_heads=3, mlp_ratio=4.0)
@@ -483,7 +402,7 @@ def _clip_glyph_tiny(weights: str | None) -> ClipBackbone:
 def _clip_test_micro(weights: str | None) -> ClipBackbone:
     from open_clip.model import CLIP
 
-    from bench.pretrain import caption_vocabulary
+    from bench.models.specs import caption_vocabulary
 
     vocab = caption_vocabulary()
     model = CLIP(embed_dim=32, vision_cfg=dict(image_size=32, layers=2, width=32, patch_size=8, head_width=16),
@@ -504,7 +423,7 @@ def _coca_glyph_tiny(weights: str | None) -> CocaBackbone:
 def _coca_test_micro(weights: str | None) -> CocaBackbone:
     from open_clip.coca_model import CoCa
 
-    from bench.pretrain import caption_vocabulary, coca_config
+    from bench.models.specs import caption_vocabulary, coca_config
 
     vocab = caption_vocabulary()
     config = coca_config(len(vocab) + 4, width=32, vision_width=32, layers=2)

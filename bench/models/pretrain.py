@@ -6,7 +6,7 @@
   captioning loss.
 
 Each writes `checkpoints/<name>.safetensors` and records the recipe, its seed, the file's sha256 and the measured
-quality (`bench.quality`) in `checkpoints/MANIFEST.json`. The default benchmark only ever loads these files.
+quality (`bench.models.quality`) in `checkpoints/MANIFEST.json`. The default benchmark only ever loads these files.
 """
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import json
 import math
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -23,9 +22,12 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from bench.backbones import (CHECKPOINT_DIR, GLYPH_VIT_ARCH, CompactTokenizer, create_backbone, prompt_name,
-                             sha256_of)
-from bench.harness import autocast, seed_everything, select_device
+from bench.core.device import autocast, select_device
+from bench.core.seeding import seed_everything
+from bench.models.backbones import GLYPH_VIT_ARCH, create_backbone
+from bench.models.checkpoints import CHECKPOINT_DIR, sha256_of, update_manifest
+from bench.models.specs import CAPTION_TEMPLATES, caption_vocabulary, clip_config, coca_config, font_style
+from bench.models.text import prompt_name
 from scenarios import glyphs
 from scenarios.cache import DATA_VERSION
 
@@ -47,27 +49,6 @@ VIT_RECIPE = Recipe(per_font={"clean": 20, "noisy": 6})
 CLIP_RECIPE = Recipe(per_font={"clean": 20, "noisy": 6}, epochs=14, batch_size=256, lr=1e-3)
 COCA_RECIPE = Recipe(per_font={"clean": 20, "noisy": 6}, epochs=5, batch_size=256, lr=1e-3)  # warm-started
 CAPTION_WEIGHT = 2.0  # CoCa's captioning-to-contrastive loss ratio (Yu et al., 2022, and open_clip's default)
-
-# Caption templates for contrastive pretraining. `{style}` is a word about the face, `{name}` the class name.
-CAPTION_TEMPLATES = ("a photo of a {name}.", "a {style} {name}.", "the symbol {name}.",
-                     "a rendering of a {name} in a {style} font.", "a picture of the {name}.", "{name}.")
-FONT_STYLES = {"Bold": "bold", "Oblique": "slanted", "Italic": "italic", "Mono": "monospace", "Sans": "sans-serif",
-               "Serif": "serif", "cm": "classic", "STIX": "book"}
-
-
-def font_style(font: str) -> str:
-    words = [word for key, word in FONT_STYLES.items() if key in font]
-    return " ".join(words[:2]) or "plain"
-
-
-def caption_vocabulary() -> list[str]:
-    """Every text the embedded CLIP may read: captions, CoOp placeholders and the usual prompt templates."""
-    names = [prompt_name(c.name) for c in glyphs.GLYPH_CLASSES]
-    styles = set(FONT_STYLES.values()) | {"plain"}
-    texts = [t.format(name=n, style=s) for t in CAPTION_TEMPLATES for n in names for s in styles]
-    texts += ["X", "a photo of a", "a clean print of a", "an outline sketch of a", "a textured image of a",
-              "a noisy image of a", "handwritten"]
-    return CompactTokenizer.build_vocab(texts)
 
 
 def pretraining_data(recipe: Recipe) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -122,27 +103,6 @@ def pretrain_vit(recipe: Recipe, device: torch.device) -> dict:
                  "pretrain vit")
     state = {k: v.detach().cpu().contiguous() for k, v in backbone.encoder.state_dict().items()}
     return save("vit_glyph_tiny", state, recipe, {"arch": GLYPH_VIT_ARCH})
-
-
-def clip_config(vocab_size: int) -> dict:
-    return {"embed_dim": 64,
-            "vision_cfg": {"image_size": 32, "layers": 6, "width": 96, "patch_size": 8, "head_width": 32,
-                           "mlp_ratio": 4.0},
-            "text_cfg": {"context_length": 32, "vocab_size": vocab_size, "width": 64, "heads": 2, "layers": 3}}
-
-
-def coca_config(vocab_size: int, width: int = 64, vision_width: int = 96, layers: int = 3) -> dict:
-    """A small open_clip CoCa: the embedded CLIP's image tower with attentional pooling (16 queries: the image
-    tokens the decoder reads), `layers` unimodal text layers and `layers` multimodal decoder layers. Context 20
-    holds the longest pretraining caption (18 tokens) plus start and end."""
-    return {"embed_dim": width, "custom_text": True,
-            "vision_cfg": {"image_size": 32, "layers": 2 * layers, "width": vision_width, "patch_size": 8,
-                           "head_width": 32, "mlp_ratio": 4.0, "attentional_pool": True, "attn_pooler_heads": 2,
-                           "attn_pooler_queries": 16, "output_tokens": True},
-            "text_cfg": {"context_length": 20, "vocab_size": vocab_size, "width": width, "heads": 2,
-                         "layers": layers, "embed_cls": True, "output_tokens": True},
-            "multimodal_cfg": {"context_length": 20, "vocab_size": vocab_size, "width": width, "heads": 2,
-                               "layers": layers, "attn_pooler_heads": 2}}
 
 
 def multi_positive_clip_loss(image: torch.Tensor, text: torch.Tensor, labels: torch.Tensor,
@@ -233,7 +193,7 @@ def warm_start_from_clip(model: torch.nn.Module) -> list[str]:
     pretraining fonts, so the benchmark fonts stay unseen; it makes the CPU recipe a few epochs instead of many."""
     from safetensors.torch import load_file
 
-    from bench.backbones import verified_checkpoint
+    from bench.models.checkpoints import verified_checkpoint
 
     clip = load_file(str(verified_checkpoint("clip_glyph_tiny")))
     own = model.state_dict()
@@ -256,15 +216,8 @@ def save(stem: str, state: dict[str, torch.Tensor], recipe: Recipe, extra: dict)
     return entry
 
 
-def update_manifest(stem: str, entry: dict) -> None:
-    path = CHECKPOINT_DIR / "MANIFEST.json"
-    manifest = json.loads(path.read_text()) if path.exists() else {}
-    manifest[stem] = {**manifest.get(stem, {}), **entry}
-    path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-
-
 def pretrain_all(only: Sequence[str] | None = None, device: str = "auto") -> None:
-    from bench.quality import measure_quality
+    from bench.models.quality import measure_quality
 
     torch_device = select_device(device)
     wanted = set(only or ("vit", "clip", "coca"))

@@ -2,7 +2,7 @@
 
 Single file, no server, nothing fetched: tables sortable by any column (inline vanilla JS), plots drawn with
 matplotlib and embedded as base64 PNG data URIs. Rows are the same seed aggregates as the Markdown tables
-(`bench.tables.aggregate`); published numbers appear only in their own labelled section (`bench.references`).
+(`bench.report.tables.aggregate`); published numbers appear only in their own labelled section (`bench.report.references`).
 Every string from a record is HTML-escaped: a submitted record is data, and never becomes markup or script.
 """
 from __future__ import annotations
@@ -20,10 +20,10 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from bench.references import Reference, by_protocol, load_references
-from bench.tables import (_B2N_AVERAGE_LEGEND, B2N_AVERAGE_SLUG, HEADLINE_METRIC, KIND_COLUMNS, MISSING,
-                          _METRIC_LABELS, _first_line, _scenario_name, _slug, _strategy_labels, _strategy_name,
-                          _variant, aggregate, base_to_new_average, records_to_frame)
+from bench.report.references import Reference, by_protocol, load_references
+from bench.report.tables import (_B2N_AVERAGE_LEGEND, _METRIC_LABELS, B2N_AVERAGE_SLUG, HEADLINE_METRIC, KIND_COLUMNS,
+                                 MISSING, _first_line, _scenario_name, _slug, _strategy_labels, _strategy_name,
+                                 _variant, aggregate, base_to_new_average, records_to_frame)
 
 INCREMENTAL = ("class_incremental", "domain_incremental")
 REFERENCE_TITLE = "Published reference numbers (not measured by this suite)"
@@ -426,7 +426,7 @@ _SCRIPT = """
 
 
 def _legend(kind: str) -> str:
-    from bench.tables import _COMMON_LEGEND, _KIND_LEGEND
+    from bench.report.tables import _COMMON_LEGEND, _KIND_LEGEND
 
     items = [*_KIND_LEGEND.get(kind, ()), *_COMMON_LEGEND,
              "- Robustness columns (when run): accuracy on a fixed seeded subset of each evaluation set; FGSM/PGD "
@@ -486,7 +486,7 @@ B2N_AVERAGE_COLUMNS = [
 
 
 def b2n_average_section(agg: pd.DataFrame) -> str:
-    """Base, new and HM averaged over every base-to-new scenario (`bench.tables.base_to_new_average`)."""
+    """Base, new and HM averaged over every base-to-new scenario (`bench.report.tables.base_to_new_average`)."""
     average = base_to_new_average(agg) if not agg.empty else agg
     if average.empty:
         return ""
@@ -561,7 +561,7 @@ def render_page(records: Iterable[Mapping[str, Any]], references: Sequence[Refer
 
 def write_html(records: Iterable[Mapping[str, Any]], out_path: Path | str,
                references: Sequence[Reference] | None = None) -> Path:
-    """Write the page; references default to `bench/references.yaml` (none when it does not exist)."""
+    """Write the page; references default to `bench/report/references.yaml` (none when it does not exist)."""
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     refs = load_references() if references is None else references

@@ -22,11 +22,14 @@ from typing import Any, Callable, Iterable
 import torch
 from tqdm.auto import tqdm
 
-from bench.backbones import BACKBONES, count_parameters, create_backbone
-from bench.harness import TrainStep, run_stream, seed_everything, select_device
-from bench.metrics import summarize
-from bench.store import ResultStore, config_hash
-from bench.strategy import STRATEGIES, TensorData, build_strategy
+from bench.core.data import TensorData, TrainStep
+from bench.core.device import select_device
+from bench.core.seeding import seed_everything
+from bench.core.store import ResultStore, config_hash
+from bench.core.strategy import STRATEGIES, build_strategy
+from bench.eval.metrics import summarize
+from bench.models.backbones import BACKBONES, count_parameters, create_backbone
+from bench.train.harness import run_stream
 
 SCHEMA_VERSION = 1
 # Bump when the harness, a scenario or a metric changes what a cell computes: old results then rerun.
@@ -58,7 +61,7 @@ class CellConfig:
         del out["label"]
         out["strategy_config"] = cfg.to_dict()
         if self.robustness:  # defaults filled in too: a changed attack default must not reuse old numbers
-            from bench.robustness import RobustnessConfig
+            from bench.eval.robustness import RobustnessConfig
             out["robustness"] = RobustnessConfig.from_dict(self.robustness).model_dump(mode="json")
         out["protocol_version"] = PROTOCOL_VERSION
         return out
@@ -70,7 +73,7 @@ class CellConfig:
 # ------------------------------------------------------------------------------------------- environment
 @lru_cache(maxsize=1)
 def code_version() -> str:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     try:
         head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
                               text=True, timeout=10).stdout.strip()

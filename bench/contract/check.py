@@ -5,7 +5,7 @@ Checks, for every strategy the file registers:
 - declared: `flags`, `family`, `paper`, `supported_scenarios` and `backbone_families` are set by the strategy
   itself (not inherited from the `Strategy` base), with valid values: comparability flags must be a decision.
 - documented: the docstring has a "Trains: … Freezes: …" line.
-Then per backbone family it runs on (random micro backbones, a tiny real scenario; see `bench.tiny`):
+Then per backbone family it runs on (random micro backbones, a tiny real scenario; see `bench.contract.tiny`):
 - trainable: the parameters `trainable_parameters()` declares are exactly those that move in training.
 - frozen: every other parameter and every backbone buffer is bit-for-bit unchanged.
 - outputs: logits have shape (batch, num_classes) and are finite; training losses are finite.
@@ -30,10 +30,11 @@ from typing import Callable, Iterable
 
 import torch
 
-from bench.harness import evaluate, fill_cache, run_stream, to_pixels
-from bench.plugins import PluginError, load_plugin_file
-from bench.strategy import SCENARIO_KINDS, STRATEGIES, Flags, Strategy, TensorData
-from bench.tiny import TEST_BACKBONES, TINY_SCENARIOS
+from bench.contract.plugins import PluginError, load_plugin_file
+from bench.contract.tiny import TEST_BACKBONES, TINY_SCENARIOS
+from bench.core.data import TensorData
+from bench.core.strategy import SCENARIO_KINDS, STRATEGIES, Flags, Strategy
+from bench.train.harness import evaluate, fill_cache, run_stream, to_pixels
 
 FAMILIES = ("baseline", "continual", "prompt", "vision-language")
 DECLARED = ("flags", "family", "paper", "supported_scenarios", "backbone_families")
@@ -86,7 +87,7 @@ def check_declared(cls: type[Strategy]) -> tuple[bool, str]:
     problems = [f"{name} is not set (the Strategy base's default would be used)"
                 for name in DECLARED if not _declared_by_strategy(cls, name)]
     if not isinstance(cls.flags, Flags):
-        problems.append(f"flags must be a bench.strategy.Flags, got {type(cls.flags).__name__}")
+        problems.append(f"flags must be a bench.core.strategy.Flags, got {type(cls.flags).__name__}")
     if cls.family not in FAMILIES:
         problems.append(f"family {cls.family!r} is not one of {FAMILIES}")
     if not str(cls.paper).strip():
@@ -141,7 +142,7 @@ def _tinted(scenario):
 
 
 def _build(name: str, backbone: str, kind: str, overrides: dict | None = None):
-    from bench.runner import CellConfig, prepare
+    from bench.run.runner import CellConfig, prepare
 
     scenario_name, scenario_overrides = TINY_SCENARIOS[kind]
     cell = CellConfig(scenario=scenario_name, strategy=name, backbone=backbone, seed=CHECK_SEED,

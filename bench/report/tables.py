@@ -1,6 +1,6 @@
 """Aggregate per-cell result records into per-scenario Markdown and CSV tables.
 
-Input is the list of records produced by :class:`bench.store.ResultStore`.
+Input is the list of records produced by :class:`bench.core.store.ResultStore`.
 Numbers are only ever copied or averaged from the records: a metric a record
 does not report is shown as "—", never filled in.
 """
@@ -17,8 +17,8 @@ from typing import Any
 
 import pandas as pd
 
-from bench.metrics import harmonic_mean
-from bench.store import config_hash
+from bench.core.store import config_hash
+from bench.eval.metrics import harmonic_mean
 
 __all__ = [
     "ACCURACY_METRICS",
@@ -161,7 +161,7 @@ def _get(mapping: Any, key: str) -> Any:
 
 
 # Boolean comparability flags and their short names, in the order of
-# bench.strategy.Flags.short() so the tables read like `run_bench.py list`.
+# bench.core.strategy.Flags.short() so the tables read like `run_bench.py list`.
 _BOOL_FLAGS: tuple[tuple[str, str], ...] = (
     ("task_id_at_test", "task-id"),
     ("batchwise_inference", "batch-vote"),

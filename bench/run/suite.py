@@ -7,11 +7,11 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from bench.backbones import BACKBONES
-from bench.runner import CellConfig
-from bench.strategy import STRATEGIES
+from bench.core.strategy import STRATEGIES
+from bench.models.backbones import BACKBONES
+from bench.run.runner import CellConfig
 
-SUITE_DIR = Path(__file__).resolve().parent / "suites"
+SUITE_DIR = Path(__file__).resolve().parents[1] / "suites"
 
 
 class SuiteError(ValueError):
@@ -51,7 +51,7 @@ class Suite(BaseModel):
     @field_validator("robustness")
     @classmethod
     def _robustness_settings(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        from bench.robustness import RobustnessConfig  # a wrong field fails here, not after every cell's training
+        from bench.eval.robustness import RobustnessConfig  # a wrong field fails here, not after every cell's training
 
         RobustnessConfig.from_dict(value)
         return value

@@ -6,10 +6,8 @@ matrix: after training step i, it evaluates on every evaluation set j, giving A[
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,34 +17,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from bench.augment import augment, augment_generator, check_augment
-from bench.strategy import (Batch, Strategy, TaskContext, TensorData, count_trainable,
-                            freeze_all_but_trainable, mask_logits)
-
+from bench.core.data import Batch, EvalSet, TaskContext, TensorData, TrainStep, label_space_for
+from bench.core.device import autocast
+from bench.core.strategy import Strategy, count_trainable, freeze_all_but_trainable, mask_logits
+from bench.train.augment import augment, augment_generator, check_augment
 
 # ---------------------------------------------------------------------------------------- device & seeding
-def select_device(choice: str = "auto") -> torch.device:
-    """`auto` picks CUDA when present, else CPU; `cuda` without a GPU is an error, not a silent fallback."""
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for, but torch sees no CUDA device")
-    if choice not in ("cpu", "cuda"):
-        raise ValueError(f"unknown device {choice!r}; valid: auto, cpu, cuda")
-    return torch.device(choice)
-
-
-def autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA; full precision on CPU, where bf16 matmuls are slower than fp32 on most cores."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 # ------------------------------------------------------------------------------------------------- memory
@@ -293,28 +269,6 @@ def evaluate(strategy: Strategy, data: TensorData, label_space: Sequence[int] | 
 
 
 # ------------------------------------------------------------------------------------------------- streams
-@dataclass
-class TrainStep:
-    """One training step of a scenario, as the harness consumes it."""
-
-    data: TensorData
-    classes: list[int]
-    domain: str | None = None
-    unlabelled: TensorData | None = None
-
-
-@dataclass
-class EvalSet:
-    """One evaluation set. `label_space`: classes to predict among; None means "every class seen so far"."""
-
-    name: str
-    data: TensorData
-    label_space: list[int] | None = None
-
-
-def label_space_for(eval_set: EvalSet, seen: Sequence[int]) -> list[int]:
-    """The classes an evaluation set is predicted among: its own label space, else every class trained on."""
-    return list(eval_set.label_space) if eval_set.label_space is not None else list(seen)
 
 
 @dataclass

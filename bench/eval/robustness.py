@@ -30,10 +30,11 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from torch import nn
 
-from bench.attacks import check_budget, fgsm, pgd
-from bench.harness import label_space_for, to_pixels
-from bench.strategy import Strategy, TensorData
-from scenarios.streams import derive_seed as _seed  # stable 31-bit seed per use: subset, PGD start, image
+from bench.core.data import TensorData, label_space_for
+from bench.core.seeding import derive_seed as _seed  # stable 31-bit seed per use: subset, PGD start, image
+from bench.core.strategy import Strategy
+from bench.eval.attacks import check_budget, fgsm, pgd
+from bench.train.harness import to_pixels
 
 log = logging.getLogger("promptshift")
 
@@ -409,5 +410,5 @@ def robustness_report(strategy: Strategy, scenario: Any, settings: dict[str, Any
 
 
 def robustness_hook() -> Callable[..., dict[str, Any]]:
-    """The `after_training` callable for `bench.runner.run_cell` / `run_grid`."""
+    """The `after_training` callable for `bench.run.runner.run_cell` / `run_grid`."""
     return robustness_report

@@ -3,7 +3,7 @@
 Hand-written on purpose: torchattacks pins an old `requests` (it cannot be a runtime dependency), and the PyPI
 `robustbench` and `advertorch` no longer run with current torch/timm. Both attacks are a few lines; the tests
 cross-check this PGD against torchattacks on a fixed model. Standard AutoAttack comes from `pyautoattack`
-(see bench.robustness).
+(see bench.eval.robustness).
 
 Every attack checks its output against the budget before returning it (`check_budget`): a perturbation that
 leaves the eps-ball or the pixel range would report a robustness that the threat model does not define.

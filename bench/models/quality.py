@@ -1,6 +1,6 @@
 """Quality of the embedded backbones on the benchmark fonts (never seen in pretraining).
 
-    python -m bench.quality        re-measure from the committed checkpoints and print
+    python -m bench.models.quality        re-measure from the committed checkpoints and print
 
 - ViT: linear-probe accuracy (scikit-learn logistic regression on frozen features) over all glyph classes.
 - CLIP: zero-shot accuracy with the template "a photo of a {class}." over all glyph classes.
@@ -16,7 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.backbones import create_backbone, prompt_name
+from bench.models.backbones import create_backbone
+from bench.models.text import prompt_name
 from scenarios import glyphs
 
 PROBE_TRAIN_PER_FONT, TEST_PER_FONT, SEED = 8, 4, 1234
@@ -81,7 +82,7 @@ def coca_zero_shot() -> dict[str, float]:
 
 
 def measure_quality(which: Iterable[str] = ("vit", "clip", "coca")) -> dict[str, float | dict[str, float]]:
-    from bench.pretrain import update_manifest
+    from bench.models.checkpoints import update_manifest
 
     out = {}
     if "vit" in which:

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.html_report import write_html
-from bench.robustness_tables import write_robustness_tables
-from bench.store import ResultStore
-from bench.tables import write_tables
+from bench.core.store import ResultStore
+from bench.report.html_report import write_html
+from bench.report.robustness_tables import write_robustness_tables
+from bench.report.tables import write_tables
 
 
 def build_leaderboards(results_dir: Path, out_dir: Path) -> list[Path]:

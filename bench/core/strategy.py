@@ -1,13 +1,13 @@
 """The strategy contract: what a method trains, how it predicts, and what a leaderboard must say about it.
 
-A strategy is an `nn.Module` holding the backbone plus its own parts. The harness (`bench.harness`) owns the
+A strategy is an `nn.Module` holding the backbone plus its own parts. The harness (`bench.train.harness`) owns the
 loop: it freezes everything, unfreezes exactly `trainable_parameters()`, builds the optimizer from the config,
 moves to the device, seeds, autocasts, and calls the hooks below. A strategy never writes a training loop.
 
 The pieces, in the order the harness uses them:
 - `frozen_inputs(x)`: the part of the forward pass that depends only on frozen weights (a ViT's features for a
   linear probe, the L2P query, CLIP image features). The harness computes it once per image and caches it
-  (with training augmentation: once per augmented view, or per batch; see `bench.harness.TrainAugment`).
+  (with training augmentation: once per augmented view, or per batch; see `bench.train.harness.TrainAugment`).
 - `forward(x, cached)`: logits over all classes of the scenario. `x` is `None` when the strategy declares
   `needs_pixels = False` and a cache is available (the harness then never touches the backbone).
 - `training_loss(batch, ctx)`: defaults to cross-entropy over the classes seen so far.
@@ -23,69 +23,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.registry import Registry
+from bench.core.data import Batch, ScenarioInfo, TaskContext, TensorData
+from bench.core.registry import Registry
 
 SCENARIO_KINDS = ("class_incremental", "domain_incremental", "base_to_new", "domain_adaptation")
 NEG_INF = -1e4  # masks logits of classes outside the label space; finite so that bf16 and CE stay stable
 
 
 # ------------------------------------------------------------------------------------------- data carriers
-@dataclass
-class TensorData:
-    """A materialised data set: pixels in [0, 1] `(N, 3, H, W)` (uint8 storage), labels, optional frozen cache."""
-
-    images: torch.Tensor  # uint8, converted to float per batch to keep memory small
-    labels: torch.Tensor  # int64 class indices in the scenario's class space; -1 when unlabelled
-    cached: torch.Tensor | None = None  # frozen_inputs() of every image, filled by the harness
-
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
-
-    def subset(self, index: torch.Tensor) -> "TensorData":
-        cached = self.cached[index] if self.cached is not None else None
-        return TensorData(self.images[index], self.labels[index], cached)
-
-    @staticmethod
-    def concat(parts: Sequence["TensorData"]) -> "TensorData":
-        caches = [p.cached for p in parts]
-        cached = torch.cat(caches) if all(c is not None for c in caches) else None
-        return TensorData(torch.cat([p.images for p in parts]), torch.cat([p.labels for p in parts]), cached)
-
-
-@dataclass
-class Batch:
-    """One training batch. `target_*` hold an unlabelled target-domain batch for adaptation strategies."""
-
-    x: torch.Tensor | None
-    y: torch.Tensor
-    cached: torch.Tensor | None = None
-    target_x: torch.Tensor | None = None
-    target_cached: torch.Tensor | None = None
-
-
-@dataclass
-class ScenarioInfo:
-    """What a strategy may know about the scenario when it is built."""
-
-    kind: str
-    num_classes: int
-    class_names: list[str]
-    domains: list[str] = field(default_factory=list)  # style domains in this scenario (for DAPL-like methods)
-    source_domain: str | None = None
-    target_domain: str | None = None
-
-
-@dataclass
-class TaskContext:
-    """What the harness tells a strategy at the start and end of each training step."""
-
-    index: int
-    num_steps: int
-    train_classes: list[int]  # classes present in this step's training data
-    seen_classes: list[int]  # every class trained on so far, this step included: the training label space
-    domain: str | None
-    train_data: TensorData
-    unlabelled: TensorData | None = None  # target-domain images without labels (domain adaptation)
 
 
 # ------------------------------------------------------------------------------------------------- flags
@@ -128,7 +73,7 @@ def hp(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse's name
     return field(default=default, metadata={"help": help})
 
 
-# Knobs added after results were stored, with the value that switches each off. bench.runner hashes `to_dict()`
+# Knobs added after results were stored, with the value that switches each off. bench.run.runner hashes `to_dict()`
 # into the cell id, so leaving these out at their off value keeps every earlier cell's id, and its stored result,
 # valid; `from_dict` fills them back in. Any other value is written out and gives a new id.
 OMITTED_WHEN_OFF: dict[str, Any] = {"augment": "none", "augment_views": 0}

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from bench.robustness import parse_budget
-from bench.tables import MISSING, flags_label
+from bench.eval.robustness import parse_budget
+from bench.report.tables import MISSING, flags_label
 
 REFERENCE = "full_finetune"  # the drop of every row is compared with full fine-tuning's
 MARKDOWN, CSV = "robustness.md", "robustness.csv"

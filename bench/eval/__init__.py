@@ -1,0 +1,1 @@
+"""Scoring trained models: metrics over accuracy matrices, adversarial attacks, corruptions."""

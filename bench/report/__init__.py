@@ -1,0 +1,1 @@
+"""Leaderboards from stored results: Markdown/CSV tables, the HTML page, robustness tables, labelled paper references."""

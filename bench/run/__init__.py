@@ -1,0 +1,1 @@
+"""Running the benchmark: cells, suites, and merging submitted results."""

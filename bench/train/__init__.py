@@ -1,0 +1,1 @@
+"""The one training loop (`harness`) and training-time augmentation."""
