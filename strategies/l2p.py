@@ -81,6 +81,9 @@ class L2P(FrozenEncoderMixin, Strategy):
     def frozen_inputs(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)
 
+    def frozen_key(self) -> str | None:
+        return "vision.pooled"  # the backbone's pooled output, shared with every strategy that caches it
+
     def select(self, query: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Query `(B, d)` -> selected prompt indices `(B, N)` and their cosine similarities `(B, N)`."""
         cos = F.normalize(query, dim=-1) @ F.normalize(self.keys, dim=-1).t()

@@ -34,6 +34,9 @@ class LinearProbe(Strategy):
     def frozen_inputs(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)
 
+    def frozen_key(self) -> str | None:
+        return "vision.pooled"  # the backbone's pooled output, shared with every strategy that caches it
+
     def forward(self, x: torch.Tensor | None, cached: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(cached if cached is not None else self.backbone(x))
 

@@ -83,6 +83,9 @@ class OFAPromptCoca(FrozenEncoderMixin, Strategy):
     def frozen_inputs(self, x: torch.Tensor) -> torch.Tensor | None:
         return None if self.needs_pixels else self.backbone.image_tokens(x)
 
+    def frozen_key(self) -> str | None:
+        return None if self.needs_pixels else "coca.image_tokens"
+
     def _image_and_text(self, x: torch.Tensor | None, cached: torch.Tensor | None) -> tuple[torch.Tensor,
                                                                                             torch.Tensor]:
         image_tokens = cached if (cached is not None and not self.needs_pixels) else self.backbone.image_tokens(x)

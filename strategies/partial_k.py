@@ -45,6 +45,9 @@ class PartialK(Strategy):
         """Tokens after the frozen blocks `(B, tokens, d)`; with k = depth, the embeddings themselves."""
         return self.backbone.run_blocks(self.backbone.embed(x), 0, self.start)
 
+    def frozen_key(self) -> str | None:
+        return f"vision.tokens_after_blocks[0:{self.start}]"
+
     def forward(self, x: torch.Tensor | None, cached: torch.Tensor | None = None) -> torch.Tensor:
         tokens = cached if cached is not None else self.frozen_inputs(x)
         return self.head(self.backbone.finalize(self.backbone.run_blocks(tokens, self.start)))

@@ -44,6 +44,9 @@ class SideTune(Strategy):
     def frozen_inputs(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)
 
+    def frozen_key(self) -> str | None:
+        return "vision.pooled"  # the backbone's pooled output, shared with every strategy that caches it
+
     def forward(self, x: torch.Tensor | None, cached: torch.Tensor | None = None) -> torch.Tensor:
         base = cached if cached is not None else self.backbone(x)
         side = self.side(self.backbone.preprocess(x))  # same resizing and normalisation as the backbone sees

@@ -55,6 +55,9 @@ class ZeroShotCLIP(TextFixedDuringEval, Strategy):
     def frozen_inputs(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.backbone.encode_image(x), dim=-1)
 
+    def frozen_key(self) -> str | None:
+        return "clip.normalized_image_features"
+
     def forward(self, x: torch.Tensor | None, cached: torch.Tensor | None = None) -> torch.Tensor:
         image = cached if cached is not None else self.frozen_inputs(x)
         return self.backbone.logit_scale * image @ self.text_features().t().to(image.dtype)

@@ -168,3 +168,35 @@ def test_square_only_metrics_reject_rectangles() -> None:
             fn(rect)
     # Final accuracy is defined for any shape: mean of the last row.
     assert M.final_average_accuracy(rect) == pytest.approx(0.6)
+
+
+# The harness writes None ("not evaluated") above the diagonal of a class-incremental matrix: a task not trained
+# yet scores 0 by construction. Every metric must give the hand-computed values of A, which never read those cells.
+A_UNTRAINED_NULL = [
+    [0.9, None, None],
+    [0.6, 0.8, None],
+    [0.5, 0.7, 0.9],
+]
+
+
+def test_metrics_treat_null_as_not_evaluated_and_keep_their_hand_computed_values() -> None:
+    assert M.final_average_accuracy(A_UNTRAINED_NULL) == pytest.approx(0.7)
+    assert M.average_incremental_accuracy(A_UNTRAINED_NULL) == pytest.approx(2.3 / 3)
+    assert M.forgetting_avalanche(A_UNTRAINED_NULL) == pytest.approx(0.25)
+    assert M.forgetting_max(A_UNTRAINED_NULL) == pytest.approx(0.25)
+    assert M.backward_transfer(A_UNTRAINED_NULL) == pytest.approx(-0.25)
+    for kind in ("class_incremental", "domain_incremental"):
+        assert M.summarize(A_UNTRAINED_NULL, ["t0", "t1", "t2"], kind) == pytest.approx(
+            M.summarize([[0.9, 0.0, 0.0], [0.6, 0.8, 0.0], [0.5, 0.7, 0.9]], ["t0", "t1", "t2"], kind))
+
+
+def test_a_null_entry_is_skipped_where_a_metric_averages_and_named_where_it_is_needed() -> None:
+    # Last row (0.5, null, 0.9): the final accuracy averages the evaluated entries, (0.5 + 0.9) / 2.
+    assert M.final_average_accuracy([[0.9, None], [0.5, None]]) == pytest.approx(0.5)
+    assert M.final_average_accuracy([[0.5, None, 0.9]]) == pytest.approx(0.7)
+    with pytest.raises(ValueError, match="null"):
+        M.summarize([[0.5, None]], ["base", "new"], "base_to_new")
+    with pytest.raises(ValueError, match="all null"):
+        M.final_average_accuracy([[None, None]])
+    with pytest.raises(ValueError, match="NaN"):  # a real NaN is still an error, only None means "not evaluated"
+        M.final_average_accuracy([[0.5, float("nan")]])

@@ -158,6 +158,12 @@ class Strategy(nn.Module):
         """Frozen computation on pixels, cached per image by the harness. None: nothing to cache."""
         return None
 
+    def frozen_key(self) -> str | None:
+        """A name for the function `frozen_inputs` computes, with its parameters (e.g. "vit.pooled"): strategies
+        declaring the same key on the same backbone and images share one disk-cached feature set across cells.
+        It may read only the frozen backbone. None (default): not shared, cached inside the cell only."""
+        return None
+
     def forward(self, x: torch.Tensor | None, cached: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 

@@ -44,11 +44,14 @@ KINDS: tuple[str, ...] = (
 def as_accuracy_matrix(A: ArrayLike, *, square: bool = False) -> np.ndarray:
     """Return ``A`` as a float (T, E) array after checking it is a valid accuracy matrix.
 
-    Raises ValueError unless ``A`` is 2-D, non-empty, finite, within [0, 1] and,
-    when ``square`` is set, of shape (T, T).
+    ``None`` entries mean "not evaluated" (the harness does not score a set whose classes cannot have been
+    learned yet, such as a future task of a class-incremental stream); they become NaN in the returned array and
+    every metric skips them. Raises ValueError unless ``A`` is 2-D, non-empty, finite (outside the ``None``
+    entries), within [0, 1] and, when ``square`` is set, of shape (T, T).
     """
     try:
-        arr = np.asarray(A, dtype=float)
+        missing = np.equal(np.asarray(A, dtype=object), None)
+        arr = np.where(missing, np.nan, np.asarray(A, dtype=object)).astype(float)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"accuracy matrix is not a numeric rectangular array: {exc}") from exc
     if arr.ndim != 2:
@@ -57,9 +60,11 @@ def as_accuracy_matrix(A: ArrayLike, *, square: bool = False) -> np.ndarray:
         )
     if arr.size == 0:
         raise ValueError(f"accuracy matrix is empty (shape {arr.shape})")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError("accuracy matrix contains NaN or infinite values")
-    lo, hi = float(arr.min()), float(arr.max())
+    if not np.all(np.isfinite(arr[~missing])):
+        raise ValueError("accuracy matrix contains NaN or infinite values (write null for 'not evaluated')")
+    if missing.all():
+        raise ValueError("accuracy matrix has no evaluated entry (all null)")
+    lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
     if lo < 0.0 or hi > 1.0:
         # The usual culprit is a matrix in percent rather than fractions.
         raise ValueError(
@@ -74,8 +79,17 @@ def as_accuracy_matrix(A: ArrayLike, *, square: bool = False) -> np.ndarray:
     return arr
 
 
+def _mean(values: np.ndarray, what: str) -> float:
+    """Mean over the evaluated (non-NaN) entries; an error when none was evaluated."""
+    values = np.asarray(values, dtype=float)
+    kept = values[~np.isnan(values)]
+    if kept.size == 0:
+        raise ValueError(f"{what}: every entry it reads is null (not evaluated)")
+    return float(kept.mean())
+
+
 def final_average_accuracy(A: ArrayLike) -> float:
-    """Mean accuracy after the last training step: ``mean_j A[T-1, j]``.
+    """Mean accuracy after the last training step: ``mean_j A[T-1, j]`` over the evaluated entries.
 
     For a square (incremental) matrix this averages over all T tasks, i.e. every
     task seen; for other shapes every evaluation set of the last row is averaged.
@@ -85,7 +99,7 @@ def final_average_accuracy(A: ArrayLike) -> float:
     which coincides with this value when the task test sets are equally sized.
     """
     arr = as_accuracy_matrix(A)
-    return float(arr[-1].mean())
+    return _mean(arr[-1], "final accuracy")
 
 
 def average_incremental_accuracy(A: ArrayLike) -> float:
@@ -98,7 +112,8 @@ def average_incremental_accuracy(A: ArrayLike) -> float:
     """
     arr = as_accuracy_matrix(A, square=True)
     steps = arr.shape[0]
-    return float(np.mean([arr[i, : i + 1].mean() for i in range(steps)]))
+    return _mean(np.array([_mean(arr[i, : i + 1], "average incremental accuracy") for i in range(steps)]),
+                 "average incremental accuracy")
 
 
 def forgetting_avalanche(A: ArrayLike) -> float:
@@ -119,7 +134,7 @@ def forgetting_avalanche(A: ArrayLike) -> float:
     if last == 0:
         return 0.0
     diag = np.diag(arr)[:last]
-    return float(np.mean(diag - arr[last, :last]))
+    return _mean(diag - arr[last, :last], "forgetting")
 
 
 def forgetting_max(A: ArrayLike) -> float:
@@ -141,8 +156,10 @@ def forgetting_max(A: ArrayLike) -> float:
     last = arr.shape[0] - 1
     if last == 0:
         return 0.0
-    best = np.array([arr[j:last, j].max() for j in range(last)])
-    return float(np.mean(best - arr[last, :last]))
+    column = arr[:last, :last]
+    # Rows l >= j only; entries not evaluated (NaN) never win the max, and a task never evaluated is skipped.
+    best = np.array([np.nan if np.isnan(column[j:, j]).all() else np.nanmax(column[j:, j]) for j in range(last)])
+    return _mean(best - arr[last, :last], "forgetting")
 
 
 def backward_transfer(A: ArrayLike) -> float:
@@ -174,7 +191,10 @@ def _column(arr: np.ndarray, names: list[str], wanted: str, kind: str) -> float:
     """Last-row accuracy of the eval set called ``wanted``."""
     if wanted not in names:
         raise ValueError(f"kind {kind!r} needs an eval set named {wanted!r}, got {names}")
-    return float(arr[-1, names.index(wanted)])
+    value = float(arr[-1, names.index(wanted)])
+    if np.isnan(value):
+        raise ValueError(f"kind {kind!r}: the last row's {wanted!r} accuracy is null (not evaluated)")
+    return value
 
 
 def summarize(A: ArrayLike, eval_names: Sequence[str], kind: str) -> dict[str, float]:
@@ -207,16 +227,16 @@ def summarize(A: ArrayLike, eval_names: Sequence[str], kind: str) -> dict[str, f
 
     if kind in INCREMENTAL_KINDS:
         return {
-            "final_accuracy": final_average_accuracy(arr),
-            "avg_incremental_accuracy": average_incremental_accuracy(arr),
-            "forgetting_avalanche": forgetting_avalanche(arr),
-            "forgetting_max": forgetting_max(arr),
-            "bwt": backward_transfer(arr),
+            "final_accuracy": final_average_accuracy(A),
+            "avg_incremental_accuracy": average_incremental_accuracy(A),
+            "forgetting_avalanche": forgetting_avalanche(A),
+            "forgetting_max": forgetting_max(A),
+            "bwt": backward_transfer(A),
         }
     if arr.shape[0] != 1:
         raise ValueError(f"kind {kind!r} expects a single training step (T == 1), got T = {arr.shape[0]}")
     if kind == "joint":
-        return {"final_accuracy": final_average_accuracy(arr)}
+        return {"final_accuracy": final_average_accuracy(A)}
     if kind == "base_to_new":
         base = _column(arr, names, "base", kind)
         new = _column(arr, names, "new", kind)

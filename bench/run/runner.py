@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import platform
 import subprocess
 import time
@@ -29,6 +30,7 @@ from bench.core.store import ResultStore, config_hash
 from bench.core.strategy import STRATEGIES, build_strategy
 from bench.eval.metrics import summarize
 from bench.models.backbones import BACKBONES, count_parameters, create_backbone
+from bench.train.feature_cache import FeatureStore
 from bench.train.harness import run_stream
 
 SCHEMA_VERSION = 1
@@ -102,6 +104,16 @@ def describe_device(device: torch.device) -> str:
 
 
 # --------------------------------------------------------------------------------------------------- cell
+def default_feature_store() -> FeatureStore | None:
+    """The suite-wide frozen-feature cache under the project's cache folder; PROMPTSHIFT_FEATURE_CACHE=0 turns it
+    off (results are the same either way: cached features equal recomputed ones bit for bit)."""
+    if os.environ.get("PROMPTSHIFT_FEATURE_CACHE", "1").lower() in ("0", "off", "false", "no"):
+        return None
+    from scenarios.cache import cache_dir
+
+    return FeatureStore(cache_dir() / "features")
+
+
 def merged_step(steps: list[TrainStep]) -> TrainStep:
     """All training steps as one: the joint-training upper bound."""
     classes = sorted({c for s in steps for c in s.classes})
@@ -146,7 +158,8 @@ def run_cell(cfg: CellConfig, results_dir: Path | str, device: str = "auto", sho
         log.info("cell %s: %s", cell_id, json.dumps(cfg.resolved(), sort_keys=True))
         scenario, backbone_params, strategy = prepare(cfg)
         steps = [merged_step(scenario.steps)] if strategy.flags.joint_training else scenario.steps
-        result = run_stream(strategy, steps, scenario.eval_sets, torch_device, cfg.seed, show_progress)
+        result = run_stream(strategy, steps, scenario.eval_sets, torch_device, cfg.seed, show_progress,
+                            feature_store=default_feature_store())
         kind = "joint" if strategy.flags.joint_training else scenario.kind
         per_step_classes = [len(s.classes) for s in scenario.steps]
         new_classes = per_step_classes[-1] if scenario.kind == "class_incremental" else 0
@@ -159,14 +172,16 @@ def run_cell(cfg: CellConfig, results_dir: Path | str, device: str = "auto", sho
                          "trainable_share": result.trainable_params / backbone_params,
                          "params_per_new_task": strategy.params_per_new_task(new_classes)},
             "results": {"acc_matrix": result.acc_matrix, "eval_names": result.eval_names,
-                        "final_losses": result.losses},
+                        "final_losses": result.losses, "initial_accuracy": result.initial_accuracy},
             "metrics": summarize(result.acc_matrix, result.eval_names, kind),
             "timing": {"train_seconds": result.train_seconds, "eval_seconds": result.eval_seconds},
             "memory": {"peak_mb": result.peak_memory_mb, "measure": "cuda max allocated" if torch_device.type
                        == "cuda" else "peak RSS increase during the cell (sampled)"},
         })
         if after_training is not None and cfg.robustness:
+            robustness_start = time.perf_counter()
             record["robustness"] = after_training(strategy, scenario, cfg.robustness, torch_device)
+            record["timing"]["robustness_seconds"] = time.perf_counter() - robustness_start
         log.info("cell %s finished: %s", cell_id, json.dumps(record["metrics"]))
     except Exception as error:  # noqa: BLE001 - a failing cell is a result, never a crash of the grid
         log.error("cell %s failed:\n%s", cell_id, traceback.format_exc())

@@ -21,6 +21,7 @@ from bench.core.data import Batch, EvalSet, TaskContext, TensorData, TrainStep, 
 from bench.core.device import autocast
 from bench.core.strategy import Strategy, count_trainable, freeze_all_but_trainable, mask_logits
 from bench.train.augment import augment, augment_generator, check_augment
+from bench.train.feature_cache import FeatureStore, module_fingerprint, trusted_frozen_key
 
 # ---------------------------------------------------------------------------------------- device & seeding
 
@@ -76,24 +77,53 @@ def has_frozen_inputs(strategy: Strategy) -> bool:
     return type(strategy).frozen_inputs is not Strategy.frozen_inputs
 
 
+@dataclass(frozen=True)
+class SharedFrozen:
+    """What makes a strategy's frozen features shareable across cells: the disk store, the declared frozen
+    function and the fingerprint of the backbone before any training (see bench/train/feature_cache.py)."""
+
+    store: FeatureStore
+    frozen_key: str
+    backbone: str
+
+    @classmethod
+    def for_strategy(cls, strategy: Strategy, store: FeatureStore | None) -> "SharedFrozen | None":
+        """None when there is no store or the strategy declares no (trustworthy) frozen key."""
+        if store is None or not has_frozen_inputs(strategy):
+            return None
+        key = trusted_frozen_key(strategy)
+        return None if key is None else cls(store, key, module_fingerprint(strategy.backbone))
+
+
 @torch.no_grad()
-def fill_cache(strategy: Strategy, data: TensorData, device: torch.device, batch_size: int = 256) -> None:
+def fill_cache(strategy: Strategy, data: TensorData, device: torch.device, batch_size: int = 256,
+               shared: SharedFrozen | None = None) -> None:
     """Run the strategy's frozen computation once per image and keep it (valid while no augmentation changes
-    the pixels: evaluation always, training when `cfg.augment` is "none")."""
-    if data.cached is not None or not has_frozen_inputs(strategy):
+    the pixels: evaluation always, training when `cfg.augment` is "none"). With `shared`, the features come from
+    (or go to) the suite-wide disk cache, so other cells computing the same function on the same images skip it."""
+    if data.cached is not None or not has_frozen_inputs(strategy) or len(data) == 0:
         return
-    was_training = strategy.training
-    strategy.eval()  # frozen parts never run dropout
-    parts = []
-    for index in index_batches(len(data), batch_size, None):
-        with autocast(device):
-            out = strategy.frozen_inputs(to_pixels(data.images[index], device))
-        if out is None:
+
+    def compute() -> torch.Tensor | None:
+        was_training = strategy.training
+        strategy.eval()  # frozen parts never run dropout
+        parts = []
+        try:
+            for index in index_batches(len(data), batch_size, None):
+                with autocast(device):
+                    out = strategy.frozen_inputs(to_pixels(data.images[index], device))
+                if out is None:
+                    return None
+                parts.append(out.float().cpu())
+        finally:
             strategy.train(was_training)
-            return
-        parts.append(out.float().cpu())
-    data.cached = torch.cat(parts) if parts else None
-    strategy.train(was_training)
+        return torch.cat(parts)
+
+    if shared is None:
+        data.cached = compute()
+    else:
+        key = shared.store.key(shared.frozen_key, shared.backbone, data.images, batch_size, device)
+        data.cached = shared.store.get_or_compute(key, compute)
 
 
 def make_batch(strategy: Strategy, data: TensorData, index: torch.Tensor, device: torch.device) -> Batch:
@@ -273,13 +303,14 @@ def evaluate(strategy: Strategy, data: TensorData, label_space: Sequence[int] | 
 
 @dataclass
 class StreamResult:
-    acc_matrix: list[list[float]]
+    acc_matrix: list[list[float | None]]  # None: not evaluated (the set's classes cannot have been learned yet)
     eval_names: list[str]
     trainable_params: int
     train_seconds: float
     eval_seconds: float
     peak_memory_mb: float
     losses: list[float] = field(default_factory=list)
+    initial_accuracy: list[float] = field(default_factory=list)  # the untrained model on each eval set
 
 
 def fresh(data: TensorData) -> TensorData:
@@ -287,19 +318,53 @@ def fresh(data: TensorData) -> TensorData:
     return TensorData(data.images, data.labels, None)
 
 
+def learnable(labels: set[int], label_space: Sequence[int]) -> bool:
+    """Whether any image of an evaluation set can be predicted right: none can while none of its classes is in
+    the label space (a class-incremental task not trained yet scores 0 by construction, so it is not scored)."""
+    return not labels.isdisjoint(label_space)
+
+
+def evaluate_row(strategy: Strategy, evals: Sequence[EvalSet], labels: Sequence[set[int]],
+                 spaces: Sequence[list[int]], device: torch.device,
+                 shared: SharedFrozen | None) -> list[float | None]:
+    """One evaluation pass: the accuracy on each set among its label space, None for sets not learnable yet."""
+    strategy.eval()
+    strategy.before_eval()
+    row: list[float | None] = []
+    for eval_set, set_labels, space in zip(evals, labels, spaces):
+        if not learnable(set_labels, space):
+            row.append(None)
+            continue
+        fill_cache(strategy, eval_set.data, device, shared=shared)
+        row.append(evaluate(strategy, eval_set.data, space, device))
+    strategy.after_eval()
+    return row
+
+
 def run_stream(strategy: Strategy, steps: Sequence[TrainStep], eval_sets: Sequence[EvalSet],
-               device: torch.device, seed: int, show_progress: bool = True) -> StreamResult:
-    """Train on each step in order; after each, evaluate on every evaluation set. Returns the accuracy matrix."""
+               device: torch.device, seed: int, show_progress: bool = True,
+               feature_store: FeatureStore | None = None) -> StreamResult:
+    """Train on each step in order; after each, evaluate on every evaluation set. Returns the accuracy matrix,
+    with None where a set's classes cannot have been learned yet, and the untrained model's accuracy on each
+    set (among its own label space, else every class of the stream), measured before the first step.
+    `feature_store`: a suite-wide disk cache for frozen features the strategy declares shareable."""
     strategy.to(device)
     params = freeze_all_but_trainable(strategy)
+    shared = SharedFrozen.for_strategy(strategy, feature_store)  # fingerprints the backbone before training
     generator = torch.Generator().manual_seed(seed)
     augmenter = TrainAugment.for_strategy(strategy, seed)
     evals = [EvalSet(e.name, fresh(e.data), e.label_space) for e in eval_sets]
-    matrix: list[list[float]] = []
+    eval_labels = [set(e.data.labels.unique().tolist()) for e in evals]
+    matrix: list[list[float | None]] = []
     losses: list[float] = []
     train_seconds = eval_seconds = 0.0
     seen: list[int] = []
     with PeakMemory(device) as memory:
+        start = time.perf_counter()
+        every_class = sorted({c for step in steps for c in step.classes})
+        initial = evaluate_row(strategy, evals, eval_labels, [label_space_for(e, every_class) for e in evals],
+                               device, shared)
+        eval_seconds += time.perf_counter() - start
         for index, step in enumerate(steps):
             seen = sorted(set(seen) | set(step.classes))
             ctx = TaskContext(index=index, num_steps=len(steps), train_classes=list(step.classes),
@@ -309,24 +374,19 @@ def run_stream(strategy: Strategy, steps: Sequence[TrainStep], eval_sets: Sequen
             strategy.before_task(ctx)
             data = strategy.adapt_train_set(ctx.train_data, ctx)
             if augmenter is None:  # with augmentation a cache of the plain training images is never read
-                fill_cache(strategy, data, device)
+                fill_cache(strategy, data, device, shared=shared)
                 if ctx.unlabelled is not None:
-                    fill_cache(strategy, ctx.unlabelled, device)
+                    fill_cache(strategy, ctx.unlabelled, device, shared=shared)
             losses.append(train_step_data(strategy, data, ctx, device, generator, params, show_progress,
                                           augmenter))
             strategy.after_task(ctx)
             train_seconds += time.perf_counter() - start
 
             start = time.perf_counter()
-            strategy.eval()
-            strategy.before_eval()
-            row = []
-            for eval_set in evals:
-                fill_cache(strategy, eval_set.data, device)
-                row.append(evaluate(strategy, eval_set.data, label_space_for(eval_set, seen), device))
-            strategy.after_eval()
-            matrix.append(row)
+            matrix.append(evaluate_row(strategy, evals, eval_labels, [label_space_for(e, seen) for e in evals],
+                                       device, shared))
             eval_seconds += time.perf_counter() - start
     return StreamResult(acc_matrix=matrix, eval_names=[e.name for e in evals],
                         trainable_params=count_trainable(strategy), train_seconds=train_seconds,
-                        eval_seconds=eval_seconds, peak_memory_mb=memory.peak_mb, losses=losses)
+                        eval_seconds=eval_seconds, peak_memory_mb=memory.peak_mb, losses=losses,
+                        initial_accuracy=initial)
