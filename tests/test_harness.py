@@ -178,3 +178,49 @@ def test_device_selection():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="no CUDA"):
             select_device("cuda")
+
+
+def test_sets_not_learnable_yet_are_not_scored_and_the_rest_equals_scoring_everything(tiny):
+    """Class-incremental: after step 0, task 1's classes are outside the label space, so its accuracy is 0 by
+    construction; it is stored as None and never run through the model. Every scored entry is unchanged."""
+    scenario = tiny("class_incremental")
+    strategy = build_strategy("linear_probe", create_backbone("vit_test_micro"), scenario.info(), {"epochs": 2})
+    scored: list[int] = []
+    original = strategy.forward
+
+    def counting(x, cached=None):
+        scored.append(len(cached if cached is not None else x))
+        return original(x, cached)
+
+    strategy.forward = counting
+    result = run(strategy, scenario)
+    assert result.acc_matrix[0][1] is None
+    assert all(value is not None for row in result.acc_matrix for value in row[:1]) and None not in result.acc_matrix[1]
+    sizes = [len(e.data) for e in scenario.eval_sets]
+    # The initial row scores both sets, step 0 only task 0, step 1 both (the training batches are counted apart).
+    eval_calls = sum(scored) - sum(len(s.data) for s in scenario.steps) * strategy.cfg.epochs
+    assert eval_calls == 2 * sum(sizes) + sizes[0]
+    # The scored entries are what a pass over every set computes.
+    for j, eval_set in enumerate(scenario.eval_sets):
+        assert result.acc_matrix[1][j] == evaluate(strategy, TensorData(eval_set.data.images, eval_set.data.labels),
+                                                   sorted(scenario.steps[0].classes + scenario.steps[1].classes),
+                                                   torch.device("cpu"))
+
+
+def test_domain_incremental_sets_are_all_scored(tiny):
+    scenario = tiny("domain_incremental")
+    strategy = build_strategy("linear_probe", create_backbone("vit_test_micro"), scenario.info(), {"epochs": 1})
+    result = run(strategy, scenario)
+    assert all(value is not None for row in result.acc_matrix for value in row)
+
+
+def test_initial_accuracy_is_the_untrained_model_among_every_class_of_the_stream(tiny):
+    scenario = tiny("class_incremental")
+    torch.manual_seed(0)
+    strategy = build_strategy("linear_probe", create_backbone("vit_test_micro"), scenario.info(), {"epochs": 1})
+    every = sorted(c for s in scenario.steps for c in s.classes)
+    expected = [evaluate(strategy, TensorData(e.data.images, e.data.labels), every, torch.device("cpu"))
+                for e in scenario.eval_sets]
+    result = run(strategy, scenario)
+    assert result.initial_accuracy == expected
+    assert result.acc_matrix[0][0] != expected[0] or result.acc_matrix[1][1] != expected[1]  # training moved it

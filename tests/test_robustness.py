@@ -184,6 +184,24 @@ def test_random_corruptions_follow_the_seed():
         assert not np.array_equal(corrupt_images(images, name, 3, seed=1), corrupt_images(images, name, 3, seed=2))
 
 
+def test_corrupted_sets_are_computed_once_and_read_back_from_disk_unchanged(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROMPTSHIFT_CACHE", str(tmp_path))
+    monkeypatch.setattr(robustness, "_CORRUPTED", type(robustness._CORRUPTED)())
+    images, variants = _images(3), [("gaussian_noise", 1), ("glass_blur", 5), ("frost", 2)]
+    direct = np.concatenate([corrupt_images(images, n, s, seed=11) for n, s in variants])
+    calls = []
+    original = robustness.corrupt_images
+    monkeypatch.setattr(robustness, "corrupt_images", lambda *a, **k: calls.append(a[1]) or original(*a, **k))
+    first = robustness._corrupted_stack(images, variants, 11)
+    assert calls == [n for n, _ in variants] and len(list(tmp_path.glob("*.npz"))) == 1
+    robustness._CORRUPTED.clear()  # a new process: only the disk entry is left
+    second = robustness._corrupted_stack(images, variants, 11)
+    assert calls == [n for n, _ in variants]  # nothing recomputed
+    assert np.array_equal(first, direct) and np.array_equal(second, direct)
+    robustness._corrupted_stack(images, variants, 12)  # another seed is another entry
+    assert len(list(tmp_path.glob("*.npz"))) == 2
+
+
 # ---------------------------------------------------------------------------------------------------- config
 def test_config_rejects_unknown_fields_and_bad_values():
     with pytest.raises(ValueError, match="robustness.subset_sise"):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import time
 from collections import OrderedDict
@@ -273,15 +274,40 @@ def corrupt_images(images: np.ndarray, name: str, severity: int, seed: int) -> n
     return out
 
 
-def _corrupted(images: np.ndarray, name: str, severity: int, seed: int) -> np.ndarray:
-    """`corrupt_images`, cached on the image bytes: every strategy of a suite sees the same corrupted subset,
-    and computing it is most of the corruption cost on small backbones."""
-    key = f"{hashlib.sha1(images.tobytes()).hexdigest()}/{images.shape}/{name}/{severity}/{seed}"
-    if key in _CORRUPTED:
-        _CORRUPTED.move_to_end(key)
-        return _CORRUPTED[key]
-    out = corrupt_images(images, name, severity, seed)
-    _CORRUPTED[key] = out
+def _corruption_library() -> dict[str, str]:
+    """Versions of what the corrupted pixels depend on: a new version is a new disk-cache entry."""
+    from importlib import metadata
+
+    versions = {}
+    for name in ("imagecorruptions-imaug", "imagecorruptions", "numpy", "scipy", "scikit-image", "opencv-python",
+                 "opencv-python-headless", "Wand"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def _corrupted_stack(images: np.ndarray, variants: list[tuple[str, int]], seed: int) -> np.ndarray:
+    """`corrupt_images` of every (corruption, severity) variant, stacked `(V * N, H, W, 3)`: kept in memory for
+    the process and on disk for the suite (content-addressed npz through scenarios/cache.py, atomic writes), so
+    every strategy, worker and later run sees the same corrupted subset computed once; computing it was most of
+    the corruption cost on small backbones (1 pass of 75 corruptions per set per cell)."""
+    from scenarios.cache import cached_arrays
+
+    digest = hashlib.sha256(images.tobytes()).hexdigest()
+    key = {"kind": "corruptions", "images": digest, "shape": list(images.shape), "seed": seed,
+           "variants": [[name, severity] for name, severity in variants], "library": _corruption_library()}
+    memory_key = json.dumps(key, sort_keys=True)
+    if memory_key in _CORRUPTED:
+        _CORRUPTED.move_to_end(memory_key)
+        return _CORRUPTED[memory_key]
+
+    def build() -> dict[str, np.ndarray]:
+        return {"stack": np.concatenate([corrupt_images(images, n, s, seed) for n, s in variants])}
+
+    out = cached_arrays(key, build)["stack"]
+    _CORRUPTED[memory_key] = out
     while sum(a.nbytes for a in _CORRUPTED.values()) > _CACHE_BYTES and len(_CORRUPTED) > 1:
         _CORRUPTED.popitem(last=False)
     return out
@@ -293,7 +319,7 @@ def corruption_accuracies(model: LabelSpaceClassifier, images: torch.Tensor, y: 
     evaluated in the same batches, so that a small subset still fills them."""
     hwc = images.permute(0, 2, 3, 1).contiguous().numpy()
     variants = [(name, severity) for name in cfg.corruption_names for severity in cfg.severities]
-    stacked = torch.from_numpy(np.concatenate([_corrupted(hwc, n, s, seed) for n, s in variants]))
+    stacked = torch.from_numpy(_corrupted_stack(hwc, variants, seed))
     stacked, ys = stacked.permute(0, 3, 1, 2), y.repeat(len(variants))
     with torch.no_grad():
         correct = torch.cat([model(to_pixels(stacked[b], device)).argmax(-1).cpu() == ys[b].cpu()

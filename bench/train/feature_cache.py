@@ -49,8 +49,8 @@ def trusted_frozen_key(strategy: Strategy) -> str | None:
 
 
 def _update_tensor(digest: "hashlib._Hash", name: str, tensor: torch.Tensor) -> None:
-    data = tensor.detach().cpu().contiguous()
-    digest.update(f"{name}|{data.dtype}|{tuple(data.shape)}|".encode())
+    data = tensor.detach().cpu().contiguous().reshape(-1)  # 0-d tensors (a logit scale) cannot be viewed as bytes
+    digest.update(f"{name}|{data.dtype}|{tuple(tensor.shape)}|".encode())
     digest.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
 
 
