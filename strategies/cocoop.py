@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.core.data import Batch, ScenarioInfo, TaskContext
-from bench.core.strategy import Flags, Strategy, StrategyConfig, hp, register_strategy
+from bench.core.strategy import Flags, Strategy, StrategyConfig, hp, register_strategy, scatter_logits
 from bench.models.backbones import ClipBackbone
 from strategies.coop import PromptLayout, init_context
 
@@ -75,7 +75,12 @@ class CoCoOp(Strategy):
         return "clip.normalized_image_features"
 
     def forward(self, x: torch.Tensor | None, cached: torch.Tensor | None = None) -> torch.Tensor:
-        return self.class_logits(cached if cached is not None else self.frozen_inputs(x))
+        image = cached if cached is not None else self.frozen_inputs(x)
+        if self.scoring_classes is None:
+            return self.class_logits(image)
+        # Evaluation: only the label space's prompts go through the text encoder, per image (the others are masked).
+        classes = torch.tensor(self.scoring_classes, device=image.device)
+        return scatter_logits(self.class_logits(image, classes), classes, self.info.num_classes)
 
     def training_loss(self, batch: Batch, ctx: TaskContext) -> torch.Tensor:
         space = torch.tensor(ctx.seen_classes, device=batch.y.device)

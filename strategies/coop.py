@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.core.data import ScenarioInfo
-from bench.core.strategy import Flags, Strategy, StrategyConfig, hp, register_strategy
+from bench.core.data import Batch, ScenarioInfo, TaskContext
+from bench.core.strategy import Flags, Strategy, StrategyConfig, hp, register_strategy, scatter_logits
 from bench.models.backbones import ClipBackbone, TextEncoder
 from bench.models.text import prompt_name
 
@@ -112,23 +112,37 @@ def init_context(clip: ClipBackbone, n_ctx: int, phrase: str, n_sets: int, std: 
 
 class TextFixedDuringEval:
     """For CLIP strategies whose text features depend only on their own parameters (never on the image): an
-    evaluation pass encodes them once in `before_eval` instead of once per test batch, and `text_features()`
-    returns that copy until `after_eval`. A strategy implements `encode_text_features()`."""
+    evaluation pass encodes them once per label space (between `before_eval` and `after_eval`) instead of once per
+    test batch. A strategy implements `encode_text_features(classes=None)`; one that accepts `classes` (a tensor
+    of class indices) encodes only those prompts."""
 
-    _eval_text: torch.Tensor | None = None
+    _eval_text: dict[tuple[int, ...] | None, torch.Tensor] | None = None
 
-    def encode_text_features(self) -> torch.Tensor:
+    def encode_text_features(self, classes: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
-    def text_features(self) -> torch.Tensor:
-        return self._eval_text if self._eval_text is not None else self.encode_text_features()
+    def text_features(self, classes: torch.Tensor | None = None) -> torch.Tensor:
+        def encode() -> torch.Tensor:
+            return self.encode_text_features() if classes is None else self.encode_text_features(classes)
+
+        if self._eval_text is None:
+            return encode()
+        key = None if classes is None else tuple(classes.tolist())
+        if key not in self._eval_text:
+            with torch.no_grad():  # fixed during evaluation: no graph, even inside an attack's backward
+                self._eval_text[key] = encode()
+        return self._eval_text[key]
 
     def before_eval(self) -> None:
-        with torch.no_grad():
-            self._eval_text = self.encode_text_features()
+        self._eval_text = {}
 
     def after_eval(self) -> None:
         self._eval_text = None
+
+    def scoring_tensor(self, device: torch.device) -> torch.Tensor | None:
+        """The classes being scored (`Strategy.scoring_classes`) as a tensor, None for all."""
+        classes = getattr(self, "scoring_classes", None)
+        return None if classes is None else torch.tensor(classes, device=device)
 
 
 @dataclass(frozen=True)
@@ -165,9 +179,10 @@ class CoOp(TextFixedDuringEval, Strategy):
         n_sets = info.num_classes if cfg.class_specific else 1
         self.ctx = nn.Parameter(init_context(backbone, cfg.n_ctx, cfg.ctx_init, n_sets))
 
-    def encode_text_features(self) -> torch.Tensor:
-        """Normalised text features `(C, d)` of every class prompt under the current context."""
-        return self.layout.encode(self.backbone.text, self.layout.splice(self.ctx))
+    def encode_text_features(self, classes: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalised text features `(C, d)` of the prompts of `classes` (all when None) under the current context."""
+        ctx = self.ctx if (classes is None or not self.cfg.class_specific) else self.ctx[classes]
+        return self.layout.encode(self.backbone.text, self.layout.splice(ctx, classes), classes)
 
     def frozen_inputs(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.backbone.encode_image(x), dim=-1)
@@ -177,7 +192,18 @@ class CoOp(TextFixedDuringEval, Strategy):
 
     def forward(self, x: torch.Tensor | None, cached: torch.Tensor | None = None) -> torch.Tensor:
         image = cached if cached is not None else self.frozen_inputs(x)
-        return self.backbone.logit_scale * image @ self.text_features().t().to(image.dtype)
+        return self.logits(image, self.scoring_tensor(image.device))
+
+    def logits(self, image: torch.Tensor, classes: torch.Tensor | None) -> torch.Tensor:
+        """Logits `(B, C)`; with `classes`, only their prompts are encoded and every other class is NEG_INF."""
+        scores = self.backbone.logit_scale * image @ self.text_features(classes).t().to(image.dtype)
+        return scores if classes is None else scatter_logits(scores, classes, self.info.num_classes)
+
+    def training_loss(self, batch: Batch, ctx: TaskContext) -> torch.Tensor:
+        # Only the seen classes' prompts go through the text encoder: the loss masks the others anyway.
+        image = batch.cached if batch.cached is not None else self.frozen_inputs(batch.x)
+        classes = torch.tensor(ctx.seen_classes, device=image.device)
+        return F.cross_entropy(self.logits(image, classes), batch.y)
 
     def params_per_new_task(self, new_classes: int) -> int:
         return self.ctx[0].numel() * new_classes if self.cfg.class_specific else 0

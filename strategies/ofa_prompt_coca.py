@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.core.data import Batch, ScenarioInfo, TaskContext
-from bench.core.strategy import Flags, Strategy, StrategyConfig, hp, register_strategy
+from bench.core.strategy import Flags, Strategy, StrategyConfig, hp, register_strategy, scatter_logits
 from bench.models.backbones import CocaBackbone
 from bench.models.text import prompt_name
 from strategies._vit_prompting import FrozenEncoderMixin, PrefixGenerator, attach_prefix_attention, set_prefixes
@@ -105,10 +105,19 @@ class OFAPromptCoca(FrozenEncoderMixin, Strategy):
                 set_prefixes(self.wrappers[stack], None)
 
     def forward(self, x: torch.Tensor | None, cached: torch.Tensor | None = None) -> torch.Tensor:
-        """Scores `(B, num_classes)`: log-likelihood of each class's caption given the image."""
+        """Scores `(B, num_classes)`: log-likelihood of each class's caption given the image. While the harness
+        scores a label space, only its captions are scored (the others are masked anyway) and left at NEG_INF."""
         with self._prompted():
-            image_tokens, text_tokens = self._image_and_text(x, cached)
-            return self.backbone.caption_scores(image_tokens, self.class_ids, text_tokens, mean=self.cfg.length_norm)
+            if self.scoring_classes is None:
+                image_tokens, text_tokens = self._image_and_text(x, cached)
+                return self.backbone.caption_scores(image_tokens, self.class_ids, text_tokens,
+                                                    mean=self.cfg.length_norm)
+            classes = torch.tensor(self.scoring_classes, device=self.class_ids.device)
+            ids = self.class_ids[classes]
+            image_tokens = cached if (cached is not None and not self.needs_pixels) else self.backbone.image_tokens(x)
+            scores = self.backbone.caption_scores(image_tokens, ids, self.backbone.text_tokens(ids),
+                                                  mean=self.cfg.length_norm)
+            return scatter_logits(scores, classes, self.info.num_classes)
 
     def training_loss(self, batch: Batch, ctx: TaskContext) -> torch.Tensor:
         """Teacher-forced cross-entropy of the true class's caption (padding ignored), OFA's generative loss."""

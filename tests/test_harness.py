@@ -224,3 +224,49 @@ def test_initial_accuracy_is_the_untrained_model_among_every_class_of_the_stream
     result = run(strategy, scenario)
     assert result.initial_accuracy == expected
     assert result.acc_matrix[0][0] != expected[0] or result.acc_matrix[1][1] != expected[1]  # training moved it
+
+
+@pytest.mark.parametrize("name, backbone", [("coop", "clip_test_micro"), ("cocoop", "clip_test_micro"),
+                                            ("ofa_prompt_coca", "coca_test_micro")])
+def test_class_scaled_strategies_score_only_the_label_space_with_the_same_predictions(tiny, name, backbone):
+    """CoOp, CoCoOp and OFA-CoCa encode only the label space's prompts or captions while the harness scores it
+    (text-encoder sequences, or image x caption pairs, in proportion to the label space), and predict exactly what
+    scoring every class and masking would."""
+    scenario = tiny("base_to_new")
+    torch.manual_seed(0)
+    strategy = build_strategy(name, create_backbone(backbone), scenario.info(), {"epochs": 1})
+    rows: list[int] = []
+    if name == "ofa_prompt_coca":
+        original = strategy.backbone.caption_scores
+
+        def counting(image_tokens, ids, *args, **kwargs):
+            rows.append(int(image_tokens.shape[0] * ids.shape[0]))
+            return original(image_tokens, ids, *args, **kwargs)
+
+        strategy.backbone.caption_scores = counting
+    else:
+        original = strategy.backbone.text.encode_embeddings
+
+        def counting(embeds, ids):
+            rows.append(int(embeds.shape[0]))
+            return original(embeds, ids)
+
+        strategy.backbone.text.encode_embeddings = counting
+    cpu = torch.device("cpu")
+    strategy.eval()
+    for eval_set in scenario.eval_sets:
+        data, space = TensorData(eval_set.data.images, eval_set.data.labels), eval_set.label_space
+        assert 0 < len(space) < scenario.info().num_classes
+        fill_cache(strategy, data, cpu)
+        pixels = None if (data.cached is not None and not strategy.needs_pixels) else to_pixels(data.images, cpu)
+        strategy.before_eval()
+        rows.clear()
+        accuracy = evaluate(strategy, data, space, cpu)
+        scored = sum(rows)
+        rows.clear()
+        with torch.no_grad():
+            full = strategy(pixels, data.cached)
+        strategy.after_eval()
+        assert scored * scenario.info().num_classes == sum(rows) * len(space), (scored, sum(rows))
+        expected = int((mask_logits(full.float(), space).argmax(-1) == data.labels).sum()) / len(data)
+        assert accuracy == expected

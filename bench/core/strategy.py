@@ -134,6 +134,10 @@ class Strategy(nn.Module):
                                                       "domain_adaptation")
     flags: ClassVar[Flags] = Flags()
     needs_pixels: ClassVar[bool] = True  # False: forward reads only the frozen cache
+    # The label space the harness is scoring in `evaluate` (sorted), else None. Logits outside it are masked
+    # anyway, so a strategy whose cost grows with the classes (text prompts, captions) may score only these and
+    # leave the rest at NEG_INF (see `scatter_logits`); others ignore it.
+    scoring_classes: list[int] | None = None
 
     def __init__(self, cfg: StrategyConfig, backbone: nn.Module, info: ScenarioInfo) -> None:
         super().__init__()
@@ -201,6 +205,13 @@ def mask_logits(logits: torch.Tensor, label_space: Sequence[int] | None) -> torc
     keep = torch.zeros(logits.shape[-1], dtype=torch.bool, device=logits.device)
     keep[torch.as_tensor(list(label_space), device=logits.device)] = True
     return logits.masked_fill(~keep, NEG_INF)
+
+
+def scatter_logits(scores: torch.Tensor, classes: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Scores `(B, k)` of `classes` placed into logits `(B, num_classes)`, every other class at NEG_INF: what
+    `mask_logits` would leave of logits computed for every class."""
+    out = scores.new_full((scores.shape[0], num_classes), NEG_INF)
+    return out.index_copy(1, classes.to(scores.device), scores)
 
 
 # ---------------------------------------------------------------------------------------------- registry

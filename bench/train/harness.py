@@ -290,11 +290,15 @@ def evaluate(strategy: Strategy, data: TensorData, label_space: Sequence[int] | 
         return float("nan")
     strategy.eval()
     correct = 0
-    for index in index_batches(len(data), batch_size, None):
-        batch = make_batch(strategy, data, index, device)
-        with autocast(device):
-            logits = strategy(batch.x, batch.cached)
-        correct += int((mask_logits(logits.float(), label_space).argmax(-1) == batch.y).sum())
+    strategy.scoring_classes = sorted(label_space) if label_space is not None else None
+    try:
+        for index in index_batches(len(data), batch_size, None):
+            batch = make_batch(strategy, data, index, device)
+            with autocast(device):
+                logits = strategy(batch.x, batch.cached)
+            correct += int((mask_logits(logits.float(), label_space).argmax(-1) == batch.y).sum())
+    finally:
+        strategy.scoring_classes = None
     return correct / len(data)
 
 
