@@ -81,10 +81,15 @@ def module_fingerprint(module: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def data_fingerprint(images: torch.Tensor) -> str:
-    digest = hashlib.sha256()
-    _update_tensor(digest, "images", images)
-    return digest.hexdigest()
+def data_fingerprint(images: object) -> str | None:
+    """sha256 of an image tensor's bytes; for lazily decoded images, their own `fingerprint()` if they have one;
+    None (not shareable: computed inside the cell) for anything else."""
+    if isinstance(images, torch.Tensor):
+        digest = hashlib.sha256()
+        _update_tensor(digest, "images", images)
+        return digest.hexdigest()
+    identity = getattr(images, "fingerprint", None)
+    return f"{type(images).__qualname__}:{identity()}" if callable(identity) else None
 
 
 class FeatureStore:
@@ -95,11 +100,14 @@ class FeatureStore:
         self.hits = 0
         self.misses = 0
 
-    def key(self, frozen_key: str, backbone: str, images: torch.Tensor, batch_size: int,
-            device: torch.device) -> dict[str, str | int]:
-        """Everything the frozen features depend on, as a JSON-able dict."""
+    def key(self, frozen_key: str, backbone: str, images: object, batch_size: int,
+            device: torch.device) -> dict[str, str | int] | None:
+        """Everything the frozen features depend on, as a JSON-able dict; None when the images have no identity."""
+        identity = data_fingerprint(images)
+        if identity is None:
+            return None
         return {"cache_version": CACHE_VERSION, "frozen_key": frozen_key, "backbone": backbone,
-                "images": data_fingerprint(images), "batch_size": batch_size, "device": device.type,
+                "images": identity, "batch_size": batch_size, "device": device.type,
                 "autocast": "bf16" if device.type == "cuda" else "fp32", "torch": torch.__version__,
                 "threads": torch.get_num_threads()}
 

@@ -119,11 +119,8 @@ def fill_cache(strategy: Strategy, data: TensorData, device: torch.device, batch
             strategy.train(was_training)
         return torch.cat(parts)
 
-    if shared is None:
-        data.cached = compute()
-    else:
-        key = shared.store.key(shared.frozen_key, shared.backbone, data.images, batch_size, device)
-        data.cached = shared.store.get_or_compute(key, compute)
+    key = shared.store.key(shared.frozen_key, shared.backbone, data.images, batch_size, device) if shared else None
+    data.cached = compute() if key is None else shared.store.get_or_compute(key, compute)
 
 
 def make_batch(strategy: Strategy, data: TensorData, index: torch.Tensor, device: torch.device) -> Batch:
