@@ -1,0 +1,264 @@
+"""`python -m bench.perf`: where the time goes, as ratios measured side by side in one run (a benchmark script,
+never a timed test). Each row runs the thing and its reference in the same process, one after the other, so that
+load on the machine hits both alike; on a shared machine repeat with `--repeats`.
+
+Rows:
+- frozen passes per image per suite: images through a frozen function, per distinct (backbone, function, image
+  set) image, for a small suite of strategies that share frozen features: with the suite-wide disk cache
+  (bench/train/feature_cache.py) against without it. The limit is 1.
+- evaluation passes actual / needed: images scored after training steps, against those a metric can read (a
+  class-incremental task is not scored before it is trained); the untrained start row (initial_accuracy) is
+  counted apart. "Every set after every step" is the pre-cache harness.
+- harness overhead: `run_stream`'s training time against a bare PyTorch loop doing the same batches, optimiser
+  steps and loss (VPT-deep: every batch runs the backbone).
+- serial vs two processes: the same cells run one after the other in one process against split over two
+  processes side by side (one torch thread each), in cells per second.
+- robustness seconds per cell: the default suite's robustness block on one trained cell, with the corrupted sets
+  computed (cold disk cache) against read back (warm).
+Not measured here: avalanche-lib's L2P (its ViT comes from its own model registry, which needs pretrained weights
+downloaded; see issue 14 for the one-seed comparison).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def _scenario(kind: str = "class_incremental", seed: int = 0, **overrides: Any):
+    from scenarios.catalog import build_scenario
+
+    from bench.contract.tiny import TINY_SCENARIOS
+
+    name, base = TINY_SCENARIOS[kind]
+    return build_scenario(name, seed, **{**base, **overrides})
+
+
+def _strategy(name: str, scenario, backbone: str, seed: int = 0, **config: Any):
+    from bench.core.strategy import STRATEGIES, build_strategy
+    from bench.models.backbones import BACKBONES, create_backbone
+
+    torch.manual_seed(seed)
+    model = create_backbone(backbone)
+    module = model.visual if (BACKBONES.get(backbone).family == "clip" and not STRATEGIES.get(name).needs_text) \
+        else model
+    torch.manual_seed(seed)
+    return build_strategy(name, module, scenario.info(), config)
+
+
+# ------------------------------------------------------------------------------------------ frozen passes
+def frozen_passes(backbone: str, seeds: tuple[int, ...]) -> dict[str, float]:
+    """Images through frozen functions per distinct needed image, with and without the disk cache."""
+    from bench.train.feature_cache import FeatureStore, trusted_frozen_key
+    from bench.train.harness import run_stream
+
+    names = ("linear_probe", "mlp_k", "l2p", "partial_k")
+    out = {}
+    for label, use_store in (("without cache", False), ("with cache", True)):
+        with tempfile.TemporaryDirectory() as root:
+            store = FeatureStore(root) if use_store else None
+            computed = 0
+            needed: dict[tuple, int] = {}
+            for seed in seeds:
+                scenario = _scenario(seed=seed)
+                for name in names:
+                    strategy = _strategy(name, scenario, backbone, seed, epochs=1)
+                    original = strategy.frozen_inputs
+
+                    def counting(x: torch.Tensor, original=original) -> torch.Tensor:
+                        nonlocal computed
+                        computed += int(x.shape[0])
+                        return original(x)
+
+                    strategy.frozen_inputs = counting
+                    key = trusted_frozen_key(strategy)
+                    for step in scenario.steps:
+                        needed[(seed, key, "train", id(step))] = len(step.data)
+                    for eval_set in scenario.eval_sets:
+                        needed[(seed, key, eval_set.name)] = len(eval_set.data)
+                    run_stream(strategy, scenario.steps, scenario.eval_sets, torch.device("cpu"), seed,
+                               show_progress=False, feature_store=store)
+            out[label] = computed / sum(needed.values())
+    return out
+
+
+# --------------------------------------------------------------------------------------- evaluation passes
+def evaluation_passes(backbone: str) -> dict[str, float]:
+    """Images scored by `evaluate` per image a metric needs (after each step, sets whose classes were seen)."""
+    from bench.train.harness import run_stream
+
+    scenario = _scenario(num_tasks=4, num_classes=16)
+    strategy = _strategy("linear_probe", scenario, backbone, epochs=1)
+    scored = {"n": 0}
+    original = strategy.forward
+
+    def counting(x, cached=None):
+        if not strategy.training:
+            scored["n"] += int((cached if cached is not None else x).shape[0])
+        return original(x, cached)
+
+    strategy.forward = counting
+    result = run_stream(strategy, scenario.steps, scenario.eval_sets, torch.device("cpu"), 0, show_progress=False)
+    sizes = [len(e.data) for e in scenario.eval_sets]
+    steps = len(scenario.steps)
+    initial = sum(sizes)
+    needed = sum(size for i in range(steps) for j, size in enumerate(sizes) if j <= i)
+    every = steps * sum(sizes)
+    assert sum(v is None for row in result.acc_matrix for v in row) == steps * (steps - 1) // 2
+    return {"now (after steps)": (scored["n"] - initial) / needed, "every set after every step": every / needed,
+            "initial row (extra, for FWT)": initial / needed}
+
+
+# ------------------------------------------------------------------------------------------ harness overhead
+def bare_loop(strategy, steps, seed: int) -> float:
+    """The training the harness does, written as a plain PyTorch loop: same batches, optimiser, schedule, loss."""
+    import math
+
+    from bench.core.data import TaskContext
+    from bench.core.strategy import freeze_all_but_trainable
+    from bench.train.harness import build_optimizer, index_batches, make_batch, warmup_cosine
+
+    device = torch.device("cpu")
+    params = freeze_all_but_trainable(strategy)
+    generator = torch.Generator().manual_seed(seed)
+    cfg = strategy.cfg
+    seen: list[int] = []
+    start = time.perf_counter()
+    for index, step in enumerate(steps):
+        seen = sorted(set(seen) | set(step.classes))
+        ctx = TaskContext(index, len(steps), list(step.classes), seen, step.domain, step.data)
+        optimizer = build_optimizer(strategy, params)
+        per_epoch = math.ceil(len(step.data) / cfg.batch_size)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(per_epoch * cfg.epochs, 0))
+        strategy.train()
+        for _ in range(cfg.epochs):
+            for batch_index in index_batches(len(step.data), cfg.batch_size, generator):
+                loss = strategy.training_loss(make_batch(strategy, step.data, batch_index, device), ctx)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+    return time.perf_counter() - start
+
+
+def harness_overhead(backbone: str, repeats: int) -> dict[str, float]:
+    from bench.train.harness import run_stream
+
+    scenario = _scenario()
+    ours, bare = [], []
+    for _ in range(repeats):
+        strategy = _strategy("vpt_deep", scenario, backbone, epochs=2)
+        result = run_stream(strategy, scenario.steps, scenario.eval_sets, torch.device("cpu"), 0,
+                            show_progress=False)
+        ours.append(result.train_seconds)
+        bare.append(bare_loop(_strategy("vpt_deep", scenario, backbone, epochs=2), scenario.steps, 0))
+    return {"harness train s": min(ours), "bare loop s": min(bare), "ratio": min(ours) / min(bare)}
+
+
+# ---------------------------------------------------------------------------------------- serial vs 2 procs
+CELL_SCRIPT = """
+import sys, time, torch
+torch.set_num_threads(1)
+import strategies
+from bench.perf import _scenario, _strategy
+from bench.train.harness import run_stream
+scenario = _scenario()
+for seed in map(int, sys.argv[2:]):
+    s = _strategy("vpt_shallow", scenario, sys.argv[1], seed, epochs=2)
+    run_stream(s, scenario.steps, scenario.eval_sets, torch.device("cpu"), seed, show_progress=False)
+"""
+
+
+def serial_vs_two_processes(backbone: str, cells: int = 4) -> dict[str, float]:
+    """Cells per second: one process running every cell, against two processes running half each at once
+    (what a worker pool with one thread per worker does on two cores). Start-up is counted in both."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    seeds = [str(s) for s in range(cells)]
+
+    def launch(part: list[str]) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-c", CELL_SCRIPT, backbone, *part], env=env)
+
+    start = time.perf_counter()
+    assert launch(seeds).wait() == 0
+    serial = time.perf_counter() - start
+    start = time.perf_counter()
+    procs = [launch(seeds[: cells // 2]), launch(seeds[cells // 2:])]
+    assert all(p.wait() == 0 for p in procs)
+    parallel = time.perf_counter() - start
+    return {"serial cells/s": cells / serial, "2 processes cells/s": cells / parallel, "speed-up": serial / parallel}
+
+
+# ---------------------------------------------------------------------------------------------- robustness
+def robustness_seconds(backbone: str) -> dict[str, float]:
+    """The default suite's robustness block on one trained cell: corrupted sets computed vs read from disk."""
+    import bench.eval.robustness as robustness
+    from bench.run.suite import load_suite
+    from bench.train.harness import run_stream
+
+    settings = load_suite("default").robustness
+    scenario = _scenario()
+    strategy = _strategy("linear_probe", scenario, backbone, epochs=1)
+    run_stream(strategy, scenario.steps, scenario.eval_sets, torch.device("cpu"), 0, show_progress=False)
+    out = {}
+    previous = os.environ.get("PROMPTSHIFT_CACHE")
+    with tempfile.TemporaryDirectory() as root:
+        os.environ["PROMPTSHIFT_CACHE"] = root
+        try:
+            for label in ("cold cache s", "warm cache s"):
+                robustness._CORRUPTED.clear()  # as a new process would start
+                start = time.perf_counter()
+                robustness.robustness_report(strategy, scenario, settings, torch.device("cpu"))
+                out[label] = time.perf_counter() - start
+        finally:
+            if previous is None:
+                os.environ.pop("PROMPTSHIFT_CACHE", None)
+            else:
+                os.environ["PROMPTSHIFT_CACHE"] = previous
+    out["ratio"] = out["warm cache s"] / out["cold cache s"]
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.perf", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backbone", default="vit_glyph_tiny", help="a ViT backbone (default: vit_glyph_tiny)")
+    parser.add_argument("--repeats", type=int, default=1, help="repeat the timed rows, keep the fastest")
+    parser.add_argument("--skip", default="", help="comma-separated rows to skip: frozen,eval,harness,procs,"
+                                                   "robustness")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    import strategies  # noqa: F401  (registers every strategy)
+
+    skip = set(filter(None, args.skip.split(",")))
+    rows = [("frozen", "frozen passes per needed image", lambda: frozen_passes(args.backbone, (0, 1))),
+            ("eval", "evaluation passes / needed", lambda: evaluation_passes(args.backbone)),
+            ("harness", "harness overhead (vpt_deep training)", lambda: harness_overhead(args.backbone, args.repeats)),
+            ("procs", "serial vs 2 processes (vpt_shallow cells)", lambda: serial_vs_two_processes(args.backbone)),
+            ("robustness", "robustness seconds per cell (linear_probe)", lambda: robustness_seconds(args.backbone))]
+    print(f"# bench.perf  {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC  {platform.node()}  "
+          f"{platform.processor() or platform.machine()}  {os.cpu_count()} cores  "
+          f"load {os.getloadavg()[0]:.1f}  torch {torch.__version__}, 1 thread  backbone {args.backbone}")
+    print("| measure | values |\n|---|---|")
+    for key, title, measure in rows:
+        if key in skip:
+            continue
+        start = time.perf_counter()
+        values = measure()
+        text = ", ".join(f"{k} {v:.2f}" for k, v in values.items())
+        print(f"| {title} | {text} ({time.perf_counter() - start:.0f} s) |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
