@@ -331,3 +331,31 @@ def test_robustness_table_compares_drops_with_full_finetuning(tmp_path):
     assert next(line for line in (tmp_path / "robustness.md").read_text().splitlines()
                 if line.startswith("| zero ")).endswith("| — | — |")
     assert write_robustness_tables([{"status": "ok"}], tmp_path) == [] and not (tmp_path / "robustness.md").exists()
+
+
+def test_corruption_accuracy_from_shared_frozen_features_equals_the_pixel_path(tmp_path, monkeypatch):
+    """A strategy that reads only frozen features gets the corrupted images' features from the suite-wide cache
+    (computed once for every strategy sharing the function) and exactly the accuracies of running the pixels."""
+    from bench.core.strategy import build_strategy
+    from bench.models.backbones import create_backbone
+    from bench.train.feature_cache import FeatureStore
+    from scenarios.catalog import build_scenario
+
+    monkeypatch.setenv("PROMPTSHIFT_CACHE", str(tmp_path / "data"))
+    scenario = build_scenario("ci5_glyphs", 0, num_tasks=2, num_classes=4, train_per_font=1, test_per_font=1)
+    cfg = RobustnessConfig(subset_size=4, corruption_names=("gaussian_noise", "fog"), severities=(1, 5),
+                           batch_size=8)
+    store = FeatureStore(tmp_path / "features")
+    results = {}
+    for name in ("linear_probe", "mlp_k"):
+        torch.manual_seed(0)
+        strategy = build_strategy(name, create_backbone("vit_test_micro"), scenario.info(), {})
+        model = robustness.LabelSpaceClassifier(strategy, [0, 1, 2, 3]).eval()
+        data = scenario.eval_sets[0].data
+        y = model.targets(data.labels[:4])
+        with robustness.evaluating(strategy):
+            shared = robustness.corruption_accuracies(model, data.images[:4], y, cfg, 3, torch.device("cpu"), store)
+            pixels = robustness.corruption_accuracies(model, data.images[:4], y, cfg, 3, torch.device("cpu"), None)
+        assert shared == pixels
+        results[name] = shared
+    assert (store.misses, store.hits) == (1, 1)  # the second strategy read the first one's features

@@ -35,7 +35,8 @@ from bench.core.data import TensorData, label_space_for
 from bench.core.seeding import derive_seed as _seed  # stable 31-bit seed per use: subset, PGD start, image
 from bench.core.strategy import Strategy
 from bench.eval.attacks import check_budget, fgsm, pgd
-from bench.train.harness import to_pixels
+from bench.train.feature_cache import FeatureStore, default_feature_store, module_fingerprint, trusted_frozen_key
+from bench.train.harness import has_frozen_inputs, to_pixels
 
 log = logging.getLogger("promptshift")
 
@@ -313,17 +314,50 @@ def _corrupted_stack(images: np.ndarray, variants: list[tuple[str, int]], seed: 
     return out
 
 
+def _shared_frozen(model: LabelSpaceClassifier, store: FeatureStore | None) -> tuple[str, str] | None:
+    """(frozen key, backbone fingerprint) when the corrupted images' frozen features may come from the suite-wide
+    cache: the strategy reads only them (`needs_pixels = False`), predicts from pixels the standard way, and
+    declares a trusted frozen key. The fingerprint is of the trained backbone (a partly trained one gets its own
+    entries)."""
+    strategy = model.strategy
+    if store is None or strategy.needs_pixels or type(strategy).predict_pixels is not Strategy.predict_pixels:
+        return None
+    key = trusted_frozen_key(strategy) if has_frozen_inputs(strategy) else None
+    return None if key is None else (key, module_fingerprint(strategy.backbone))
+
+
+@torch.no_grad()
+def _corruption_logits(model: LabelSpaceClassifier, stacked: torch.Tensor, cfg: RobustnessConfig,
+                       device: torch.device, store: FeatureStore | None) -> torch.Tensor:
+    """Predictions on the corrupted images, batch by batch. Where allowed (`_shared_frozen`) the frozen features
+    of the same batches are read from (or written to) the disk cache, so strategies sharing a frozen function
+    pass the corrupted images through the backbone once per suite; the logits are the same as `model`'s:
+    `predict_pixels` is `forward(x, frozen_inputs(x))`, which reads only the features here."""
+    shared = _shared_frozen(model, store)
+    batches = list(_batches(len(stacked), cfg.batch_size))
+    if shared is None:
+        return torch.cat([model(to_pixels(stacked[b], device)).argmax(-1).cpu() for b in batches])
+    strategy = model.strategy
+
+    def compute() -> torch.Tensor:
+        return torch.cat([strategy.frozen_inputs(to_pixels(stacked[b], device)).float().cpu() for b in batches])
+
+    key = store.key(shared[0], shared[1], stacked, cfg.batch_size, device, precision="fp32")
+    features = store.get_or_compute(key, compute) if key is not None else compute()
+    return torch.cat([strategy(None, features[b].to(device)).float().index_select(1, model.space).argmax(-1).cpu()
+                      for b in batches])
+
+
 def corruption_accuracies(model: LabelSpaceClassifier, images: torch.Tensor, y: torch.Tensor,
-                          cfg: RobustnessConfig, seed: int, device: torch.device) -> dict[str, Any]:
+                          cfg: RobustnessConfig, seed: int, device: torch.device,
+                          store: FeatureStore | None = None) -> dict[str, Any]:
     """Accuracy per corruption (mean over severities) and their mean. Every (corruption, severity) variant is
     evaluated in the same batches, so that a small subset still fills them."""
     hwc = images.permute(0, 2, 3, 1).contiguous().numpy()
     variants = [(name, severity) for name in cfg.corruption_names for severity in cfg.severities]
     stacked = torch.from_numpy(_corrupted_stack(hwc, variants, seed))
     stacked, ys = stacked.permute(0, 3, 1, 2), y.repeat(len(variants))
-    with torch.no_grad():
-        correct = torch.cat([model(to_pixels(stacked[b], device)).argmax(-1).cpu() == ys[b].cpu()
-                             for b in _batches(len(ys), cfg.batch_size)]).view(len(variants), len(y))
+    correct = (_corruption_logits(model, stacked, cfg, device, store) == ys.cpu()).view(len(variants), len(y))
     per_severity: dict[str, list[float]] = {name: [] for name in cfg.corruption_names}
     for (name, _), flags in zip(variants, correct):
         per_severity[name].append(_rate(flags))
@@ -347,7 +381,8 @@ class SetInputs:
         self.y = self.model.targets(data.labels[index]).to(device)
 
 
-def evaluate_set(inputs: SetInputs, cfg: RobustnessConfig, device: torch.device) -> dict[str, Any]:
+def evaluate_set(inputs: SetInputs, cfg: RobustnessConfig, device: torch.device,
+                 store: FeatureStore | None = None) -> dict[str, Any]:
     """Clean, FGSM/PGD and corruption accuracy of one evaluation set (the strategy must be in `evaluating`)."""
     model, x, y, seed = inputs.model, inputs.x, inputs.y, inputs.seed
     clean = _correct(model, x, y, cfg.batch_size)
@@ -358,7 +393,8 @@ def evaluate_set(inputs: SetInputs, cfg: RobustnessConfig, device: torch.device)
     timing["fgsm_pgd"] = time.perf_counter() - start
     if cfg.corruptions and len(y):
         start = time.perf_counter()
-        out["corruptions"] = corruption_accuracies(model, inputs.images, y, cfg, _seed(seed, "corruptions"), device)
+        out["corruptions"] = corruption_accuracies(model, inputs.images, y, cfg, _seed(seed, "corruptions"), device,
+                                                   store)
         timing["corruptions"] = time.perf_counter() - start
     out["seconds"] = timing
     return out
@@ -409,9 +445,11 @@ def combine(per_set: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def robustness_report(strategy: Strategy, scenario: Any, settings: dict[str, Any] | None,
-                      device: torch.device) -> dict[str, Any]:
-    """The `robustness` entry of a cell record, for a trained strategy on its scenario's evaluation sets."""
+                      device: torch.device, store: FeatureStore | None | str = "default") -> dict[str, Any]:
+    """The `robustness` entry of a cell record, for a trained strategy on its scenario's evaluation sets.
+    `store`: where shareable frozen features of the corrupted images are cached ("default": the suite-wide one)."""
     cfg = RobustnessConfig.from_dict(settings)
+    store = default_feature_store() if store == "default" else store
     seen = sorted({c for step in scenario.steps for c in step.classes})
     strategy.to(device)
     start = time.perf_counter()
@@ -421,7 +459,7 @@ def robustness_report(strategy: Strategy, scenario: Any, settings: dict[str, Any
         sets = {e.name: SetInputs(strategy, e.data, label_space_for(e, seen), cfg, device,
                                   _seed(scenario.seed, "robustness", e.name)) for e in scenario.eval_sets}
         for name, inputs in sets.items():
-            per_set[name] = evaluate_set(inputs, cfg, device)
+            per_set[name] = evaluate_set(inputs, cfg, device, store)
         if cfg.autoattack:
             aa_start = time.perf_counter()
             for name, result in autoattack_sets(sets, cfg, _seed(scenario.seed, "robustness")).items():

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import platform
 import subprocess
 import time
@@ -30,7 +29,7 @@ from bench.core.store import ResultStore, config_hash
 from bench.core.strategy import STRATEGIES, build_strategy
 from bench.eval.metrics import summarize
 from bench.models.backbones import BACKBONES, count_parameters, create_backbone
-from bench.train.feature_cache import FeatureStore
+from bench.train.feature_cache import default_feature_store
 from bench.train.harness import run_stream
 
 SCHEMA_VERSION = 1
@@ -104,16 +103,6 @@ def describe_device(device: torch.device) -> str:
 
 
 # --------------------------------------------------------------------------------------------------- cell
-def default_feature_store() -> FeatureStore | None:
-    """The suite-wide frozen-feature cache under the project's cache folder; PROMPTSHIFT_FEATURE_CACHE=0 turns it
-    off (results are the same either way: cached features equal recomputed ones bit for bit)."""
-    if os.environ.get("PROMPTSHIFT_FEATURE_CACHE", "1").lower() in ("0", "off", "false", "no"):
-        return None
-    from scenarios.cache import cache_dir
-
-    return FeatureStore(cache_dir() / "features")
-
-
 def merged_step(steps: list[TrainStep]) -> TrainStep:
     """All training steps as one: the joint-training upper bound."""
     classes = sorted({c for s in steps for c in s.classes})

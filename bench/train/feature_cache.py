@@ -100,15 +100,16 @@ class FeatureStore:
         self.hits = 0
         self.misses = 0
 
-    def key(self, frozen_key: str, backbone: str, images: object, batch_size: int,
-            device: torch.device) -> dict[str, str | int] | None:
-        """Everything the frozen features depend on, as a JSON-able dict; None when the images have no identity."""
+    def key(self, frozen_key: str, backbone: str, images: object, batch_size: int, device: torch.device,
+            precision: str | None = None) -> dict[str, str | int] | None:
+        """Everything the frozen features depend on, as a JSON-able dict; None when the images have no identity.
+        `precision`: "fp32" or "bf16"; default: the harness's autocast on this device."""
         identity = data_fingerprint(images)
         if identity is None:
             return None
         return {"cache_version": CACHE_VERSION, "frozen_key": frozen_key, "backbone": backbone,
                 "images": identity, "batch_size": batch_size, "device": device.type,
-                "autocast": "bf16" if device.type == "cuda" else "fp32", "torch": torch.__version__,
+                "autocast": precision or ("bf16" if device.type == "cuda" else "fp32"), "torch": torch.__version__,
                 "threads": torch.get_num_threads()}
 
     def path(self, key: dict) -> Path:
@@ -155,3 +156,13 @@ class FeatureStore:
             if features is not None:
                 self._write(path, features, key_text)
             return features
+
+
+def default_feature_store() -> FeatureStore | None:
+    """The suite-wide store under the project's cache folder (scenarios/cache.py `cache_dir()`);
+    PROMPTSHIFT_FEATURE_CACHE=0 turns it off (results are the same either way: cached equals recomputed)."""
+    if os.environ.get("PROMPTSHIFT_FEATURE_CACHE", "1").lower() in ("0", "off", "false", "no"):
+        return None
+    from scenarios.cache import cache_dir  # imports nothing of the project: no circle
+
+    return FeatureStore(cache_dir() / "features")
