@@ -166,7 +166,9 @@ def run_cell(cfg: CellConfig, results_dir: Path | str, device: str = "auto", sho
                        == "cuda" else "peak RSS increase during the cell (sampled)"},
         })
         if after_training is not None and cfg.robustness:
+            robustness_started = time.perf_counter()
             record["robustness"] = after_training(strategy, scenario, cfg.robustness, torch_device)
+            record["timing"]["robustness_seconds"] = time.perf_counter() - robustness_started
         log.info("cell %s finished: %s", cell_id, json.dumps(record["metrics"]))
     except Exception as error:  # noqa: BLE001 - a failing cell is a result, never a crash of the grid
         log.error("cell %s failed:\n%s", cell_id, traceback.format_exc())
