@@ -12,18 +12,18 @@ import html
 import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from bench.report.columns import (B2N_AVERAGE_COLUMNS, B2N_AVERAGE_LEGEND, HEADLINE_METRIC, METRIC_LABELS, MISSING,
+                                  Column, legend_lines, percent_column, prepare_rows, scenario_columns)
 from bench.report.references import Reference, by_protocol, load_references
-from bench.report.tables import (_B2N_AVERAGE_LEGEND, _METRIC_LABELS, B2N_AVERAGE_SLUG, HEADLINE_METRIC, KIND_COLUMNS,
-                                 MISSING, _first_line, _scenario_name, _slug, _strategy_labels, _strategy_name,
-                                 _variant, aggregate, base_to_new_average, records_to_frame)
+from bench.report.tables import (B2N_AVERAGE_SLUG, aggregate, base_to_new_average, first_line, records_to_frame,
+                                 scenario_name, slug, strategy_labels, strategy_name, variant_of)
 
 INCREMENTAL = ("class_incremental", "domain_incremental")
 REFERENCE_TITLE = "Published reference numbers (not measured by this suite)"
@@ -77,68 +77,11 @@ def _robustness_order(column: str) -> tuple:
 
 
 # ------------------------------------------------------------------------------------------------- rows
-@dataclass
-class Column:
-    key: str
-    label: str
-    numeric: bool
-    render: Callable[[pd.Series], tuple[str, float | str | None]]  # row -> (shown text, sort value)
-
-
-def _pct(key: str) -> Callable[[pd.Series], tuple[str, float | None]]:
-    def render(row: pd.Series) -> tuple[str, float | None]:
-        mean, std, n = row.get(f"{key}_mean", math.nan), row.get(f"{key}_std", math.nan), int(row["n_seeds"])
-        if mean is None or math.isnan(mean):
-            return MISSING, None
-        text = f"{mean * 100:.1f}"
-        if n > 1 and not math.isnan(std):
-            text += f" ± {std * 100:.1f}"
-        return text, mean * 100
-    return render
-
-
-def _plain(key: str, fmt: str) -> Callable[[pd.Series], tuple[str, float | None]]:
-    def render(row: pd.Series) -> tuple[str, float | None]:
-        value = row.get(f"{key}_mean", math.nan)
-        if value is None or math.isnan(value):
-            return MISSING, None
-        return format(value, fmt), float(value)
-    return render
-
-
-def _share(row: pd.Series) -> tuple[str, float | None]:
-    share = row.get("trainable_share_mean", math.nan)
-    if share is None or math.isnan(share):
-        return MISSING, None
-    return f"{share * 100:.3g}", share * 100
-
-
-def _text(key: str) -> Callable[[pd.Series], tuple[str, str]]:
-    def render(row: pd.Series) -> tuple[str, str]:
-        text = str(row.get(key) or "") or MISSING
-        return text, text
-    return render
-
-
-def scenario_columns(kind: str, agg: pd.DataFrame) -> list[Column]:
-    """The columns of one scenario's table, in display order."""
-    columns = [Column("strategy", "Strategy", False, _text("_label"))]
-    if agg["backbone"].astype(str).nunique() > 1:
-        columns.append(Column("backbone", "Backbone", False, _text("backbone")))
-    metrics = KIND_COLUMNS.get(kind) or [(m, _METRIC_LABELS.get(m, m)) for m in ("final_accuracy",)]
-    columns += [Column(key, label, True, _pct(key)) for key, label in metrics]
-    columns += [Column("trainable_params", "Trainable params", True, _plain("trainable_params", ",.0f")),
-                Column("trainable_share", "Trainable share (%)", True, _share),
-                Column("params_per_new_task", "Params / new task", True, _plain("params_per_new_task", ",.0f")),
-                Column("seconds", "Time (s)", True, _plain("seconds", ".1f")),
-                Column("peak_memory_mb", "Peak memory (MB)", True, _plain("peak_memory_mb", ".0f"))]
+def robustness_columns(agg: pd.DataFrame) -> list[Column]:
+    """The robustness columns with data, in attack order (the HTML page adds them to the shared columns)."""
     robust = sorted((c[: -len("_mean")] for c in agg.columns if c.startswith("rob_") and c.endswith("_mean")
                      and agg[c].notna().any()), key=_robustness_order)
-    columns += [Column(c, _robustness_label(c), True, _pct(c)) for c in robust]
-    columns += [Column("flags", "Comparability flags", False, _text("flags")),
-                Column("source", "Source", False, _text("_source")),
-                Column("n_seeds", "Seeds", True, lambda row: (str(int(row["n_seeds"])), float(row["n_seeds"])))]
-    return columns
+    return [percent_column(c, _robustness_label(c)) for c in robust]
 
 
 def _frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
@@ -154,8 +97,7 @@ def _frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     agg["_label"] = ""
     for scenario in agg["scenario"].unique():
         mask = agg["scenario"] == scenario
-        agg.loc[mask, "_label"] = [label.replace(" †submitted", "") for label in _strategy_labels(agg[mask])]
-    agg["_source"] = np.where(agg["submitted"].astype(bool), "submitted", "measured")
+        agg.loc[mask, "_label"] = [label.replace(" †submitted", "") for label in strategy_labels(agg[mask])]
     return agg
 
 
@@ -164,11 +106,9 @@ def _esc(value: Any) -> str:
 
 
 def table_html(scenario: str, kind: str, agg: pd.DataFrame) -> str:
-    columns = scenario_columns(kind, agg)
-    headline = f"{HEADLINE_METRIC.get(kind, 'final_accuracy')}_mean"
-    if headline in agg:
-        agg = agg.sort_values([headline, "_label"], ascending=[False, True], na_position="last")
-    return board_html(scenario, columns, agg)
+    """One scenario's sortable table: the shared columns (`bench.report.columns`) plus the robustness columns."""
+    agg = prepare_rows(kind, agg, [label.replace(" †submitted", "") for label in strategy_labels(agg)])
+    return board_html(scenario, scenario_columns(kind, agg, robustness_columns(agg)), agg)
 
 
 def board_html(name: str, columns: Sequence[Column], agg: pd.DataFrame) -> str:
@@ -245,7 +185,7 @@ def plot_pareto(agg: pd.DataFrame, kind: str) -> str | None:
         ax.annotate(str(label), (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_xlabel("trainable parameters (log)")
-    ax.set_ylabel(f"{_METRIC_LABELS.get(metric, metric)}")
+    ax.set_ylabel(f"{METRIC_LABELS.get(metric, metric)}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _png(fig)
@@ -255,8 +195,8 @@ def _groups(records: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str,
     """Finished records of one scenario grouped like the table rows (label, submitted, backbone, variant)."""
     groups: dict[tuple, list] = {}
     for record in records:
-        key = (_strategy_name(record), bool(record.get("submitted")),
-               str((record.get("config") or {}).get("backbone", "")), _variant(record.get("config")))
+        key = (strategy_name(record), bool(record.get("submitted")),
+               str((record.get("config") or {}).get("backbone", "")), variant_of(record.get("config")))
         groups.setdefault(key, []).append(record)
     names = [k[0] for k in groups]
     out = {}
@@ -425,14 +365,13 @@ _SCRIPT = """
 """
 
 
-def _legend(kind: str) -> str:
-    from bench.report.tables import _COMMON_LEGEND, _KIND_LEGEND
-
-    items = [*_KIND_LEGEND.get(kind, ()), *_COMMON_LEGEND,
-             "- Robustness columns (when run): accuracy on a fixed seeded subset of each evaluation set; FGSM/PGD "
+def _legend(kind: str, agg: pd.DataFrame) -> str:
+    measures = sorted(set(agg["memory_measure"].astype(str)) - {""})
+    items = [*legend_lines(kind, scenario_columns(kind, agg), measures),
+             "Robustness columns (when run): accuracy on a fixed seeded subset of each evaluation set; FGSM/PGD "
              "count an image only if it survives that budget and every smaller one; corruptions average the "
              "ImageNet-C corruptions over severities."]
-    return "<ul>" + "".join(f"<li>{_esc(item.lstrip('- '))}</li>" for item in items) + "</ul>"
+    return "<ul>" + "".join(f"<li>{_esc(item)}</li>" for item in items) + "</ul>"
 
 
 def scenario_section(scenario: str, agg: pd.DataFrame, records: Sequence[Mapping[str, Any]]) -> str:
@@ -452,37 +391,11 @@ def scenario_section(scenario: str, agg: pd.DataFrame, records: Sequence[Mapping
     if kind == "base_to_new":
         figures.append(_figure("Base against new accuracy; dotted: harmonic-mean iso-curves", plot_base_new(agg)))
     figures.append(_figure("Robustness: accuracy against the attack budget", plot_robustness(groups)))
-    return (f'<section class="scenario" id="scenario-{_esc(_slug(scenario))}"><h2>Scenario <code>{_esc(scenario)}'
+    return (f'<section class="scenario" id="scenario-{_esc(slug(scenario))}"><h2>Scenario <code>{_esc(scenario)}'
             f'</code></h2><p class="facts">{_esc(" · ".join(facts))}</p><div class="scroll">'
             f'{table_html(scenario, kind, agg)}</div>'
-            f'<details><summary>Column legend</summary>{_legend(kind)}</details>'
+            f'<details><summary>Column legend</summary>{_legend(kind, agg)}</details>'
             f'<div class="plots">{"".join(figures)}</div></section>')
-
-
-def _fraction_pct(key: str) -> Callable[[pd.Series], tuple[str, float | None]]:
-    def render(row: pd.Series) -> tuple[str, float | None]:
-        value = row.get(key, math.nan)
-        return (MISSING, None) if value is None or math.isnan(value) else (f"{value * 100:.1f}", value * 100)
-    return render
-
-
-def _ran(row: pd.Series) -> tuple[str, float]:
-    text = f"{row['n_scenarios']} of {row['n_b2n_scenarios']}"
-    if row["missing"]:
-        text += f" (missing {row['missing'].replace(';', ', ')})"
-    return text, float(row["n_scenarios"])
-
-
-B2N_AVERAGE_COLUMNS = [
-    Column("strategy", "Strategy", False, _text("_label")),
-    Column("backbone", "Backbone", False, _text("backbone")),
-    Column("base_acc", "Base (%)", True, _fraction_pct("base_acc_avg")),
-    Column("new_acc", "New (%)", True, _fraction_pct("new_acc_avg")),
-    Column("harmonic_mean", "HM (%)", True, _fraction_pct("harmonic_mean_of_avgs")),
-    Column("scenarios", "Scenarios", True, _ran),
-    Column("seeds", "Seeds / scenario", False, _text("seeds_per_scenario")),
-    Column("flags", "Comparability flags", False, _text("flags")),
-]
 
 
 def b2n_average_section(agg: pd.DataFrame) -> str:
@@ -493,11 +406,11 @@ def b2n_average_section(agg: pd.DataFrame) -> str:
     average = average.assign(_label=average["strategy"])
     n_total = int(average["n_b2n_scenarios"].max())
     names = ", ".join(sorted({s for text in average["scenarios"] for s in text.split(";")}))
-    legend = "<ul>" + "".join(f"<li>{_esc(item.lstrip('- '))}</li>" for item in _B2N_AVERAGE_LEGEND) + "</ul>"
+    legend = "<ul>" + "".join(f"<li>{_esc(item)}</li>" for item in B2N_AVERAGE_LEGEND) + "</ul>"
     return (f'<section class="scenario" id="{B2N_AVERAGE_SLUG}"><h2>Base-to-new average over {n_total} '
             f'scenario{"s" if n_total != 1 else ""}</h2><p class="facts">scenarios: {_esc(names)} · rows sorted by HM, '
             f'best first; click a column header to sort</p><div class="scroll">'
-            f'{board_html(B2N_AVERAGE_SLUG, B2N_AVERAGE_COLUMNS, average)}</div>'
+            f'{board_html(B2N_AVERAGE_SLUG, list(B2N_AVERAGE_COLUMNS), average)}</div>'
             f'<details open><summary>How the average is computed</summary>{legend}</details></section>')
 
 
@@ -522,8 +435,8 @@ def references_section(references: Sequence[Reference]) -> str:
 def failures_section(failed: Sequence[Mapping[str, Any]]) -> str:
     if not failed:
         return ""
-    rows = "".join(f"<tr><td>{_esc(_scenario_name(r) or MISSING)}</td><td>{_esc(_strategy_name(r) or MISSING)}</td>"
-                   f"<td><code>{_esc(r.get('cell_id'))}</code></td><td>{_esc(_first_line(r.get('error')))}</td></tr>"
+    rows = "".join(f"<tr><td>{_esc(scenario_name(r) or MISSING)}</td><td>{_esc(strategy_name(r) or MISSING)}</td>"
+                   f"<td><code>{_esc(r.get('cell_id'))}</code></td><td>{_esc(first_line(r.get('error')))}</td></tr>"
                    for r in failed)
     return (f'<section id="failures"><h2>Failed cells ({len(failed)})</h2><p class="note">A rerun retries them.</p>'
             "<table><thead><tr><th>Scenario</th><th>Strategy</th><th>Cell</th><th>Error (first line)</th></tr>"
@@ -539,9 +452,9 @@ def render_page(records: Iterable[Mapping[str, Any]], references: Sequence[Refer
     sections, nav = [], []
     for scenario in sorted(set(agg["scenario"].astype(str))) if not agg.empty else []:
         sub = agg[agg["scenario"] == scenario].reset_index(drop=True)
-        members = [r for r in ok if _scenario_name(r) == scenario]
+        members = [r for r in ok if scenario_name(r) == scenario]
         sections.append(scenario_section(scenario, sub, members))
-        nav.append(f'<a href="#scenario-{_esc(_slug(scenario))}">{_esc(scenario)}</a>')
+        nav.append(f'<a href="#scenario-{_esc(slug(scenario))}">{_esc(scenario)}</a>')
     average = b2n_average_section(agg)
     if average:
         nav.append(f'<a href="#{B2N_AVERAGE_SLUG}">base-to-new average</a>')
