@@ -108,7 +108,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from bench.report.leaderboard import build_leaderboards
 
-    paths = build_leaderboards(Path(args.results), Path(args.leaderboards))
+    paths = build_leaderboards(Path(args.results), Path(args.leaderboards), echo=print)  # prints failing checks
     print(f"wrote {len(paths)} files under {args.leaderboards}")
     return 0
 
@@ -134,7 +134,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"suite {suite.name} v{suite.version}: {len(cells)} cells -> {args.results}")
     records = run_grid(cells, args.results, args.device, not args.no_progress, after_training=robustness_hook())
     failed = [r for r in records if r.get("status") != "ok"]
-    paths = build_leaderboards(Path(args.results), Path(args.leaderboards))
+    paths = build_leaderboards(Path(args.results), Path(args.leaderboards), echo=print)  # prints failing checks
     print(f"{len(records) - len(failed)} cells ok, {len(failed)} failed; leaderboards: {args.leaderboards} "
           f"({len(paths)} files)")
     return 1 if failed else 0

@@ -335,6 +335,9 @@ tr.submitted{background:#fff8e6}.badge{color:#9a3412;font-size:.75rem}.facts,.no
 figure{display:inline-block;margin:.5rem 1rem .5rem 0;vertical-align:top}figcaption{font-size:.8rem;color:#57606a}
 img{max-width:100%}section.references{background:#f6f8fa;border:2px dashed #8c959f;padding:0 1rem 1rem;
 margin-top:2.5rem}section.references h2{border:none}nav a{margin-right:.8rem}.scroll{overflow-x:auto}
+.sanity{background:#ffebe9;border:1px solid #cf222e;padding:.3rem .8rem;font-size:.85rem;margin:.5rem 0}
+.verdict-holds{color:#1a7f37;font-weight:600}.verdict-fails{color:#cf222e;font-weight:600}
+.verdict-undecided{color:#9a6700;font-weight:600}.verdict-not-run{color:#57606a}
 """
 
 # Numeric columns sort by their data-value; "—" (an empty data-value) always goes last, whichever the direction.
@@ -374,7 +377,17 @@ def _legend(kind: str, agg: pd.DataFrame) -> str:
     return "<ul>" + "".join(f"<li>{_esc(item)}</li>" for item in items) + "</ul>"
 
 
-def scenario_section(scenario: str, agg: pd.DataFrame, records: Sequence[Mapping[str, Any]]) -> str:
+def checks_html(lines: Sequence[str]) -> str:
+    """The failing sanity checks of one table, shown above it (`bench.report.sanity`)."""
+    if not lines:
+        return ""
+    items = "".join(f"<li>{_esc(line)}</li>" for line in lines)
+    return (f'<div class="sanity"><strong>Sanity checks that fail on this table</strong> '
+            f'(<a href="sanity.md">rules and all verdicts</a>):<ul>{items}</ul></div>')
+
+
+def scenario_section(scenario: str, agg: pd.DataFrame, records: Sequence[Mapping[str, Any]],
+                     checks: Sequence[str] = ()) -> str:
     kind = agg["kind"].astype(str).mode().iat[0]
     steps = agg["num_steps"].max()
     backbones = sorted(set(agg["backbone"].astype(str)) - {""})
@@ -392,7 +405,7 @@ def scenario_section(scenario: str, agg: pd.DataFrame, records: Sequence[Mapping
         figures.append(_figure("Base against new accuracy; dotted: harmonic-mean iso-curves", plot_base_new(agg)))
     figures.append(_figure("Robustness: accuracy against the attack budget", plot_robustness(groups)))
     return (f'<section class="scenario" id="scenario-{_esc(slug(scenario))}"><h2>Scenario <code>{_esc(scenario)}'
-            f'</code></h2><p class="facts">{_esc(" · ".join(facts))}</p><div class="scroll">'
+            f'</code></h2>{checks_html(checks)}<p class="facts">{_esc(" · ".join(facts))}</p><div class="scroll">'
             f'{table_html(scenario, kind, agg)}</div>'
             f'<details><summary>Column legend</summary>{_legend(kind, agg)}</details>'
             f'<div class="plots">{"".join(figures)}</div></section>')
@@ -443,8 +456,10 @@ def failures_section(failed: Sequence[Mapping[str, Any]]) -> str:
             f"</thead><tbody>{rows}</tbody></table></section>")
 
 
-def render_page(records: Iterable[Mapping[str, Any]], references: Sequence[Reference] = ()) -> str:
-    """The whole page as one string."""
+def render_page(records: Iterable[Mapping[str, Any]], references: Sequence[Reference] = (),
+                checks: Mapping[str, Sequence[str]] | None = None, claims: str = "") -> str:
+    """The whole page as one string. `checks`: failing sanity checks by scenario; `claims`: the claims section's
+    HTML (`bench.report.claims`)."""
     records = list(records)
     ok = [r for r in records if r.get("status") == "ok"]
     failed = [r for r in records if r.get("status") != "ok"]
@@ -453,8 +468,10 @@ def render_page(records: Iterable[Mapping[str, Any]], references: Sequence[Refer
     for scenario in sorted(set(agg["scenario"].astype(str))) if not agg.empty else []:
         sub = agg[agg["scenario"] == scenario].reset_index(drop=True)
         members = [r for r in ok if scenario_name(r) == scenario]
-        sections.append(scenario_section(scenario, sub, members))
+        sections.append(scenario_section(scenario, sub, members, (checks or {}).get(scenario, ())))
         nav.append(f'<a href="#scenario-{_esc(slug(scenario))}">{_esc(scenario)}</a>')
+    if claims:
+        nav.insert(0, '<a href="#claims">claims of the papers</a>')
     average = b2n_average_section(agg)
     if average:
         nav.append(f'<a href="#{B2N_AVERAGE_SLUG}">base-to-new average</a>')
@@ -464,7 +481,7 @@ def render_page(records: Iterable[Mapping[str, Any]], references: Sequence[Refer
     summary = (f"{len(ok)} finished cells ({submitted} submitted), {len(failed)} failed. Rows average seeds; "
                "every number is computed from the stored accuracy matrices. Rows marked †submitted were run "
                "elsewhere and submitted as results files; comparability flags say which protocols differ.")
-    body = "".join(sections) + average or "<p>No finished cells yet.</p>"
+    body = claims + ("".join(sections) + average or "<p>No finished cells yet.</p>")
     return ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8><meta name=viewport "
             "content='width=device-width,initial-scale=1'><title>PromptShift leaderboards</title>"
             f"<style>{_STYLE}</style></head><body><h1>PromptShift leaderboards</h1><p class=note>{_esc(summary)}</p>"
@@ -473,10 +490,11 @@ def render_page(records: Iterable[Mapping[str, Any]], references: Sequence[Refer
 
 
 def write_html(records: Iterable[Mapping[str, Any]], out_path: Path | str,
-               references: Sequence[Reference] | None = None) -> Path:
+               references: Sequence[Reference] | None = None, checks: Mapping[str, Sequence[str]] | None = None,
+               claims: str = "") -> Path:
     """Write the page; references default to `bench/report/references.yaml` (none when it does not exist)."""
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     refs = load_references() if references is None else references
-    out.write_text(render_page(records, refs), encoding="utf-8")
+    out.write_text(render_page(records, refs, checks, claims), encoding="utf-8")
     return out
