@@ -164,7 +164,14 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
+def _panel_label(row: pd.Series, backbones: int) -> str:
+    label = str(row["_label"]) + (" †" if row["submitted"] else "")
+    return f"{label} ({row['backbone']})" if backbones > 1 else label
+
+
 def plot_pareto(agg: pd.DataFrame, kind: str) -> str | None:
+    """Accuracy and trainable parameters side by side, one pair of panels per backbone (rows sorted by accuracy;
+    strategies are tick labels, so no label overlaps another; Pareto-front rows in green, marked ★)."""
     metric = HEADLINE_METRIC.get(kind, "final_accuracy")
     if f"{metric}_mean" not in agg:
         return None
@@ -172,38 +179,63 @@ def plot_pareto(agg: pd.DataFrame, kind: str) -> str | None:
     if rows.empty:
         return None
     plt = _pyplot()
-    x = np.maximum(rows["trainable_params_mean"].to_numpy(float), 1.0)  # log axis: 0 trainable shows as 1
-    y = rows[f"{metric}_mean"].to_numpy(float) * 100
-    submitted = rows["submitted"].to_numpy(bool)
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    ax.scatter(x[~submitted], y[~submitted], color="tab:blue", label="measured", zorder=3)
-    if submitted.any():
-        ax.scatter(x[submitted], y[submitted], facecolors="none", edgecolors="tab:red", label="submitted", zorder=3)
-    front = pareto_front(list(zip(x, y)))
-    ax.step(x[front], y[front], where="post", color="tab:green", lw=1.5, label="Pareto front", zorder=2)
-    for xi, yi, label in zip(x, y, rows["_label"]):
-        ax.annotate(str(label), (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.set_xscale("log")
-    ax.set_xlabel("trainable parameters (log)")
-    ax.set_ylabel(f"{METRIC_LABELS.get(metric, metric)}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    backbones = sorted(set(rows["backbone"].astype(str)))
+    heights = [max(2, (rows["backbone"].astype(str) == b).sum()) for b in backbones]
+    fig, axes = plt.subplots(len(backbones), 2, figsize=(9.5, 0.9 + 0.28 * sum(heights) + 0.5 * len(backbones)),
+                             squeeze=False, gridspec_kw={"height_ratios": heights, "width_ratios": [3, 2]})
+    for (acc_ax, par_ax), backbone in zip(axes, backbones):
+        sub = rows[rows["backbone"].astype(str) == backbone].sort_values(f"{metric}_mean")
+        y = np.arange(len(sub))
+        acc = sub[f"{metric}_mean"].to_numpy(float) * 100
+        err = np.nan_to_num(sub[f"{metric}_std"].to_numpy(float) * 100)
+        params = np.maximum(sub["trainable_params_mean"].to_numpy(float), 1.0)  # log axis: 0 trainable shows as 1
+        on_front = np.zeros(len(sub), bool)
+        on_front[pareto_front(list(zip(params, acc)))] = True
+        colours = np.where(on_front, "tab:green", "tab:blue")
+        acc_ax.errorbar(acc, y, xerr=err, fmt="none", ecolor="grey", lw=1)
+        acc_ax.scatter(acc, y, c=colours, zorder=3)
+        par_ax.scatter(params, y, c=colours, zorder=3)
+        labels = [("★ " if front else "") + _panel_label(row, 1) for front, (_, row) in zip(on_front, sub.iterrows())]
+        acc_ax.set_yticks(y, labels, fontsize=7)
+        par_ax.set_yticks(y, [""] * len(y))
+        par_ax.set_xscale("log")
+        acc_ax.set_title(f"{backbone}: {METRIC_LABELS.get(metric, metric)} (mean ± std over seeds)", fontsize=8)
+        par_ax.set_title(f"{backbone}: trainable parameters (log)", fontsize=8)
+        for ax in (acc_ax, par_ax):
+            ax.grid(alpha=0.3)
+            ax.tick_params(axis="x", labelsize=7)
+            ax.set_ylim(-0.7, len(sub) - 0.3)
+    fig.tight_layout()
     return _png(fig)
 
 
-def _groups(records: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
-    """Finished records of one scenario grouped like the table rows (label, submitted, backbone, variant)."""
+def _config_difference(configs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """For records of one strategy that differ in config: "field=value" of the fields whose values differ."""
+    keys = sorted({k for c in configs for k in c})
+    differing = [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
+    return [", ".join(f"{k}={c.get(k)}" for k in differing) for c in configs]
+
+
+def plot_groups(records: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    """Finished records of one scenario grouped like the table rows, labelled "strategy (backbone)" where backbones
+    mix, and with the config fields that differ where one strategy has several variants (never a config hash)."""
     groups: dict[tuple, list] = {}
     for record in records:
         key = (strategy_name(record), bool(record.get("submitted")),
                str((record.get("config") or {}).get("backbone", "")), variant_of(record.get("config")))
         groups.setdefault(key, []).append(record)
-    names = [k[0] for k in groups]
-    out = {}
-    for key, members in sorted(groups.items()):
-        label = key[0] if names.count(key[0]) == 1 else f"{key[0]} [{key[3][:8]}]"
-        out[label + (" †" if key[1] else "")] = members
-    return out
+    mixed = len({k[2] for k in groups}) > 1
+    by_name: dict[tuple, list[tuple]] = {}
+    for key in groups:
+        by_name.setdefault((key[0], key[1], key[2]), []).append(key)
+    labels: dict[tuple, str] = {}
+    for (name, submitted, backbone), keys in by_name.items():
+        base = f"{name} ({backbone})" if mixed else name
+        configs = [dict((groups[k][0].get("config") or {}).get("strategy_config") or {}) for k in keys]
+        texts = _config_difference(configs) if len(keys) > 1 else [""] * len(keys)
+        for key, text in zip(keys, texts):
+            labels[key] = base + (f" [{text}]" if text else "") + (" †" if submitted else "")
+    return {labels[key]: groups[key] for key in sorted(groups)}
 
 
 def _mean_matrix(records: Sequence[Mapping[str, Any]]) -> np.ndarray | None:
@@ -226,15 +258,18 @@ def plot_incremental(groups: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[
     if not matrices:
         return []
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for label, m in matrices.items():
-        curve = [m[i, : i + 1].mean() * 100 for i in range(m.shape[0])]
-        ax.plot(range(1, len(curve) + 1), curve, marker="o", label=label)
-    ax.set_xlabel("after training step")
-    ax.set_ylabel("mean accuracy on the tasks seen so far (%)")
-    ax.set_xticks(range(1, max(m.shape[0] for m in matrices.values()) + 1))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    curves = {label: [m[i, : i + 1].mean() * 100 for i in range(m.shape[0])] for label, m in matrices.items()}
+    fig, axes = _small_multiples(plt, len(curves))
+    for ax, (label, curve) in zip(axes.flat, curves.items()):
+        for other in curves.values():  # every other row in grey: the panel reads against the whole field
+            ax.plot(range(1, len(other) + 1), other, color="#d0d7de", lw=0.8, zorder=1)
+        ax.plot(range(1, len(curve) + 1), curve, color="tab:blue", marker="o", ms=3, zorder=3)
+        ax.set_title(label, fontsize=8)
+        ax.set_ylim(0, 100)
+        ax.set_xticks(range(1, len(curve) + 1))
+        ax.tick_params(labelsize=6)
+        ax.grid(alpha=0.3)
+    _finish_small_multiples(fig, axes, len(curves), "after training step", "mean acc. on tasks seen (%)")
     plots = [("Accuracy after each task (mean over seeds)", _png(fig))]
     cols = min(4, len(matrices))
     rows = math.ceil(len(matrices) / cols)
@@ -289,31 +324,50 @@ def plot_base_new(agg: pd.DataFrame) -> str | None:
     return _png(fig)
 
 
+def _small_multiples(plt: Any, count: int, cols: int = 6) -> tuple[Any, np.ndarray]:
+    cols = min(cols, count)
+    rows = math.ceil(count / cols)
+    return plt.subplots(rows, cols, figsize=(2.1 * cols + 0.6, 1.9 * rows + 0.6), squeeze=False, sharex=True,
+                        sharey=True)
+
+
+def _finish_small_multiples(fig: Any, axes: np.ndarray, count: int, xlabel: str, ylabel: str) -> None:
+    for ax in list(axes.flat)[count:]:
+        ax.axis("off")
+    fig.supxlabel(xlabel, fontsize=8)
+    fig.supylabel(ylabel, fontsize=8)
+    fig.tight_layout()
+
+
 def plot_robustness(groups: Mapping[str, Sequence[Mapping[str, Any]]]) -> str | None:
-    """Accuracy against the L-inf budget, PGD solid and FGSM dashed, starting from the clean subset accuracy."""
-    curves = []
-    for number, (label, members) in enumerate(groups.items()):
-        values = [robustness_values(r) for r in members]
-        values = [v for v in values if v]
-        if not values:
-            continue
-        for attack, style in (("pgd", "-"), ("fgsm", "--")):
+    """Accuracy against the L-inf budget, one small panel per row: PGD solid, FGSM dashed, from clean accuracy."""
+    panels = []
+    for label, members in groups.items():
+        values = [v for v in (robustness_values(r) for r in members) if v]
+        lines = []
+        for attack, style, colour in (("pgd", "-", "tab:red"), ("fgsm", "--", "tab:blue")):
             keys = sorted({k for v in values for k in v if k.startswith(f"rob_{attack}@")}, key=_robustness_order)
-            if not keys:
-                continue
-            xs = [0.0] + [_budget(k.partition("@")[2]) * 255 for k in keys]
-            ys = [np.nanmean([v.get(k, math.nan) for v in values]) * 100 for k in ["rob_clean", *keys]]
-            curves.append((f"{label} ({attack.upper()})", style, f"C{number % 10}", xs, ys))
-    if not curves:
+            if keys:
+                xs = [0.0] + [_budget(k.partition("@")[2]) * 255 for k in keys]
+                ys = [np.nanmean([v.get(k, math.nan) for v in values]) * 100 for k in ["rob_clean", *keys]]
+                lines.append((attack.upper(), style, colour, xs, ys))
+        if lines:
+            panels.append((label, lines))
+    if not panels:
         return None
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for label, style, colour, xs, ys in curves:
-        ax.plot(xs, ys, style, color=colour, marker="o", label=label)
-    ax.set_xlabel("L-inf budget ε (× 1/255)")
-    ax.set_ylabel("accuracy (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    fig, axes = _small_multiples(plt, len(panels))
+    for ax, (label, lines) in zip(axes.flat, panels):
+        for name, style, colour, xs, ys in lines:
+            ax.plot(xs, ys, style, color=colour, marker="o", ms=3, label=name)
+        ax.set_title(label, fontsize=8)
+        ax.set_ylim(0, 100)
+        ax.tick_params(labelsize=6)
+        ax.grid(alpha=0.3)
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="upper center", fontsize=8, ncol=2, frameon=False)
+    _finish_small_multiples(fig, axes, len(panels), "L-inf budget ε (× 1/255)", "accuracy (%)")
+    fig.subplots_adjust(top=1 - 0.6 / fig.get_figheight())  # room for the one legend above the panels
     return _png(fig)
 
 
@@ -397,13 +451,16 @@ def scenario_section(scenario: str, agg: pd.DataFrame, records: Sequence[Mapping
     if len(backbones) == 1:
         facts.append(f"backbone: {backbones[0]}")
     facts.append(f"{len(agg)} rows; click a column header to sort, click again to reverse")
-    groups = _groups(records)
-    figures = [_figure("Accuracy against trainable parameters; green: the Pareto front", plot_pareto(agg, kind))]
+    groups = plot_groups(records)
+    figures = [_figure("Headline accuracy and trainable parameters per backbone; green ★: on the Pareto front "
+                       "(no other row of that backbone has as few parameters and higher accuracy)",
+                       plot_pareto(agg, kind))]
     if kind in INCREMENTAL:
         figures += [_figure(caption, uri) for caption, uri in plot_incremental(groups)]
     if kind == "base_to_new":
         figures.append(_figure("Base against new accuracy; dotted: harmonic-mean iso-curves", plot_base_new(agg)))
-    figures.append(_figure("Robustness: accuracy against the attack budget", plot_robustness(groups)))
+    figures.append(_figure("Robustness, one panel per row: accuracy against the attack budget (PGD solid red, "
+                           "FGSM dashed blue; ε = 0 is clean accuracy)", plot_robustness(groups)))
     return (f'<section class="scenario" id="scenario-{_esc(slug(scenario))}"><h2>Scenario <code>{_esc(scenario)}'
             f'</code></h2>{checks_html(checks)}<p class="facts">{_esc(" · ".join(facts))}</p><div class="scroll">'
             f'{table_html(scenario, kind, agg)}</div>'
