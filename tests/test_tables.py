@@ -272,6 +272,12 @@ def test_csv_round_trips(tmp_path: Path) -> None:
     expected = aggregate(records_to_frame(records))
     assert len(back) == 2
     assert "base_acc_mean" not in back  # no data for this scenario's kind
+    # The headline's 95% interval and the noise mark travel with the CSV: lp 0.706 ± std (0.8123 - 0.6)/√2 over
+    # 2 seeds, half-width t(0.975, 1) = 12.7062 times std/√2, reaches l2p's 0.9: both within noise of the best.
+    assert back.pop("headline").tolist() == ["final_accuracy"] * 2
+    assert back.pop("within_noise_of_best").tolist() == [True, True]
+    ci95 = back.pop("headline_ci95").tolist()
+    assert math.isnan(ci95[0]) and ci95[1] == pytest.approx(12.7062 * (0.2123456789 / math.sqrt(2)) / math.sqrt(2), rel=1e-4)
     for col in back.columns:
         if col in text_cols:
             assert back[col].fillna("").tolist() == expected[col].astype(str).tolist(), col

@@ -401,7 +401,14 @@ def _scenario_markdown(scenario: str, agg: pd.DataFrame, checks: Sequence[str] =
 
 
 def _scenario_csv_frame(agg: pd.DataFrame) -> pd.DataFrame:
-    """The aggregate rows of one scenario, minus metric columns with no data at all."""
+    """The aggregate rows of one scenario, minus metric columns with no data at all, plus the headline's 95%
+    interval half-width (`headline_ci95`) and the "within noise of the best" mark (`within_noise_of_best`)."""
+    kind = _scenario_kind(agg, str(agg["scenario"].iat[0])) if len(agg) else ""
+    headline = HEADLINE_METRIC.get(kind, "final_accuracy")
+    if f"{headline}_mean" in agg:
+        ranked = prepare_rows(kind, agg.assign(_row=range(len(agg))), strategy_labels(agg)).set_index("_row")
+        agg = agg.assign(headline=headline, headline_ci95=ranked["_ci95"].sort_index().to_numpy(),
+                         within_noise_of_best=ranked["_near_best"].sort_index().to_numpy())
     keep = []
     for col in agg.columns:
         if col.endswith("_std"):
