@@ -257,6 +257,8 @@ def test_run_cell_records_robustness_with_every_batch_in_budget(tmp_path, monkey
     weighted = sum(s["clean"] * s["subset_size"] for s in sets) / sum(s["subset_size"] for s in sets)
     assert math.isclose(rob["clean"], weighted)
     assert rob["settings"]["subset_size"] == 8
+    timing = record["timing"]  # the attacks' time is its own column, apart from training and evaluation
+    assert 0 < timing["robustness_seconds"] <= timing["total_seconds"] - timing["train_seconds"]
     assert [p for p in schema_problems(record) if "robustness" in p] == []  # the submission schema's layout
     assert run_cell(cfg, tmp_path, device="cpu", show_progress=False)["robustness"] == rob  # stored as written
     table = write_robustness_tables([record], tmp_path / "boards")[0].read_text()
