@@ -529,6 +529,9 @@ def render_page(records: Iterable[Mapping[str, Any]], references: Sequence[Refer
         nav.append(f'<a href="#scenario-{_esc(slug(scenario))}">{_esc(scenario)}</a>')
     if claims:
         nav.insert(0, '<a href="#claims">claims of the papers</a>')
+    if checks is not None:
+        failing = sum(len(lines) for lines in checks.values())
+        nav.insert(0, f'<a href="sanity.md">sanity checks ({failing} failing)</a>')
     average = b2n_average_section(agg)
     if average:
         nav.append(f'<a href="#{B2N_AVERAGE_SLUG}">base-to-new average</a>')

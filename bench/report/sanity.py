@@ -322,7 +322,7 @@ def failures_by_scenario(findings: Iterable[Finding]) -> dict[str, list[str]]:
 
 
 def sanity_markdown(findings: Sequence[Finding]) -> str:
-    """`sanity.md`: the rules, then every failing and undecided finding, and a count of the passing ones."""
+    """`sanity.md`: the rules, then per check its counts and every finding, failing ones first."""
     doc = (__doc__ or "").split("\n\n", 1)[1].strip()
     lines = ["# Sanity checks", "", "Computed from the results by `bench/report/sanity.py` on every leaderboard "
              "build. Verdicts: fail = violated beyond noise; undecided = within noise; pass.", "", doc, ""]
@@ -331,8 +331,9 @@ def sanity_markdown(findings: Sequence[Finding]) -> str:
         counts = {v: sum(f.verdict == v for f in mine) for v in ("fail", "undecided", "pass")}
         lines += [f"## {check}", "", f"{counts['fail']} fail, {counts['undecided']} undecided, {counts['pass']} pass "
                   f"(of {len(mine)} rows checked).", ""]
-        lines += [f"- **{f.verdict.upper()}** {f.scenario} / {f.row}: {f.detail}" for f in mine
-                  if f.verdict != "pass"]
+        order = {"fail": 0, "undecided": 1, "pass": 2}
+        lines += [f"- **{f.verdict.upper()}** {f.scenario} / {f.row}: {f.detail}"
+                  for f in sorted(mine, key=lambda f: order[f.verdict])]
         lines.append("")
     return "\n".join(lines)
 
