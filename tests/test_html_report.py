@@ -199,11 +199,11 @@ def test_clicking_headers_sorts_rows_and_images_load(page, driver, tmp_path):
     assert _strategies(table) == ["l2p", "vpt_shallow", "<script>alert(1)</script>", "linear_probe"]
     click("Trainable params")  # second click reverses
     assert _strategies(table) == ["linear_probe", "<script>alert(1)</script>", "vpt_shallow", "l2p"]
-    click("Time (s)")  # l2p has no time: last in both directions
+    click("Total (s)")  # l2p has no total time: last in both directions
     assert _strategies(table)[-1] == "l2p"
-    values = [float(v) for v in _column(driver, table, "Time (s)")[:-1]]
+    values = [float(v) for v in _column(driver, table, "Total (s)")[:-1]]
     assert values == sorted(values, reverse=True)
-    click("Time (s)")
+    click("Total (s)")
     assert _strategies(table)[-1] == "l2p" and _strategies(table)[0] == "linear_probe"
     click("Strategy")  # text: A to Z
     assert _strategies(table) == sorted(_strategies(table), key=str.lower)
