@@ -22,6 +22,8 @@ def test_within_noise_marks_overlapping_intervals_only() -> None:
     assert marks == [False, True, True, False]
     # one seed each: only an exact tie is marked
     assert within_noise_of_best([0.5, 0.5, 0.49], [0.0, 0.0, 0.0], [1, 1, 1]) == [True, True, False]
+    # the upper bound (row 0) is not a contender: the best is row 1, and row 0 is compared with it too
+    assert within_noise_of_best([0.9, 0.5, 0.1], [0.0] * 3, [1] * 3, eligible=[False, True, True]) == [True, True, False]
     # lower is better (forgetting)
     assert within_noise_of_best([0.1, 0.3], [0.0, 0.0], [1, 1], higher_is_better=False) == [True, False]
 

@@ -36,10 +36,12 @@ def interval(mean: float, std: float, n: int, level: float = LEVEL) -> tuple[flo
 
 
 def within_noise_of_best(means: Sequence[float], stds: Sequence[float], ns: Sequence[int],
-                         higher_is_better: bool = True) -> list[bool]:
-    """For each row: does its interval overlap the best row's? NaN means are never marked."""
+                         higher_is_better: bool = True, eligible: Sequence[bool] | None = None) -> list[bool]:
+    """For each row: does its interval overlap the best row's? NaN means are never marked. `eligible`: rows that
+    may be the best (e.g. not the joint upper bound); every row is still compared with that best."""
     sign = 1.0 if higher_is_better else -1.0
-    scored = [(sign * m, i) for i, m in enumerate(means) if m is not None and not math.isnan(m)]
+    eligible = [True] * len(means) if eligible is None else list(eligible)
+    scored = [(sign * m, i) for i, m in enumerate(means) if m is not None and not math.isnan(m) and eligible[i]]
     if not scored:
         return [False] * len(means)
     best = max(scored)[1]
