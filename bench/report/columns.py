@@ -18,13 +18,13 @@ import pandas as pd
 from bench.report.stats import NOISE_RULE, half_width, within_noise_of_best
 
 __all__ = ["MISSING", "Column", "KIND_METRICS", "HEADLINE_METRIC", "METRIC_LABELS", "NEAR_BEST", "COMMON_LEGEND",
-           "KIND_LEGEND", "B2N_AVERAGE_COLUMNS", "B2N_AVERAGE_LEGEND", "scenario_columns", "legend_lines",
+           "B2N_AVERAGE_COLUMNS", "B2N_AVERAGE_LEGEND", "scenario_columns", "legend_lines",
            "prepare_rows", "forgetting_definitions_agree", "percent_column", "fmt_number", "mean_std_text"]
 
 MISSING = "—"
 NEAR_BEST = "≈"
 
-Cell = tuple[str, "float | str | None"]
+Cell = tuple[str, float | str | None]
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ def build_leaderboards(results_dir: Path, out_dir: Path, echo: Callable[[str], N
     notes = [f"Robustness of every trained model (adversarial and corruption accuracy): "
              f"[{robustness[0].name}]({robustness[0].name}) ([csv]({robustness[1].name}))."] if robustness else []
     failing = sum(len(lines) for lines in checks.values())
-    notes += [f"Claims of the seed papers, checked on these results: [claims.md](claims.md).",
+    notes += ["Claims of the seed papers, checked on these results: [claims.md](claims.md).",
               f"Sanity checks: [sanity.md](sanity.md) ({failing} failing)."]
     tables = write_tables(records, out_dir, index_notes=notes, checks=checks)
     extra = [write_sanity(findings, out_dir), write_claims(verdicts, out_dir)]

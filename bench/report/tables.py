@@ -19,8 +19,8 @@ import pandas as pd
 
 from bench.core.store import config_hash
 from bench.eval.metrics import forward_transfer, harmonic_mean
-from bench.report.columns import (B2N_AVERAGE_COLUMNS, B2N_AVERAGE_LEGEND, HEADLINE_METRIC, KIND_METRICS, MISSING,
-                                  Column, legend_lines, mean_std_text, prepare_rows, scenario_columns)
+from bench.report.columns import (B2N_AVERAGE_COLUMNS, B2N_AVERAGE_LEGEND, HEADLINE_METRIC, MISSING, Column,
+                                  legend_lines, prepare_rows, scenario_columns)
 
 __all__ = [
     "ACCURACY_METRICS",
