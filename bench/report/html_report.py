@@ -384,7 +384,7 @@ color:#1b1f24}
 h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2.5rem;border-bottom:1px solid #d0d7de;padding-bottom:.3rem}
 table{border-collapse:collapse;font-size:.85rem;margin:.6rem 0}th,td{border:1px solid #d0d7de;padding:.25rem .5rem}
 th{background:#f6f8fa;cursor:pointer;user-select:none;white-space:nowrap}th[aria-sort=ascending]::after{content:" ▲"}
-th[aria-sort=descending]::after{content:" ▼"}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th[aria-sort=descending]::after{content:" ▼"}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 tr.submitted{background:#fff8e6}.badge{color:#9a3412;font-size:.75rem}.facts,.note{color:#57606a;font-size:.85rem}
 figure{display:inline-block;margin:.5rem 1rem .5rem 0;vertical-align:top}figcaption{font-size:.8rem;color:#57606a}
 img{max-width:100%}section.references{background:#f6f8fa;border:2px dashed #8c959f;padding:0 1rem 1rem;
