@@ -58,6 +58,9 @@ def test_a_trained_row_below_its_untrained_start_fails() -> None:
     doctored = [ci("coop", 0.40 + 0.01 * s, s, start=[0.5, 0.5]) for s in range(3)]
     assert verdicts(doctored, "untrained start") == {"coop": "fail"}
     assert verdicts([ci("coop", 0.7, 0)], "untrained start") == {}  # no start row: no verdict
+    # a null start entry (not evaluated) leaves that set out of both sides: task 2 alone, 0.45 < 0.5
+    partial = [ci("coop", 0.45, s, start=[None, 0.5]) for s in range(3)]
+    assert verdicts(partial, "untrained start") == {"coop": "fail"}
 
 
 def zero_shot(base: float, new: float, seed: int = 0) -> dict[str, Any]:

@@ -7,9 +7,9 @@ Noise is the t-based 95% interval over seeds of `bench.report.stats` (a single s
   noise (fail when the learner's interval lies wholly above the joint row's).
 - chance: every trained row's headline metric beats chance, 1 / (classes the evaluation set is predicted among),
   averaged like the headline (fail when the interval lies wholly at or below chance).
-- untrained start: every trained row beats its own untrained model, `results.initial_accuracy` read the headline's
-  way; paired per seed (fail when the interval of the gain lies wholly at or below 0). Rows without a start: no
-  verdict.
+- untrained start: every trained row beats its own untrained model, `results.initial_accuracy` and the last row
+  read the headline's way over the evaluation sets the start scored; paired per seed (fail when the interval of the
+  gain lies wholly at or below 0). Rows without a start: no verdict.
 - zero-shot quality: zero-shot rows equal the backbone's measured quality (`checkpoints/MANIFEST.json`, accuracy
   among all glyph classes on the bench fonts, clean style). Our evaluation sets draw other images of the same fonts
   and style, and predict among k of the K classes. Restricting the label space can only turn wrong predictions
@@ -162,13 +162,27 @@ def _chance(record: Mapping[str, Any]) -> float:
     return _headline_of_row([1.0 / s for s in sizes], names, _headline_kind(record))
 
 
-def _start(record: Mapping[str, Any]) -> float:
+def _start_pair(record: Mapping[str, Any]) -> tuple[float, float]:
+    """(trained, untrained) read the headline's way over the evaluation sets the untrained start scored.
+
+    Base-to-new and adaptation need their named sets (HM of base and new; target). Otherwise the last row and the
+    start row are averaged over the sets with a start entry (a null entry, "not evaluated", is left out of both).
+    """
     results = record.get("results") or {}
-    start = results.get("initial_accuracy")
-    names = results.get("eval_names") or (record.get("scenario") or {}).get("eval_names") or []
-    if not isinstance(start, list) or len(start) != len(names) or any(v is None for v in start):
-        return math.nan
-    return _headline_of_row([float(v) for v in start], names, _headline_kind(record))
+    start, matrix = results.get("initial_accuracy"), results.get("acc_matrix")
+    names = list(results.get("eval_names") or (record.get("scenario") or {}).get("eval_names") or [])
+    if not isinstance(start, list) or not matrix or len(start) != len(names) or len(matrix[-1]) != len(names):
+        return math.nan, math.nan
+    kind = _headline_kind(record)
+    if kind in ("base_to_new", "domain_adaptation"):
+        if any(start[i] is None or matrix[-1][i] is None for i in range(len(names))):
+            return math.nan, math.nan
+        return (_headline_of_row([float(v) for v in matrix[-1]], names, kind),
+                _headline_of_row([float(v) for v in start], names, kind))
+    keep = [i for i, v in enumerate(start) if v is not None and matrix[-1][i] is not None]
+    if not keep:
+        return math.nan, math.nan
+    return float(np.mean([matrix[-1][i] for i in keep])), float(np.mean([start[i] for i in keep]))
 
 
 def _stats(values: Sequence[float]) -> tuple[float, float, int]:
@@ -230,7 +244,7 @@ def check_chance(rows: Sequence[Row]) -> list[Finding]:
 def check_start(rows: Sequence[Row]) -> list[Finding]:
     out = []
     for row in (r for r in rows if r.trained):
-        pairs = [(_headline(rec), _start(rec)) for rec in row.records]
+        pairs = [_start_pair(rec) for rec in row.records]
         pairs = [(h, s) for h, s in pairs if not math.isnan(h) and not math.isnan(s)]
         if not pairs:
             continue
