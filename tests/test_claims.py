@@ -73,3 +73,18 @@ def test_claims_page_lists_every_claim_with_rule_and_numbers(tmp_path: Path) -> 
     assert "| b2n | vit_glyph_tiny | cocoop | 81.0 ± 1.0 (n=3) | coop | 61.0 ± 1.0 (n=3) | holds |" in text
     assert "t(0.975, n−1)" in text
     assert 'id="claims"' in claims_html(verdicts) and "verdict-holds" in claims_html(verdicts)
+
+
+def test_leaderboards_write_claims_md_and_link_it_from_index_and_the_page(tmp_path: Path) -> None:
+    from bench.core.store import ResultStore
+    from bench.report.leaderboard import build_leaderboards
+
+    store = ResultStore(tmp_path / "results")
+    for rec in [b2n("cocoop", 0.80 + 0.01 * s, s) for s in range(3)] + [b2n("coop", 0.60 + 0.01 * s, s)
+                                                                         for s in range(3)]:
+        store.write(rec)
+    build_leaderboards(tmp_path / "results", tmp_path / "boards")
+    assert "**holds**" in (tmp_path / "boards" / "claims.md").read_text()
+    assert "[claims.md](claims.md)" in (tmp_path / "boards" / "index.md").read_text()
+    page = (tmp_path / "boards" / "index.html").read_text()
+    assert '<a href="#claims">' in page and '<section id="claims">' in page and 'href="claims.md"' in page

@@ -48,8 +48,8 @@ def test_a_trained_row_at_chance_fails() -> None:
     # 8 classes seen at the end, no task identity: chance 1/8 = 12.5%
     assert verdicts([ci("l2p", 0.7 + 0.01 * s, s) for s in range(3)], "chance") == {"l2p": "pass"}
     assert verdicts([ci("l2p", 0.125, s) for s in range(3)], "chance") == {"l2p": "fail"}
-    untrained = [ci("frozen", 0.125, 0, trainable=0)]
-    assert verdicts(untrained, "chance") == {}  # nothing trained, nothing to beat
+    training_free = [ci("simplecil", 0.125, 0, trainable=0)]  # prototypes at chance are broken too
+    assert verdicts(training_free, "chance") == {"simplecil": "fail"}
 
 
 def test_a_trained_row_below_its_untrained_start_fails() -> None:

@@ -5,8 +5,9 @@ Noise is the t-based 95% interval over seeds of `bench.report.stats` (a single s
 
 - upper bound: the joint-training row is not below a continual learner on the same scenario and backbone beyond
   noise (fail when the learner's interval lies wholly above the joint row's).
-- chance: every trained row's headline metric beats chance, 1 / (classes the evaluation set is predicted among),
-  averaged like the headline (fail when the interval lies wholly at or below chance).
+- chance: every row's headline metric beats chance (trained or training-free, such as zero-shot or prototypes),
+  1 / (classes the evaluation set is predicted among), averaged like the headline (fail when the interval lies
+  wholly at or below chance).
 - untrained start: every trained row beats its own untrained model, `results.initial_accuracy` and the last row
   read the headline's way over the evaluation sets the start scored; paired per seed (fail when the interval of the
   gain lies wholly at or below 0). Rows without a start: no verdict.
@@ -229,7 +230,7 @@ def _beats(check: str, row: Row, gain: tuple[float, float, int], what: str) -> F
 
 def check_chance(rows: Sequence[Row]) -> list[Finding]:
     out = []
-    for row in (r for r in rows if r.trained):
+    for row in rows:  # training-free rows too (zero-shot, prototypes): a model at chance is broken either way
         head = _stats([_headline(rec) for rec in row.records])
         chance = _chance(row.first)
         if math.isnan(chance):
