@@ -278,6 +278,8 @@ def plot_incremental(groups: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[
         ax.imshow(m * 100, vmin=0, vmax=100, cmap="viridis")
         if m.shape[0] <= 6:
             for (i, j), value in np.ndenumerate(m * 100):
+                if np.isnan(value):  # not evaluated (a task not trained yet): left blank
+                    continue
                 ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=7,
                         color="white" if value < 60 else "black")
         ax.set_xticks(range(m.shape[1]))
