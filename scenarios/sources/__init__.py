@@ -59,6 +59,40 @@ def _add_coop() -> None:
 _add_coop()
 
 
+# Cheap presence checks for `list` and `plan` (one stat each; `open_source` checks the whole layout).
+_MARKERS: dict[str, tuple[str, ...]] = {
+    "cifar100": ("cifar-100-binary/train.bin", "cifar-100-python/meta", "train.bin", "meta"),
+    "imagenet_r": ("imagenet-r",),
+    "cub200": ("CUB_200_2011/images.txt", "images.txt"),
+    "domainnet": ("domainnet/clipart_train.txt", "clipart_train.txt"),
+    "office_home": ("office_home", "OfficeHomeDataset_10072016", "office-home", "OfficeHome"),
+    "image_folder": (".",),
+}
+
+
+def _markers(name: str) -> tuple[str, ...]:
+    if name.startswith("coop_"):
+        from scenarios.sources.coop import SPLIT_JSON
+
+        dataset = name[len("coop_"):]
+        if dataset in SPLIT_JSON:
+            folder, _, split = SPLIT_JSON[dataset]
+            return (f"{folder}/{split}",)
+        return ("fgvc_aircraft/variants.txt",) if dataset == "fgvc_aircraft" else ("imagenet/classnames.txt",)
+    return _MARKERS[name]
+
+
+def source_status(name: str, root: str | Path | None = None) -> tuple[bool, str]:
+    """(found, one line): whether the source's top-level files are under the data root (not a full check)."""
+    where = data_root(root)
+    if where is None:
+        return False, "no data root"
+    for marker in _markers(name):
+        if (where / marker).exists():
+            return True, f"found in {where}"
+    return False, f"missing in {where}"
+
+
 def data_root(root: str | Path | None = None) -> Path | None:
     """The data root: the explicit `--data-root`, else the `PROMPTSHIFT_DATA` environment variable, else None."""
     if root is not None:
@@ -86,4 +120,5 @@ def open_source(name: str, root: str | Path | None = None, **kwargs: Any) -> Sou
     return SOURCES[name][0](where, **kwargs)
 
 
-__all__ = ["DATA_ENV", "DataSourceError", "SOURCES", "Source", "data_root", "expected_layout", "open_source"]
+__all__ = ["DATA_ENV", "DataSourceError", "SOURCES", "Source", "data_root", "expected_layout", "open_source",
+           "source_status"]
