@@ -75,6 +75,14 @@ def test_domainnet_domain_incremental_decodes_lazily_with_workers(root, monkeypa
     assert torch.equal(sub.images[torch.arange(2)], merged.images[torch.tensor([11, 0])])
 
 
+@pytest.fixture
+def no_boards(monkeypatch):
+    """The leaderboard pages (plots) are tested elsewhere and take longer than these cells: skip them here."""
+    import bench.report.leaderboard as leaderboard
+
+    monkeypatch.setattr(leaderboard, "build_leaderboards", lambda results, boards: [])
+
+
 def _micro_suite(tmp_path, scenarios):
     path = tmp_path / "micro_real.yaml"
     path.write_text(json.dumps({
@@ -84,7 +92,7 @@ def _micro_suite(tmp_path, scenarios):
     return path
 
 
-def test_run_split_cifar100_end_to_end_from_a_data_root(tmp_path, monkeypatch):
+def test_run_split_cifar100_end_to_end_from_a_data_root(tmp_path, monkeypatch, no_boards):
     from bench.cli import main
 
     monkeypatch.setenv("PROMPTSHIFT_DATA", str(tmp_path / "unset"))  # restored after the test
@@ -106,7 +114,8 @@ def test_run_split_cifar100_end_to_end_from_a_data_root(tmp_path, monkeypatch):
     assert records["imagenet_r_10t"]["scenario"]["class_names"][0] == "goldfish"
 
 
-def test_missing_root_runs_nothing_and_a_corrupt_image_fails_only_its_cell(tmp_path, monkeypatch, capsys):
+def test_missing_root_runs_nothing_and_a_corrupt_image_fails_only_its_cell(tmp_path, monkeypatch, capsys,
+                                                                           no_boards):
     from bench.cli import main
 
     monkeypatch.setenv("PROMPTSHIFT_DATA", str(tmp_path / "nowhere"))

@@ -20,20 +20,25 @@ SPLIT_SEED = 0
 TEST_FRACTION = 0.2
 
 
+def _timm_table(name: str) -> str:
+    """A text table from timm's package data, found without importing timm (which takes seconds)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("timm")
+    if spec is None or spec.origin is None:
+        raise DataSourceError("imagenet_r: class names come from timm's ImageNet tables, but timm is not installed")
+    return (Path(spec.origin).parent / "data" / "_info" / name).read_text()
+
+
 @lru_cache(maxsize=1)
 def imagenet_r_wnids() -> list[str]:
     """The 200 ImageNet-R wnids, from the table timm ships (timm/data/_info/imagenet_r_synsets.txt)."""
-    from importlib.resources import files
-
-    text = files("timm.data").joinpath("_info/imagenet_r_synsets.txt").read_text()
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    return [line.strip() for line in _timm_table("imagenet_r_synsets.txt").splitlines() if line.strip()]
 
 
 @lru_cache(maxsize=1)
 def _lemmas() -> dict[str, str]:
-    from importlib.resources import files
-
-    text = files("timm.data").joinpath("_info/imagenet_synset_to_lemma.txt").read_text()
+    text = _timm_table("imagenet_synset_to_lemma.txt")
     return dict(line.split("\t", 1) for line in text.splitlines() if "\t" in line)
 
 
