@@ -1,6 +1,7 @@
 """A user's own images, no code needed: `root/<class>/*.jpg`, or `root/<domain>/<class>/*.jpg` with domains.
 
-Split: `root/train/...` and `root/test/...` when both exist, else a per-class seeded 80/20 split (seed 0).
+Split: `root/train/...` and `root/test/...` when both exist, else a seeded 80/20 split within each class (and
+domain), seed 0.
 """
 from __future__ import annotations
 
@@ -51,6 +52,9 @@ def open_image_folder(root: Path) -> Source:
         return Source("image_folder", names, {"train": train, "test": test}, domains=domains, root=tree,
                       notes="train/ and test/ folders as given")
     everything, names, domains = _records(tree, tree)
-    train, test = fraction_split(everything.labels, 0.2, SPLIT_SEED)
+    strata = everything.labels
+    if domains:  # stratify by (domain, class), so every domain keeps every class on both sides
+        strata = strata * len(domains) + np.asarray([domains.index(d) for d in everything.domains])
+    train, test = fraction_split(strata, 0.2, SPLIT_SEED)
     return Source("image_folder", names, {"train": everything.subset(train), "test": everything.subset(test)},
                   domains=domains, root=tree, notes=f"per-class seeded 80/20 split (seed {SPLIT_SEED})")
