@@ -148,3 +148,29 @@ def test_plan_names_missing_sources_and_weights(tmp_path, monkeypatch, capsys):
     assert "cifar100" in out and f"found in {tmp_path}" in out
     assert "imagenet_r" in out and f"missing in {tmp_path}" in out
     assert "vit_base_patch16_224.augreg_in21k" in out
+    assert main(["list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["scenarios"]
+    assert listed["split_cifar100_10t"] == {**listed["split_cifar100_10t"], "source": "cifar100",
+                                            "needs_root": True, "found": True}
+    assert listed["imagenet_r_10t"]["found"] is False and listed["ci5_glyphs"]["needs_root"] is False
+
+
+def test_replay_memory_joins_on_disk_task_data(root):
+    """A replay memory comes back from avalanche as decoded tensors; it must concatenate with the next task's
+    on-disk images without decoding them."""
+    from bench.core.strategy import build_strategy
+    from bench.core.data import TaskContext
+    from bench.models.backbones import create_backbone
+
+    mini_data.write_imagenet_r(root, per_class=2)
+    s = build_scenario("imagenet_r_10t", 0)
+    s.preprocess.size = 32
+    replay = build_strategy("replay", create_backbone("vit_test_micro"), s.info(), {"memory_size": 10})
+    first = TaskContext(0, 10, s.steps[0].classes, s.steps[0].classes, None, s.steps[0].data)
+    replay.after_task(first)
+    second = TaskContext(1, 10, s.steps[1].classes, s.steps[0].classes + s.steps[1].classes, None, s.steps[1].data)
+    joined = replay.adapt_train_set(s.steps[1].data, second)
+    assert isinstance(joined.images, LazyImages) and len(joined) == len(s.steps[1].data) + 10
+    pixels = joined.images[torch.arange(len(joined))]
+    assert pixels.shape[1:] == (3, 32, 32)
+    assert set(joined.labels[-10:].tolist()) <= set(s.steps[0].classes)

@@ -186,3 +186,20 @@ def test_truncated_image_fails_on_load_naming_the_file(tmp_path):
     images = LazyImages.of(records, range(len(records)), Preprocess(size=8))
     with pytest.raises(ImageDecodeError, match=r"dog/1\.jpg"):
         images[np.arange(len(records))]
+
+
+def test_embedded_glyphs_and_digits_are_sources_with_the_scenario_bytes():
+    from scenarios.sources.embedded import open_digits, open_glyphs
+    from scenarios.streams import _digits_data, _glyph_data
+
+    from bench.core.seeding import derive_seed
+
+    src = open_glyphs([3, 1, 4], "clean", train_per_font=1, test_per_font=1, seed=5)
+    data = _glyph_data([3, 1, 4], "clean", 1, derive_seed(5, "train"))
+    train = src.split("train")
+    assert len(src.class_names) == 3 and src.domains == ["clean"]
+    assert np.array_equal(train.labels, data.labels.numpy())
+    assert np.array_equal(np.asarray(train.load(2)), data.images[2].permute(1, 2, 0).numpy())
+    digits = open_digits(seed=0)
+    assert digits.num_classes == 10 and len(digits.split("train")) + len(digits.split("test")) == 1797
+    assert np.array_equal(digits.split("test").labels, _digits_data("test", 0).labels.numpy())

@@ -85,6 +85,8 @@ class LazyImages:
     def decode(self, i: int) -> torch.Tensor:
         """Image i as uint8 `(3, size, size)`; a broken file raises `ImageDecodeError` naming it."""
         records, row = self.records[int(self.which[i])], int(self.rows[i])
+        if isinstance(records, TensorRecords) and tuple(records.images.shape[-2:]) == (self.preprocess.size,) * 2:
+            return records.tensor(row)  # already decoded at this size
         try:
             return self.preprocess(records.load(row))
         except ImageDecodeError:
@@ -129,6 +131,28 @@ class LazyImages:
                           np.concatenate(rows) if rows else np.zeros(0, np.int64), preprocess)
 
 
+class TensorRecords:
+    """In-memory uint8 `(N, 3, H, W)` images as a record set, so they can join on-disk data in one `LazyImages`
+    (a replay memory read back from avalanche next to a task's on-disk images)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        self.images, self.labels = images, labels.numpy().astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def tensor(self, i: int) -> torch.Tensor:
+        return self.images[i]
+
+    def load(self, i: int) -> Any:
+        from PIL import Image
+
+        return Image.fromarray(self.images[i].permute(1, 2, 0).numpy(), "RGB")
+
+    def describe(self, i: int) -> str:
+        return f"in-memory image {i}"
+
+
 class _Decoded(torch.utils.data.Dataset):
     def __init__(self, images: LazyImages) -> None:
         self.images = images
@@ -169,10 +193,11 @@ class TensorData:
     def concat(parts: Sequence["TensorData"]) -> "TensorData":
         caches = [p.cached for p in parts]
         cached = torch.cat(caches) if all(c is not None for c in caches) else None
-        if any(isinstance(p.images, LazyImages) for p in parts):
-            if not all(isinstance(p.images, LazyImages) for p in parts):
-                raise TypeError("cannot concatenate in-memory and on-disk images")
-            images = LazyImages.concat([p.images for p in parts])
+        lazy = [p.images for p in parts if isinstance(p.images, LazyImages)]
+        if lazy:  # in-memory parts join as record sets of their own
+            images = LazyImages.concat([p.images if isinstance(p.images, LazyImages) else
+                                        LazyImages.of(TensorRecords(p.images, p.labels), range(len(p)),
+                                                      lazy[0].preprocess) for p in parts])
         else:
             images = torch.cat([p.images for p in parts])
         return TensorData(images, torch.cat([p.labels for p in parts]), cached)
@@ -193,7 +218,8 @@ def image_batches(data: TensorData, batch_size: int) -> Iterator[tuple[torch.Ten
         return
     workers = loader_workers(n)
     loader = torch.utils.data.DataLoader(_Decoded(data.images), batch_size=batch_size, shuffle=False,
-                                         num_workers=workers, prefetch_factor=4 if workers else None)
+                                         num_workers=workers, prefetch_factor=4 if workers else None,
+                                         pin_memory=torch.cuda.is_available())
     start = 0
     for images in loader:
         yield torch.arange(start, start + len(images)), images
