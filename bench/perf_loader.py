@@ -51,6 +51,20 @@ def loader_rate(root: Path, workers: int, batch_size: int, size: int) -> float:
     return n / (time.perf_counter() - start)
 
 
+def random_access_rate(root: Path, threads: int, batch_size: int, size: int) -> float:
+    """Shuffled training batches (`images[index]`, the path of strategies that read pixels), decoded by threads."""
+    from bench.core.data import LazyImages, Preprocess
+    from scenarios.sources import open_source
+
+    records = open_source("image_folder", root).split("train")
+    images = LazyImages.of(records, range(len(records)), Preprocess(size=size))
+    os.environ["PROMPTSHIFT_LOADER_WORKERS"] = str(threads)
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
+    start = time.perf_counter()
+    n = sum(len(images[order[i:i + batch_size]]) for i in range(0, len(images), batch_size))
+    return n / (time.perf_counter() - start)
+
+
 @torch.no_grad()
 def vit_rate(batches: int, batch_size: int, size: int) -> float:
     import timm
@@ -83,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         for workers in [int(w) for w in args.workers.split(",")]:
             rate = loader_rate(root, workers, args.batch_size, args.size)
             print(f"loader, {workers} worker(s):            {rate:8.1f} images/s   ratio loader/ViT = "
+                  f"{rate / vit:5.1f}")
+            rate = random_access_rate(root, workers, args.batch_size, args.size)
+            print(f"shuffled batches, {workers} thread(s):   {rate:8.1f} images/s   ratio loader/ViT = "
                   f"{rate / vit:5.1f}")
     return 0
 

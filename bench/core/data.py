@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Protocol, Sequence
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 
 class RecordSet(Protocol):
@@ -106,7 +109,12 @@ class LazyImages:
         positions = np.atleast_1d(self._positions(index))
         if len(positions) == 0:
             return torch.zeros(0, 3, self.preprocess.size, self.preprocess.size, dtype=torch.uint8)
-        return torch.stack([self.decode(int(p)) for p in positions])
+        pool = _decode_pool(len(positions))
+        if pool is None:
+            return torch.stack([self.decode(int(p)) for p in positions])
+        # Random-access batches (training, pixel-reading evaluation): Pillow releases the GIL while it decodes
+        # and resizes, so threads decode a batch in parallel without the process start-up of DataLoader workers.
+        return torch.stack(list(pool.map(self.decode, positions.tolist())))
 
     def select(self, index: Any) -> "LazyImages":
         positions = np.atleast_1d(self._positions(index))
@@ -162,6 +170,21 @@ class _Decoded(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> torch.Tensor:
         return self.images.decode(i)
+
+
+_POOL: "ThreadPoolExecutor | None" = None
+
+
+def _decode_pool(n: int) -> "ThreadPoolExecutor | None":
+    global _POOL
+    threads = loader_workers(n * 64)  # a batch is worth threads even when small
+    if threads <= 1:
+        return None
+    if _POOL is None or _POOL._max_workers != threads:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="promptshift-decode")
+    return _POOL
 
 
 def loader_workers(n: int) -> int:
