@@ -49,7 +49,7 @@ class Preprocess:
                     "nearest": Image.Resampling.NEAREST}[self.interpolation]
         scale = int(round(self.size / self.crop_pct))
         w, h = image.size
-        if (w, h) != (self.size, self.size):
+        if (w, h) != (self.size, self.size) or scale != self.size:
             if w <= h:
                 nw, nh = scale, max(scale, int(round(h * scale / w)))
             else:
