@@ -3,7 +3,9 @@ to end through `run --data-root` on miniature official files (vit_test_micro).""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
 import torch
@@ -111,6 +113,9 @@ def test_run_split_cifar100_end_to_end_from_a_data_root(tmp_path, monkeypatch, n
     # the classes are colours: a linear probe on a random micro ViT separates the first task well above chance
     assert cifar["results"]["acc_matrix"][0][0] > 0.3
     assert records["imagenet_r_10t"]["status"] == "ok"
+    schema = json.loads((Path(__file__).resolve().parents[1] / "bench/schema/result.schema.json").read_text())
+    for record in records.values():
+        jsonschema.validate(record, schema)
     assert records["imagenet_r_10t"]["scenario"]["class_names"][0] == "goldfish"
 
 
