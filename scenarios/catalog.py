@@ -62,6 +62,13 @@ for _s in _OFFICE_HOME:
         if _s != _t:
             _add(f"office_home_{_s}_{_t}", "domain_adaptation", f"Office-Home {_s} (labelled) -> {_t} "
                  f"(unlabelled), all images, as DAPL", dataset="office_home", source_domain=_s, target_domain=_t)
+_DOMAINNET = ("clipart", "infograph", "painting", "quickdraw", "real", "sketch")
+for _s in _DOMAINNET:
+    for _t in _DOMAINNET:
+        if _s != _t:
+            _add(f"domainnet_{_s}_{_t}", "domain_adaptation", f"DomainNet {_s} (labelled) -> {_t} (unlabelled); "
+                 f"official train lists, evaluated on the test lists", dataset="domainnet", source_domain=_s,
+                 target_domain=_t)
 COOP_B2N = ("imagenet", "caltech101", "oxford_pets", "stanford_cars", "oxford_flowers", "food101",
             "fgvc_aircraft", "sun397", "dtd", "eurosat", "ucf101")
 for _d in COOP_B2N:

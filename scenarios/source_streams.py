@@ -107,18 +107,24 @@ def source_base_to_new(name: str, seed: int, dataset: str, shots: int | None = 1
 
 def source_adaptation(name: str, seed: int, dataset: str, source_domain: str, target_domain: str,
                       data_root: str | None = None) -> Scenario:
-    """Unsupervised adaptation as DAPL on Office-Home: all source images labelled, all target images unlabelled;
-    evaluated on the target images. The "source" evaluation set is the (training) source images themselves,
-    since the protocol has no held-out source split."""
+    """Unsupervised adaptation: source images labelled, target images unlabelled; evaluated on the target.
+
+    Office-Home (no official split, as DAPL): train on every source image, adapt on every target image, evaluate on
+    every target image; the "source" evaluation set is then the source training images themselves. Sources with a
+    train/test split (DomainNet): train and adapt on the train lists, evaluate on the test lists."""
     src = _open(dataset, data_root)
     pre = Preprocess()
-    split = src.split("all") if "all" in src.splits else src.split("train")
-    src_rows, tgt_rows = adaptation_indices(split.domains, source_domain, target_domain)
+    train = src.split("all") if "all" in src.splits else src.split("train")
+    test = src.split("all") if "all" in src.splits else src.split("test")
+    if train.domains is None:
+        raise ValueError(f"source {dataset!r} has no domains; adaptation needs them")
+    src_rows, tgt_rows = adaptation_indices(train.domains, source_domain, target_domain)
+    src_test, tgt_test = adaptation_indices(test.domains, source_domain, target_domain)
     classes = list(range(src.num_classes))
-    steps = [TrainStep(records_data(split, src_rows, pre), classes, source_domain,
-                       unlabelled=records_data(split, tgt_rows, pre, unlabelled=True))]
-    evals = [EvalSet("source", records_data(split, src_rows, pre)),
-             EvalSet("target", records_data(split, tgt_rows, pre))]
+    steps = [TrainStep(records_data(train, src_rows, pre), classes, source_domain,
+                       unlabelled=records_data(train, tgt_rows, pre, unlabelled=True))]
+    evals = [EvalSet("source", records_data(test, src_test, pre)),
+             EvalSet("target", records_data(test, tgt_test, pre))]
     return Scenario(name, "domain_adaptation", seed, None, steps, evals, list(src.class_names), [], classes,
                     domains=[source_domain, target_domain], source_domain=source_domain,
                     target_domain=target_domain, source=_source_facts(src), preprocess=pre)

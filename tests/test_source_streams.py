@@ -179,3 +179,12 @@ def test_replay_memory_joins_on_disk_task_data(root):
     pixels = joined.images[torch.arange(len(joined))]
     assert pixels.shape[1:] == (3, 32, 32)
     assert set(joined.labels[-10:].tolist()) <= set(s.steps[0].classes)
+
+
+def test_domainnet_adaptation_trains_on_train_lists_and_tests_on_test_lists(root):
+    mini_data.write_domainnet(root, num_classes=2, per_class=3)
+    s = build_scenario("domainnet_real_sketch", 0)
+    step, (source, target) = s.steps[0], s.eval_sets
+    assert len(step.data) == 4 and step.unlabelled.labels.tolist() == [-1] * 4
+    paths = [target.data.images.describe(i) for i in range(len(target.data))]
+    assert len(paths) == 2 and all("/sketch/" in p and p.endswith("000002.jpg") for p in paths)  # the test images

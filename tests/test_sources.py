@@ -203,3 +203,23 @@ def test_embedded_glyphs_and_digits_are_sources_with_the_scenario_bytes():
     digits = open_digits(seed=0)
     assert digits.num_classes == 10 and len(digits.split("train")) + len(digits.split("test")) == 1797
     assert np.array_equal(digits.split("test").labels, _digits_data("test", 0).labels.numpy())
+
+
+def test_coop_fgvc_aircraft_variant_lists(tmp_path):
+    mini_data.write_fgvc_aircraft(tmp_path, per_split=2)
+    src = open_source("coop_fgvc_aircraft", tmp_path)
+    assert src.class_names == ["707-320", "A300B4", "Cessna 172"]  # a variant with a space stays whole
+    train = src.split("train")
+    assert len(train) == 6 and train.paths[2] == "1000003.jpg" and train.labels[2] == 2
+    listing = tmp_path / "fgvc_aircraft" / "images_variant_test.txt"
+    listing.write_text(listing.read_text() + "1009999 Boeing 999\n")
+    with pytest.raises(DataSourceError, match=r"images_variant_test\.txt line 7: variant 'Boeing 999'"):
+        open_source("coop_fgvc_aircraft", tmp_path)
+
+
+def test_coop_imagenet_classnames_and_val_as_test(tmp_path):
+    mini_data.write_coop_imagenet(tmp_path, per_class=2)
+    src = open_source("coop_imagenet", tmp_path)
+    assert src.class_names == ["tench", "goldfish", "great white shark"]
+    test = src.split("test")
+    assert len(test) == 6 and test.paths[2].startswith("val/n01443537/") and test.labels[2] == 1

@@ -154,3 +154,35 @@ def write_image_folder(root: Path, classes: Sequence[str] = ("cat", "dog", "owl"
             for i in range(per_class):
                 write_jpeg(base / name / f"{i}.jpg", class_image(c, i + 10 * d, size))
     return root
+
+
+def write_fgvc_aircraft(root: Path, variants: Sequence[str] = ("707-320", "A300B4", "Cessna 172"),
+                        per_split: int = 2, size: int = 12) -> Path:
+    """ROOT/fgvc_aircraft/{variants.txt, images_variant_{train,val,test}.txt, images/<id>.jpg} (CoOp's copy)."""
+    tree = Path(root) / "fgvc_aircraft"
+    (tree / "images").mkdir(parents=True, exist_ok=True)
+    (tree / "variants.txt").write_text("\n".join(variants) + "\n")
+    image_id = 1000000
+    for split in ("train", "val", "test"):
+        rows = []
+        for i in range(per_split):
+            for c, variant in enumerate(variants):
+                image_id += 1
+                write_jpeg(tree / "images" / f"{image_id}.jpg", class_image(c, i, size))
+                rows.append(f"{image_id} {variant}")
+        (tree / f"images_variant_{split}.txt").write_text("\n".join(rows) + "\n")
+    return tree
+
+
+def write_coop_imagenet(root: Path, wnids: Sequence[str] = ("n01440764", "n01443537", "n01484850"),
+                        names: Sequence[str] = ("tench", "goldfish", "great white shark"), per_class: int = 2,
+                        size: int = 12) -> Path:
+    """ROOT/imagenet/{classnames.txt, images/train/<wnid>/*.JPEG, images/val/<wnid>/*.JPEG} (CoOp's layout)."""
+    tree = Path(root) / "imagenet"
+    tree.mkdir(parents=True, exist_ok=True)
+    (tree / "classnames.txt").write_text("\n".join(f"{w} {n}" for w, n in zip(wnids, names)) + "\n")
+    for split in ("train", "val"):
+        for c, wnid in enumerate(wnids):
+            for i in range(per_class):
+                write_jpeg(tree / "images" / split / wnid / f"{wnid}_{i}.JPEG", class_image(c, i, size))
+    return tree
