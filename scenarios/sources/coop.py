@@ -38,7 +38,8 @@ def layout(name: str) -> str:
     if name == "fgvc_aircraft":
         return ("  ROOT/fgvc_aircraft/{images_variant_train.txt, images_variant_val.txt, images_variant_test.txt,"
                 " variants.txt}\n  ROOT/fgvc_aircraft/images/<id>.jpg")
-    return "  ROOT/imagenet/classnames.txt   ('<wnid> <class name>' per line)\n  ROOT/imagenet/images/{train,val}/<wnid>/*"
+    return ("  ROOT/imagenet/classnames.txt   ('<wnid> <class name>' per line)\n"
+            "  ROOT/imagenet/images/{train,val}/<wnid>/*")
 
 
 def _from_json(root: Path, name: str) -> Source:
