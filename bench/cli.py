@@ -2,6 +2,7 @@
 
     python run_bench.py                      run the default suite, then rebuild the leaderboards
     python run_bench.py run --suite NAME     run another suite (same options as the default run)
+    python run_bench.py plan --suite NAME    print the cells and which data sources / weights are missing
     python run_bench.py list [--json]        every registered strategy, scenario, backbone and suite
     python run_bench.py leaderboard          rebuild every leaderboard from stored results (no training)
     python run_bench.py pretrain             re-create the embedded backbones by the suite's recipe
@@ -12,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = ("run", "list", "leaderboard", "pretrain", "check-plugin", "submit")
+COMMANDS = ("run", "plan", "list", "leaderboard", "pretrain", "check-plugin", "submit")
 
 
 def _csv(text: str | None) -> list[str] | None:
@@ -38,9 +40,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--leaderboards", default=str(ROOT / "leaderboards"), help="where tables are written")
     run.add_argument("--plugin", action="append", default=[], help="a Python file registering a strategy")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--data-root", help="folder holding the real data sets (sets PROMPTSHIFT_DATA for this run)")
+    run.add_argument("--dry-run", action="store_true", help="print the plan (cells, missing sources / weights), "
+                     "run nothing")
     lst = sub.add_parser("list", help="list strategies, scenarios, backbones and suites")
     lst.add_argument("--json", action="store_true", help="machine-readable output")
     lst.add_argument("--plugin", action="append", default=[])
+    lst.add_argument("--data-root", help="where to look for the real data sets (default: $PROMPTSHIFT_DATA)")
     board = sub.add_parser("leaderboard", help="rebuild leaderboards from stored results")
     board.add_argument("--results", default=str(ROOT / "results"))
     board.add_argument("--leaderboards", default=str(ROOT / "leaderboards"))
@@ -74,8 +80,17 @@ def cmd_list(args: argparse.Namespace) -> int:
     from bench.models.backbones import BACKBONES
     from bench.run.suite import SUITE_DIR
     from scenarios.catalog import SCENARIOS
+    from scenarios.sources import source_status
 
     load_plugins(args.plugin)
+
+    def data_needs(name: str) -> dict[str, object]:
+        source = SCENARIOS.get(name).source
+        if not source:
+            return {"source": None, "needs_root": False}
+        found, text = source_status(source, args.data_root)
+        return {"source": source, "needs_root": True, "found": found, "status": text}
+
     data = {
         "strategies": {n: {"family": STRATEGIES.get(n).family, "paper": STRATEGIES.get(n).paper,
                            "backbones": list(STRATEGIES.get(n).backbone_families),
@@ -83,8 +98,8 @@ def cmd_list(args: argparse.Namespace) -> int:
                            "flags": STRATEGIES.get(n).flags.short(),
                            "config": STRATEGIES.get(n).config_cls().to_dict(),
                            "help": STRATEGIES.get(n).config_cls.help()} for n in STRATEGIES.names()},
-        "scenarios": {n: {"kind": SCENARIOS.get(n).kind, "description": SCENARIOS.get(n).description}
-                      for n in SCENARIOS.names()},
+        "scenarios": {n: {"kind": SCENARIOS.get(n).kind, "description": SCENARIOS.get(n).description,
+                          **data_needs(n)} for n in SCENARIOS.names()},
         "backbones": {n: {"family": BACKBONES.get(n).family, "description": BACKBONES.get(n).description}
                       for n in BACKBONES.names()},
         "suites": sorted(p.stem for p in SUITE_DIR.glob("*.yaml")),
@@ -97,7 +112,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"  {name:<22} {info['family']:<16} on {'/'.join(info['backbones']):<9} flags: {info['flags']}")
     print("scenarios:")
     for name, info in data["scenarios"].items():
-        print(f"  {name:<22} {info['kind']:<19} {info['description']}")
+        where = f"  [{info['source']}: {info['status']}]" if info["needs_root"] else ""
+        print(f"  {name:<26} {info['kind']:<19} {info['description']}{where}")
     print("backbones:")
     for name, info in data["backbones"].items():
         print(f"  {name:<34} {info['family']:<5} {info['description']}")
@@ -122,6 +138,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.run.suite import SuiteError, expand, load_suite
 
     load_plugins(args.plugin)
+    if args.data_root:  # the environment carries it to every cell, in this process or a worker's
+        os.environ["PROMPTSHIFT_DATA"] = str(Path(args.data_root).resolve())
     try:
         suite = load_suite(args.suite)
         seeds = [int(s) for s in _csv(args.seeds)] if args.seeds else None
@@ -131,6 +149,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     if skipped:
         print(f"skipping {len(skipped)} (strategy, scenario) pairs the strategy does not support, e.g. {skipped[0]}")
+    from bench.run.plan import check_sources, plan
+
+    if args.dry_run:
+        lines, ready = plan(cells)
+        print(f"suite {suite.name} v{suite.version}: plan (nothing runs)")
+        print("\n".join(lines))
+        return 0 if ready else 2
+    problems = check_sources(cells)
+    if problems:  # nothing runs, and never a fallback to the embedded glyphs
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
     print(f"suite {suite.name} v{suite.version}: {len(cells)} cells -> {args.results}")
     records = run_grid(cells, args.results, args.device, not args.no_progress, after_training=robustness_hook())
     failed = [r for r in records if r.get("status") != "ok"]
@@ -181,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in COMMANDS + ("-h", "--help"):
         argv = ["run", *argv]
+    if argv[0] == "plan":  # `plan` is `run --dry-run`
+        argv = ["run", "--dry-run", *argv[1:]]
     args = _parser().parse_args(argv)
     _quiet_libraries()
     handlers = {"run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "pretrain": cmd_pretrain,

@@ -120,6 +120,9 @@ def prepare(cfg: CellConfig):
     scenario = build_scenario(cfg.scenario, cfg.seed, **cfg.scenario_overrides)
     seed_everything(cfg.seed)  # randomly initialised backbones must not depend on earlier cells
     backbone = create_backbone(cfg.backbone, cfg.weights)
+    if getattr(scenario, "preprocess", None) is not None:  # on-disk images decode at this backbone's input size
+        from scenarios.source_streams import configure_preprocess
+        configure_preprocess(scenario, backbone)
     module = backbone.visual if (spec.family == "clip" and not cls.needs_text) else backbone
     backbone_params = count_parameters(module)  # before the strategy injects anything (LoRA, adapters)
     seed_everything(cfg.seed)

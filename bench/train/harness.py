@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from bench.core.data import Batch, EvalSet, TaskContext, TensorData, TrainStep, label_space_for
+from bench.core.data import Batch, EvalSet, TaskContext, TensorData, TrainStep, image_batches, label_space_for
 from bench.core.device import autocast
 from bench.core.strategy import Strategy, count_trainable, freeze_all_but_trainable, mask_logits
 from bench.train.augment import augment, augment_generator, check_augment
@@ -85,9 +85,9 @@ def fill_cache(strategy: Strategy, data: TensorData, device: torch.device, batch
     was_training = strategy.training
     strategy.eval()  # frozen parts never run dropout
     parts = []
-    for index in index_batches(len(data), batch_size, None):
+    for _, images in image_batches(data, batch_size):  # on-disk data: decoded by DataLoader workers
         with autocast(device):
-            out = strategy.frozen_inputs(to_pixels(data.images[index], device))
+            out = strategy.frozen_inputs(to_pixels(images, device))
         if out is None:
             strategy.train(was_training)
             return
