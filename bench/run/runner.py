@@ -51,14 +51,15 @@ class CellConfig:
     scenario_overrides: dict[str, Any] = field(default_factory=dict)
     weights: str | None = None  # a local weights file for the backbone; None = the backbone's default
     robustness: dict[str, Any] | None = None  # robustness evaluation settings; None = clean accuracy only
-    label: str | None = field(default=None, compare=False)  # leaderboard name of a variant; not part of the id
+    label: str | None = None  # leaderboard name of a variant; part of the id when set, so it gets its own row
 
     def resolved(self) -> dict[str, Any]:
         """The canonical config: strategy defaults filled in, so changing a default changes the cell id."""
         cls = STRATEGIES.get(self.strategy)
         cfg = cls.config_cls.from_dict(dict(self.strategy_config))
         out = dataclasses.asdict(self)
-        del out["label"]
+        if not self.label or self.label == self.strategy:
+            del out["label"]  # unlabelled cells keep their ids; a labelled variant is its own cell (own row)
         out["strategy_config"] = cfg.to_dict()
         if self.robustness:  # defaults filled in too: a changed attack default must not reuse old numbers
             from bench.eval.robustness import RobustnessConfig
