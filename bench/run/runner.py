@@ -236,6 +236,6 @@ def _headline(record: dict[str, Any]) -> str:
         return (record.get("error") or "").splitlines()[0][:100]
     m = record["metrics"]
     for key, label in (("final_accuracy", "final acc"), ("harmonic_mean", "HM"), ("target_acc", "target acc")):
-        if key in m:
+        if isinstance(m.get(key), (int, float)):  # a stored NaN reads back as None
             return f"{label} {100 * m[key]:.1f}%  ({record['timing'].get('total_seconds', 0):.0f}s)"
     return ""
