@@ -198,6 +198,10 @@ CASES = [
     Case("pretrain family misspelt", ["pretrain", "--only", "vitt"], 2, r"--only: 'vitt' \(did you mean 'vit'\?\)"),
     Case("check-plugin override without value", ["check-plugin", "{tmp}/p.py", "--set", "epochs"], 2,
          r"--set 'epochs': expected FIELD=VALUE"),
+    Case("check-plugin override out of range", ["check-plugin", "{tmp}/good.py", "--set", "epochs=-1"], 2,
+         r"--set: .*epochs: -1 must be >= 0",
+         files={"good.py": PLUGIN.format(name="good_probe_bad_inputs", output="self.head(self.backbone(x))",
+                                         after_task="pass")}),
     # ------------------------------------------------------------------ run-time guards (these train a micro cell)
     Case("plugin with NaN logits", [*RUN, "--plugin", "{tmp}/nan_plugin.py"], 1,
          r"all 1 cells failed.*leaderboards left unchanged",
