@@ -60,3 +60,16 @@ def test_a_result_the_folder_refuses_is_kept_aside_and_named(tmp_path, monkeypat
     import json
 
     assert json.loads(open(kept).read())["status"] == "ok"
+
+
+def test_a_changed_backbone_buffer_is_seen_after_the_module_moved(tiny):
+    from bench.run.runner import prepare
+
+    _, _, strategy = prepare(cell())
+    strategy.backbone.register_buffer("running_thing", torch.zeros(3))
+    before = frozen_state(strategy)
+    strategy.to("cpu")  # `.to` replaces buffers by new tensors: they are looked up by name
+    check_frozen(strategy, before)
+    strategy.backbone.running_thing.add_(1)
+    with pytest.raises(FrozenWeightsChanged, match="backbone buffer running_thing"):
+        check_frozen(strategy, before)

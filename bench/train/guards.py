@@ -41,18 +41,21 @@ def _checksum(tensor: torch.Tensor) -> tuple[int, int]:
     return int(bits.sum()), int((bits * weights).sum())
 
 
-def frozen_state(strategy: Strategy) -> dict[str, tuple[torch.Tensor, tuple[int, int]]]:
-    """Checksums of every parameter and backbone buffer, taken before training (by name, with the tensor)."""
+def frozen_state(strategy: Strategy) -> dict[str, tuple[torch.Tensor | None, tuple[int, int]]]:
+    """Checksums of every parameter (kept with the parameter: `.to(device)` moves it in place, and a strategy may
+    rename it by wrapping its module) and every backbone buffer (by name: `.to(device)` replaces buffers)."""
     state = {f"parameter {n}": (p, _checksum(p)) for n, p in strategy.named_parameters()}
-    state.update({f"backbone buffer {n}": (b, _checksum(b)) for n, b in strategy.backbone.named_buffers()})
+    state.update({f"backbone buffer {n}": (None, _checksum(b)) for n, b in strategy.backbone.named_buffers()})
     return state
 
 
-def check_frozen(strategy: Strategy, before: dict[str, tuple[torch.Tensor, tuple[int, int]]]) -> None:
+def check_frozen(strategy: Strategy, before: dict[str, tuple[torch.Tensor | None, tuple[int, int]]]) -> None:
     """Raise FrozenWeightsChanged naming every frozen tensor whose checksum changed since `frozen_state`."""
     trainable = {id(p) for _, p in strategy.trainable_parameters()}
+    buffers = {f"backbone buffer {n}": b for n, b in strategy.backbone.named_buffers()}
     changed = sorted(name for name, (tensor, checksum) in before.items()
-                     if id(tensor) not in trainable and _checksum(tensor) != checksum)
+                     if (tensor is None and (name not in buffers or _checksum(buffers[name]) != checksum))
+                     or (tensor is not None and id(tensor) not in trainable and _checksum(tensor) != checksum))
     if changed:
         more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
         raise FrozenWeightsChanged(f"frozen weights changed during the cell: {', '.join(changed[:4])}{more} (the "
