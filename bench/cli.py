@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import sys
@@ -43,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--data-root", help="folder holding the real data sets (sets PROMPTSHIFT_DATA for this run)")
     run.add_argument("--dry-run", action="store_true", help="print the plan (cells, missing sources / weights), "
                      "run nothing")
+    run.add_argument("--force", action="store_true",
+                     help="rebuild the leaderboards even if that drops tables or rows they have now")
     lst = sub.add_parser("list", help="list strategies, scenarios, backbones and suites")
     lst.add_argument("--json", action="store_true", help="machine-readable output")
     lst.add_argument("--plugin", action="append", default=[])
@@ -50,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     board = sub.add_parser("leaderboard", help="rebuild leaderboards from stored results")
     board.add_argument("--results", default=str(ROOT / "results"))
     board.add_argument("--leaderboards", default=str(ROOT / "leaderboards"))
+    board.add_argument("--force", action="store_true",
+                       help="rebuild even if that drops tables or rows the leaderboards have now")
     pre = sub.add_parser("pretrain", help="pretrain the embedded backbones (writes checkpoints/)")
     pre.add_argument("--only", help="comma-separated: vit, clip, coca")
     pre.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
@@ -61,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("path", help="one cell's record, following bench/schema/result.schema.json")
     submit.add_argument("--results", default=str(ROOT / "results"))
     submit.add_argument("--leaderboards", default=str(ROOT / "leaderboards"))
+    submit.add_argument("--replace", action="store_true", help="replace an earlier submission of the same config")
+    submit.add_argument("--force", action="store_true",
+                        help="rebuild the leaderboards even if that drops tables or rows they have now")
     return parser
 
 
@@ -124,7 +132,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from bench.report.leaderboard import build_leaderboards
 
-    paths = build_leaderboards(Path(args.results), Path(args.leaderboards), echo=print)  # prints failing checks
+    paths = build_leaderboards(Path(args.results), Path(args.leaderboards), force=args.force,
+                               echo=print)  # prints failing sanity checks
     print(f"wrote {len(paths)} files under {args.leaderboards}")
     return 0
 
@@ -135,16 +144,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.eval.robustness import robustness_hook
     from bench.report.leaderboard import build_leaderboards
     from bench.run.runner import run_grid
+    from bench.core.device import select_device
+    from bench.core.paths import check_output_dir
     from bench.run.suite import SuiteError, expand, load_suite
 
     load_plugins(args.plugin)
     if args.data_root:  # the environment carries it to every cell, in this process or a worker's
         os.environ["PROMPTSHIFT_DATA"] = str(Path(args.data_root).resolve())
-    try:
+    try:  # everything a user wrote is checked before any data is built or any cell runs
+        select_device(args.device)
+        check_output_dir(args.results, "--results")
+        check_output_dir(args.leaderboards, "--leaderboards")
         suite = load_suite(args.suite)
-        seeds = [int(s) for s in _csv(args.seeds)] if args.seeds else None
-        cells, skipped = expand(suite, _csv(args.strategies), _csv(args.scenarios), seeds)
-    except (SuiteError, UnknownNameError, ValueError) as error:
+        seeds = _seeds(args.seeds)
+        cells, skipped = expand(suite, _csv_given(args.strategies), _csv_given(args.scenarios), seeds)
+    except (SuiteError, UnknownNameError, ValueError, RuntimeError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if skipped:
@@ -164,10 +178,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"suite {suite.name} v{suite.version}: {len(cells)} cells -> {args.results}")
     records = run_grid(cells, args.results, args.device, not args.no_progress, after_training=robustness_hook())
     failed = [r for r in records if r.get("status") != "ok"]
-    paths = build_leaderboards(Path(args.results), Path(args.leaderboards), echo=print)  # prints failing checks
+    if len(failed) == len(records):  # nothing new to show: the tables stay as they are
+        print(f"error: all {len(failed)} cells failed (see {args.results}/logs/); leaderboards left unchanged",
+              file=sys.stderr)
+        return 1
+    paths = build_leaderboards(Path(args.results), Path(args.leaderboards), force=args.force,
+                               echo=print)  # prints failing sanity checks
     print(f"{len(records) - len(failed)} cells ok, {len(failed)} failed; leaderboards: {args.leaderboards} "
           f"({len(paths)} files)")
     return 1 if failed else 0
+
+
+def _csv_given(text: str | None) -> list[str] | None:
+    """None when the option was not given; a list (maybe empty, e.g. `--strategies ,`) when it was."""
+    return None if text is None else [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _seeds(text: str | None) -> list[int] | None:
+    names = _csv_given(text)
+    try:
+        return None if names is None else [int(s) for s in names]
+    except ValueError:
+        raise ValueError(f"--seeds {text!r}: expected comma-separated integers") from None
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
@@ -204,11 +236,18 @@ def cmd_check_plugin(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     from bench.run.submit import submit_file
 
-    return submit_file(Path(args.path), Path(args.results), Path(args.leaderboards))
+    return submit_file(Path(args.path), Path(args.results), Path(args.leaderboards), replace=args.replace,
+                       force=args.force)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
+        # A bare word is never a run option: `lsit` is a misspelt command, not `run lsit`.
+        close = difflib.get_close_matches(argv[0], COMMANDS, n=1, cutoff=0.5)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        print(f"error: unknown command {argv[0]!r}.{hint} Commands: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
     if not argv or argv[0] not in COMMANDS + ("-h", "--help"):
         argv = ["run", *argv]
     if argv[0] == "plan":  # `plan` is `run --dry-run`
@@ -218,10 +257,13 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "pretrain": cmd_pretrain,
                 "check-plugin": cmd_check_plugin, "submit": cmd_submit}
     from bench.contract.plugins import PluginError
+    from bench.core.registry import UnknownNameError
+    from bench.report.leaderboard import LeaderboardLossError
 
     try:
         return handlers[args.command](args)
-    except PluginError as error:  # one clear paragraph, not a traceback wall
+    except (PluginError, LeaderboardLossError, UnknownNameError, OSError, ValueError) as error:
+        # one clear paragraph, not a traceback wall (OSError: a folder that cannot be written, a record kept aside)
         print(f"error: {error}", file=sys.stderr)
         return 2
 

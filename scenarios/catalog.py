@@ -102,3 +102,25 @@ def _build_cached(name: str, seed: int, params: tuple, root: str | None = None):
         scenario = BUILDERS[preset.kind](name, seed, **dict(params))
     scenario.spec = {"preset": name, **{k: list(v) if isinstance(v, tuple) else v for k, v in params}}
     return scenario
+
+
+def override_problems(name: str, overrides: dict[str, Any]) -> list[str]:
+    """"key: message" for every scenario override the builder of `name` does not take (checked before anything is
+    built, so a misspelt key fails up front instead of inside the first cell)."""
+    import inspect
+
+    from scenarios.streams import BUILDERS
+
+    if not isinstance(overrides, dict):
+        return [f"expected a mapping of parameter: value, got {type(overrides).__name__}"]
+    builder = BUILDERS[SCENARIOS.get(name).kind]
+    accepted = [p for p in inspect.signature(builder).parameters if p not in ("name", "seed")]
+    problems = []
+    for key in overrides:
+        if key not in accepted:
+            import difflib
+
+            close = difflib.get_close_matches(str(key), accepted, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"{key}: not a parameter of {name!r}{hint}; valid: {', '.join(accepted)}")
+    return problems

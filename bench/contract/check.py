@@ -332,6 +332,11 @@ def check_plugin(path: str | Path, overrides: dict | None = None) -> list[CheckR
     if not names:
         raise PluginError(f"plugin {Path(path).resolve()} imported fine but registers no strategy: decorate a "
                           f"Strategy subclass with @register_strategy('a_new_name', config=YourConfig)")
+    for name in names:  # a wrong --set value fails here, once and clearly, not as every run check's crash
+        try:
+            STRATEGIES.get(name).config_cls.from_dict({**CHECK_OVERRIDES, **(overrides or {})})
+        except ValueError as error:
+            raise PluginError(f"--set: {error}") from None
     return [result for name in names for result in check_strategy(name, overrides)]
 
 

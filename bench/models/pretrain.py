@@ -219,8 +219,16 @@ def save(stem: str, state: dict[str, torch.Tensor], recipe: Recipe, extra: dict)
 def pretrain_all(only: Sequence[str] | None = None, device: str = "auto") -> None:
     from bench.models.quality import measure_quality
 
+    wanted = set(("vit", "clip", "coca") if only is None else only)
+    unknown = sorted(wanted - {"vit", "clip", "coca"})
+    if unknown or not wanted:
+        import difflib
+
+        hints = [f"{name!r}" + (f" (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(
+            name, ("vit", "clip", "coca"), n=1)) else "") for name in unknown]
+        raise ValueError(f"--only: {', '.join(hints) or 'nothing'} is not a backbone family to pretrain; "
+                         f"valid: vit, clip, coca")
     torch_device = select_device(device)
-    wanted = set(only or ("vit", "clip", "coca"))
     if "vit" in wanted:
         pretrain_vit(VIT_RECIPE, torch_device)
     if "clip" in wanted:

@@ -58,7 +58,8 @@ def _flatten(rob: Mapping[str, Any]) -> dict[str, float | None]:
 
 
 def _groups(records: Iterable[Mapping[str, Any]]) -> dict[tuple, list[Mapping[str, Any]]]:
-    """Finished records with robustness numbers, grouped by (scenario, strategy label, backbone, settings)."""
+    """Finished records with robustness numbers, grouped by (scenario, strategy label, backbone, settings,
+    submitted): a submitted record never averages into (or stands in for) the suite's own row."""
     groups: dict[tuple, list[Mapping[str, Any]]] = defaultdict(list)
     for record in records:
         rob = record.get("robustness")
@@ -67,7 +68,8 @@ def _groups(records: Iterable[Mapping[str, Any]]) -> dict[tuple, list[Mapping[st
         config, strategy = record.get("config") or {}, record.get("strategy") or {}
         key = (str((record.get("scenario") or {}).get("name") or config.get("scenario")),
                str(strategy.get("label") or strategy.get("name") or config.get("strategy")),
-               str(config.get("backbone")), json.dumps(rob.get("settings") or {}, sort_keys=True))
+               str(config.get("backbone")), json.dumps(rob.get("settings") or {}, sort_keys=True),
+               record.get("submitted") is True)
         groups[key].append(record)
     return groups
 
@@ -111,7 +113,8 @@ def _pgd_kept(values: Mapping[str, float | None]) -> float | None:
 
 def _reference(summaries: list[dict[str, Any]], family: str) -> dict[str, Any] | None:
     """Full fine-tuning on the same backbone family (its own-name variant first)."""
-    candidates = [s for s in summaries if s["strategy_name"] == REFERENCE and s["family"] == family]
+    candidates = [s for s in summaries if s["strategy_name"] == REFERENCE and s["family"] == family
+                  and not s["submitted"]]
     candidates.sort(key=lambda s: (s["label"] != REFERENCE, s["label"]))
     return candidates[0] if candidates else None
 
@@ -187,8 +190,10 @@ def write_robustness_tables(records: Iterable[Mapping[str, Any]], out_dir: Path 
     record has robustness numbers. Returns the written paths."""
     out = Path(out_dir)
     by_scenario: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for (scenario, label, backbone, _), group in _groups(records).items():
-        by_scenario[scenario].append({**_summary(group), "label": label, "backbone": backbone})
+    for (scenario, label, backbone, _, submitted), group in _groups(records).items():
+        shown = f"{label} †submitted" if submitted else label  # the same mark as every other table
+        by_scenario[scenario].append({**_summary(group), "label": shown, "backbone": backbone,
+                                      "submitted": submitted})
     paths = [out / MARKDOWN, out / CSV]
     if not by_scenario:
         for path in paths:

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from bench.core.data import Batch, EvalSet, TaskContext, TensorData, TrainStep, image_batches, label_space_for
 from bench.core.device import autocast
 from bench.core.strategy import Strategy, count_trainable, freeze_all_but_trainable, mask_logits
+from bench.train.guards import check_finite_logits, check_finite_loss
 from bench.train.augment import augment, augment_generator, check_augment
 
 # ---------------------------------------------------------------------------------------- device & seeding
@@ -240,6 +241,7 @@ def train_step_data(strategy: Strategy, data: TensorData, ctx: TaskContext, devi
                 batch.target_x, batch.target_cached = target.x, target.cached
             with autocast(device):
                 loss = strategy.training_loss(batch, ctx)
+            check_finite_loss(loss, ctx.index, epoch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
@@ -264,6 +266,7 @@ def evaluate(strategy: Strategy, data: TensorData, label_space: Sequence[int] | 
         batch = make_batch(strategy, data, index, device)
         with autocast(device):
             logits = strategy(batch.x, batch.cached)
+        check_finite_logits(logits, f"{len(data)} images")
         correct += int((mask_logits(logits.float(), label_space).argmax(-1) == batch.y).sum())
     return correct / len(data)
 
