@@ -82,7 +82,7 @@ def no_boards(monkeypatch):
     """The leaderboard pages (plots) are tested elsewhere and take longer than these cells: skip them here."""
     import bench.report.leaderboard as leaderboard
 
-    monkeypatch.setattr(leaderboard, "build_leaderboards", lambda results, boards: [])
+    monkeypatch.setattr(leaderboard, "build_leaderboards", lambda results, boards, **_: [])
 
 
 def _micro_suite(tmp_path, scenarios):
