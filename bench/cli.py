@@ -1,12 +1,16 @@
-"""PromptShift command line.
+"""PromptShift command line (`promptshift` once installed; `python run_bench.py` in a checkout is the same).
 
-    python run_bench.py                      run the default suite, then rebuild the leaderboards
-    python run_bench.py run --suite NAME     run another suite (same options as the default run)
-    python run_bench.py list [--json]        every registered strategy, scenario, backbone and suite
-    python run_bench.py leaderboard          rebuild every leaderboard from stored results (no training)
-    python run_bench.py pretrain             re-create the embedded backbones by the suite's recipe
-    python run_bench.py check-plugin FILE    run the strategy contract on a plugin file (tiny CPU models)
-    python run_bench.py submit FILE.json     validate a results file and merge it into the leaderboards
+    promptshift                      run the default suite, then rebuild the leaderboards
+    promptshift run --suite NAME     run another suite (same options as the default run)
+    promptshift list [--json]        every registered strategy, scenario, backbone and suite
+    promptshift leaderboard          rebuild every leaderboard from stored results (no training)
+    promptshift pretrain             re-create the embedded backbones by the suite's recipe
+    promptshift check-plugin FILE    run the strategy contract on a plugin file (tiny CPU models)
+    promptshift submit FILE.json     validate a results file and merge it into the leaderboards
+    promptshift --version            the installed version
+
+Results and leaderboards go to ./results and ./leaderboards of the current directory unless --results and
+--leaderboards say otherwise (in a checkout, run from its root to update the committed leaderboards/).
 """
 from __future__ import annotations
 
@@ -14,10 +18,20 @@ import argparse
 import json
 import sys
 import warnings
+from importlib import metadata
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+# Relative to the current directory, wherever the package is installed (never next to the source files).
+RESULTS_DIR, LEADERBOARDS_DIR = "results", "leaderboards"
 COMMANDS = ("run", "list", "leaderboard", "pretrain", "check-plugin", "submit")
+
+
+def version() -> str:
+    """The installed distribution's version (from its metadata, so it cannot drift from pyproject.toml)."""
+    try:
+        return metadata.version("promptshift")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed: `pip install -e .` in the checkout)"
 
 
 def _csv(text: str | None) -> list[str] | None:
@@ -25,8 +39,9 @@ def _csv(text: str | None) -> list[str] | None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="run_bench.py", description=__doc__,
+    parser = argparse.ArgumentParser(prog="promptshift", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command")
     run = sub.add_parser("run", help="run a suite (the default command)")
     run.add_argument("--suite", default="default", help="suite name (bench/suites/NAME.yaml) or YAML path")
@@ -34,17 +49,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--scenarios", help="comma-separated scenario names (default: the suite's)")
     run.add_argument("--seeds", help="comma-separated seeds (default: the suite's)")
     run.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    run.add_argument("--results", default=str(ROOT / "results"), help="directory of per-cell result files")
-    run.add_argument("--leaderboards", default=str(ROOT / "leaderboards"), help="where tables are written")
+    run.add_argument("--results", default=RESULTS_DIR, help="directory of per-cell result files")
+    run.add_argument("--leaderboards", default=LEADERBOARDS_DIR, help="where tables are written")
     run.add_argument("--plugin", action="append", default=[], help="a Python file registering a strategy")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     lst = sub.add_parser("list", help="list strategies, scenarios, backbones and suites")
     lst.add_argument("--json", action="store_true", help="machine-readable output")
     lst.add_argument("--plugin", action="append", default=[])
     board = sub.add_parser("leaderboard", help="rebuild leaderboards from stored results")
-    board.add_argument("--results", default=str(ROOT / "results"))
-    board.add_argument("--leaderboards", default=str(ROOT / "leaderboards"))
-    pre = sub.add_parser("pretrain", help="pretrain the embedded backbones (writes checkpoints/)")
+    board.add_argument("--results", default=RESULTS_DIR)
+    board.add_argument("--leaderboards", default=LEADERBOARDS_DIR)
+    pre = sub.add_parser("pretrain", help="pretrain the embedded backbones (writes the package's checkpoints)")
     pre.add_argument("--only", help="comma-separated: vit, clip, coca")
     pre.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     check = sub.add_parser("check-plugin", help="run the strategy contract on a plugin file")
@@ -53,8 +68,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="config override for the check runs, e.g. --set epochs=10 (value parsed as JSON)")
     submit = sub.add_parser("submit", help="validate a result record (JSON) and merge it into the leaderboards")
     submit.add_argument("path", help="one cell's record, following bench/schema/result.schema.json")
-    submit.add_argument("--results", default=str(ROOT / "results"))
-    submit.add_argument("--leaderboards", default=str(ROOT / "leaderboards"))
+    submit.add_argument("--results", default=RESULTS_DIR)
+    submit.add_argument("--leaderboards", default=LEADERBOARDS_DIR)
     return parser
 
 
@@ -143,7 +158,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from bench.models.pretrain import pretrain_all
 
-    pretrain_all(_csv(args.only), args.device)
+    try:
+        pretrain_all(_csv(args.only), args.device)
+    except PermissionError as error:  # a read-only install: said before any training starts
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -179,7 +198,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in COMMANDS + ("-h", "--help"):
+    if not argv or argv[0] not in COMMANDS + ("-h", "--help", "--version"):
         argv = ["run", *argv]
     args = _parser().parse_args(argv)
     _quiet_libraries()

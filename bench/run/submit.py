@@ -12,10 +12,11 @@ import math
 from pathlib import Path
 from typing import Any
 
+from bench.core.resources import package_folder
 from bench.core.store import ResultStore, config_hash
 from bench.eval.metrics import summarize
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schema" / "result.schema.json"
+SCHEMA_PATH = package_folder("bench", "schema") / "result.schema.json"
 MAX_BYTES = 5 * 2**20  # one cell's record is a few kB; anything this large is not one
 METRIC_TOLERANCE = 1e-6  # claimed metrics may differ by float rounding only
 
