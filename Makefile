@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 # Rewrite constraints.txt from the current environment, keeping its header comment.
 constraints: $(STAMP)
-	{ sed -n '/^#/!q;p' constraints.txt; $(VENV)/bin/pip freeze --exclude-editable --exclude promptshift; } > constraints.txt.new
+	{ sed -n '/^#/!q;p' constraints.txt; $(VENV)/bin/pip freeze --all --exclude-editable --exclude promptshift --exclude pip; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
 
 bench: $(STAMP)

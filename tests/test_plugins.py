@@ -133,3 +133,28 @@ def test_undeclared_flags_fail_the_declared_check():
     passed, detail = check_declared(Undeclared)
     assert not passed
     assert "flags is not set" in detail and "supported_scenarios is not set" in detail
+
+
+ZERO_SHOT = '''
+    def trainable_parameters(self):
+        return iter(())
+'''
+
+
+def test_trains_nothing_is_a_declaration_in_the_docstring(tmp_path):
+    """A zero-shot strategy passes by saying "Trains: nothing."; without it an empty declaration fails, and saying
+    it while declaring parameters fails too (the same rule built-ins like zeroshot_clip meet)."""
+    def run(name: str, doc: str, extra: str = "") -> dict[str, list]:
+        path = write_plugin(tmp_path, name, extra=extra)
+        path.write_text(path.read_text().replace("Trains: a linear head. Freezes: the backbone.", doc))
+        return by_check(check_plugin(path, {"epochs": 1}))
+
+    silent = run("forgot_probe_test", "Trains: a head. Freezes: all.", ZERO_SHOT)
+    assert not silent["trainable"][0].passed and "declares nothing" in silent["trainable"][0].detail
+
+    zero = run("zero_probe_test", "Trains: nothing. Freezes: all.", ZERO_SHOT)
+    assert all(r.passed for rs in zero.values() for r in rs), [r.line() for rs in zero.values() for r in rs]
+    assert "not applicable" in zero["learns"][0].detail
+
+    liar = run("liar_probe_test", "Trains: nothing. Freezes: all.")
+    assert not liar["trainable"][0].passed and "says 'Trains: nothing'" in liar["trainable"][0].detail

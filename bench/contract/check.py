@@ -4,7 +4,8 @@ Checks, for every strategy the file registers:
 - config: the config class round-trips through `to_dict`/`from_dict` and JSON.
 - declared: `flags`, `family`, `paper`, `supported_scenarios` and `backbone_families` are set by the strategy
   itself (not inherited from the `Strategy` base), with valid values: comparability flags must be a decision.
-- documented: the docstring has a "Trains: … Freezes: …" line.
+- documented: the docstring has a "Trains: … Freezes: …" line. A strategy that trains nothing on purpose (zero-shot)
+  says "Trains: nothing." there; that is its declaration, and the run checks then expect nothing to move.
 Then per backbone family it runs on (random micro backbones, a tiny real scenario; see `bench.contract.tiny`):
 - trainable: the parameters `trainable_parameters()` declares are exactly those that move in training.
 - frozen: every other parameter and every backbone buffer is bit-for-bit unchanged.
@@ -106,6 +107,12 @@ def check_declared(cls: type[Strategy]) -> tuple[bool, str]:
                  f"backbones {', '.join(cls.backbone_families)}"
 
 
+def trains_nothing(cls: type[Strategy]) -> bool:
+    """The strategy says "Trains: nothing" in its docstring: a deliberate zero-shot baseline, not a forgotten
+    `trainable_parameters()` (which an empty declaration alone cannot tell apart)."""
+    return "trains: nothing" in " ".join((cls.__doc__ or "").split()).lower()
+
+
 def check_documented(cls: type[Strategy]) -> tuple[bool, str]:
     doc = " ".join((cls.__doc__ or "").split())
     if "Trains:" in doc and "Freezes:" in doc:
@@ -185,13 +192,18 @@ def check_trainable(run: _Run) -> tuple[bool, str]:
     declared = {registered[id(p)] for _, p in declared_params}
     after = dict(run.strategy.named_parameters())
     moved = {n for n, p in after.items() if not torch.equal(p.detach(), run.before[n])}
+    if trains_nothing(type(run.strategy)):
+        if declared or moved:
+            return False, f"the docstring says 'Trains: nothing' but {_names(declared | moved)} are declared or moved"
+        return True, "trains nothing, as its docstring says; no parameter moved"
     problems = []
     if declared - moved:
         problems.append(f"declared trainable but never updated: {_names(declared - moved)}")
     if moved - declared:
         problems.append(f"updated but not declared trainable: {_names(moved - declared)}")
     if not declared:
-        problems.append("trainable_parameters() declares nothing")
+        problems.append("trainable_parameters() declares nothing (a zero-shot strategy says 'Trains: nothing.' "
+                        "in its docstring)")
     if problems:
         return False, "; ".join(problems)
     count = sum(after[n].numel() for n in declared)
@@ -231,17 +243,23 @@ def check_outputs(run: _Run) -> tuple[bool, str]:
             problems.append(f"{label} returned {shape}, expected ({len(images)}, {info.num_classes})")
         elif not bool(torch.isfinite(out).all()):
             problems.append(f"{label} returned non-finite logits (NaN or inf)")
-    bad_losses = [i for i, loss in enumerate(run.losses) if not math.isfinite(loss)]
+    # A step with nothing to train has no loss (NaN or None); any step that trains must report a finite one.
+    trains = any(True for _ in strategy.trainable_parameters())
+    bad_losses = [i for i, loss in enumerate(run.losses)
+                  if trains and (loss is None or not math.isfinite(loss))]
     if bad_losses:
         problems.append(f"training loss is not finite at step(s) {bad_losses}: {run.losses}")
     if problems:
         return False, "; ".join(problems)
-    return True, f"logits ({len(images)}, {info.num_classes}), finite; losses {[round(v, 3) for v in run.losses]}"
+    losses = [None if v is None else round(v, 3) for v in run.losses]
+    return True, f"logits ({len(images)}, {info.num_classes}), finite; losses {losses}"
 
 
 def check_learns(run: _Run) -> tuple[bool, str]:
     # The last step alone: a continual learner may forget earlier steps, and that is not what is tested here.
     strategy, step = run.strategy, run.scenario.steps[-1]
+    if trains_nothing(type(strategy)):  # nothing to learn with; its accuracy is the backbone's, not the strategy's
+        return True, "not applicable: trains nothing (its docstring says so)"
     data = TensorData(step.data.images, step.data.labels)
     strategy.eval()
     strategy.before_eval()
@@ -279,6 +297,12 @@ RUN_CHECKS: tuple[tuple[str, Callable[[_Run], tuple[bool, str]]], ...] = (
     ("trainable", check_trainable), ("frozen", check_frozen), ("outputs", check_outputs), ("learns", check_learns))
 
 
+CLASS_CHECKS: tuple[tuple[str, Callable[[type[Strategy]], tuple[bool, str]]], ...] = (
+    ("config", check_config), ("declared", check_declared), ("documented", check_documented))
+# Every check's name, in report order (the registry-wide tests are parametrized over it).
+CHECK_NAMES: tuple[str, ...] = (*(c for c, _ in CLASS_CHECKS), *(c for c, _ in RUN_CHECKS), "deterministic")
+
+
 def run_kind(cls: type[Strategy]) -> str:
     """The tiny scenario a strategy is run on: class-incremental (two steps) when supported."""
     kinds = [k for k in cls.supported_scenarios if k in TINY_SCENARIOS]
@@ -288,8 +312,7 @@ def run_kind(cls: type[Strategy]) -> str:
 def check_strategy(name: str, overrides: dict | None = None) -> list[CheckResult]:
     """Every check for one registered strategy; `overrides` changes config fields for the runs."""
     cls = STRATEGIES.get(name)
-    results = [CheckResult(name, "", check, *fn(cls)) for check, fn in
-               (("config", check_config), ("declared", check_declared), ("documented", check_documented))]
+    results = [CheckResult(name, "", check, *fn(cls)) for check, fn in CLASS_CHECKS]
     kind = run_kind(cls)
     families = [f for f in cls.backbone_families if f in TEST_BACKBONES]
     if not kind or not families:
