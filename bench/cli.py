@@ -21,8 +21,9 @@ import warnings
 from importlib import metadata
 from pathlib import Path
 
-# Relative to the current directory, wherever the package is installed (never next to the source files).
-RESULTS_DIR, LEADERBOARDS_DIR = "results", "leaderboards"
+# Where results/ and leaderboards/ go by default: the current directory, wherever the package is installed (never
+# next to the source files, which may sit in a read-only site-packages).
+ROOT = Path()
 COMMANDS = ("run", "list", "leaderboard", "pretrain", "check-plugin", "submit")
 
 
@@ -49,17 +50,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--scenarios", help="comma-separated scenario names (default: the suite's)")
     run.add_argument("--seeds", help="comma-separated seeds (default: the suite's)")
     run.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    run.add_argument("--results", default=RESULTS_DIR, help="directory of per-cell result files")
-    run.add_argument("--leaderboards", default=LEADERBOARDS_DIR, help="where tables are written")
+    run.add_argument("--results", default=str(ROOT / "results"), help="directory of per-cell result files")
+    run.add_argument("--leaderboards", default=str(ROOT / "leaderboards"), help="where tables are written")
     run.add_argument("--plugin", action="append", default=[], help="a Python file registering a strategy")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     lst = sub.add_parser("list", help="list strategies, scenarios, backbones and suites")
     lst.add_argument("--json", action="store_true", help="machine-readable output")
     lst.add_argument("--plugin", action="append", default=[])
     board = sub.add_parser("leaderboard", help="rebuild leaderboards from stored results")
-    board.add_argument("--results", default=RESULTS_DIR)
-    board.add_argument("--leaderboards", default=LEADERBOARDS_DIR)
-    pre = sub.add_parser("pretrain", help="pretrain the embedded backbones (writes the package's checkpoints)")
+    board.add_argument("--results", default=str(ROOT / "results"))
+    board.add_argument("--leaderboards", default=str(ROOT / "leaderboards"))
+    pre = sub.add_parser("pretrain", help="pretrain the embedded backbones (writes checkpoints/)")
     pre.add_argument("--only", help="comma-separated: vit, clip, coca")
     pre.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     check = sub.add_parser("check-plugin", help="run the strategy contract on a plugin file")
@@ -68,8 +69,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="config override for the check runs, e.g. --set epochs=10 (value parsed as JSON)")
     submit = sub.add_parser("submit", help="validate a result record (JSON) and merge it into the leaderboards")
     submit.add_argument("path", help="one cell's record, following bench/schema/result.schema.json")
-    submit.add_argument("--results", default=RESULTS_DIR)
-    submit.add_argument("--leaderboards", default=LEADERBOARDS_DIR)
+    submit.add_argument("--results", default=str(ROOT / "results"))
+    submit.add_argument("--leaderboards", default=str(ROOT / "leaderboards"))
     return parser
 
 

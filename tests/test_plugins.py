@@ -141,20 +141,17 @@ ZERO_SHOT = '''
 '''
 
 
-def test_trains_nothing_is_a_declaration_in_the_docstring(tmp_path):
-    """A zero-shot strategy passes by saying "Trains: nothing."; without it an empty declaration fails, and saying
-    it while declaring parameters fails too (the same rule built-ins like zeroshot_clip meet)."""
-    def run(name: str, doc: str, extra: str = "") -> dict[str, list]:
-        path = write_plugin(tmp_path, name, extra=extra)
-        path.write_text(path.read_text().replace("Trains: a linear head. Freezes: the backbone.", doc))
-        return by_check(check_plugin(path, {"epochs": 1}))
+def test_training_free_is_a_declaration(tmp_path):
+    """A strategy that trains nothing passes by declaring `training_free = True` (as zeroshot_clip does); without
+    it an empty declaration fails, and declaring it while yielding parameters fails too."""
+    def run(name: str, extra: str) -> dict[str, list]:
+        return by_check(check_plugin(write_plugin(tmp_path, name, extra=extra), {"epochs": 1}))
 
-    silent = run("forgot_probe_test", "Trains: a head. Freezes: all.", ZERO_SHOT)
-    assert not silent["trainable"][0].passed and "declares nothing" in silent["trainable"][0].detail
-
-    zero = run("zero_probe_test", "Trains: nothing. Freezes: all.", ZERO_SHOT)
-    assert all(r.passed for rs in zero.values() for r in rs), [r.line() for rs in zero.values() for r in rs]
-    assert "not applicable" in zero["learns"][0].detail
-
-    liar = run("liar_probe_test", "Trains: nothing. Freezes: all.")
-    assert not liar["trainable"][0].passed and "says 'Trains: nothing'" in liar["trainable"][0].detail
+    forgot = run("forgot_probe_test", ZERO_SHOT)["trainable"][0]
+    assert not forgot.passed and "declares nothing" in forgot.detail
+    free = run("free_probe_test", ZERO_SHOT + "\n    training_free = True\n")
+    # (not "learns": this probe's head stays random; a training-free method must still predict well by itself)
+    checked = [r for check in ("trainable", "frozen", "outputs", "deterministic") for r in free[check]]
+    assert all(r.passed for r in checked), [r.line() for r in checked]
+    liar = run("liar_probe_test", "\n    training_free = True\n")["trainable"][0]
+    assert not liar.passed and "training_free = True, yet" in liar.detail

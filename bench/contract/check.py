@@ -1,11 +1,10 @@
-"""`run_bench.py check-plugin FILE`: the strategy contract, run on tiny CPU models, one pass/fail line per check.
+"""`promptshift check-plugin FILE`: the strategy contract, run on tiny CPU models, one pass/fail line per check.
 
 Checks, for every strategy the file registers:
 - config: the config class round-trips through `to_dict`/`from_dict` and JSON.
 - declared: `flags`, `family`, `paper`, `supported_scenarios` and `backbone_families` are set by the strategy
   itself (not inherited from the `Strategy` base), with valid values: comparability flags must be a decision.
-- documented: the docstring has a "Trains: … Freezes: …" line. A strategy that trains nothing on purpose (zero-shot)
-  says "Trains: nothing." there; that is its declaration, and the run checks then expect nothing to move.
+- documented: the docstring has a "Trains: … Freezes: …" line.
 Then per backbone family it runs on (random micro backbones, a tiny real scenario; see `bench.contract.tiny`):
 - trainable: the parameters `trainable_parameters()` declares are exactly those that move in training.
 - frozen: every other parameter and every backbone buffer is bit-for-bit unchanged.
@@ -16,6 +15,9 @@ Then per backbone family it runs on (random micro backbones, a tiny real scenari
 The micro backbones are random, and glyphs on white paper all look alike to them; so every image is printed on
 paper of its class's colour (`tint_by_class`): a random backbone then tells classes apart, and "learns" tests
 that the strategy's training works, not how good its features are.
+
+This is the one contract: the registry-wide tests (tests/test_strategy_contract.py) run exactly these checks on every
+built-in strategy, so built-ins meet what plugins must meet.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable, Iterable
 
 import torch
@@ -105,12 +108,6 @@ def check_declared(cls: type[Strategy]) -> tuple[bool, str]:
     flags = cls.flags.short() if isinstance(cls.flags, Flags) else "?"
     return True, f"flags: {flags}; family {cls.family}; scenarios {', '.join(cls.supported_scenarios)}; " \
                  f"backbones {', '.join(cls.backbone_families)}"
-
-
-def trains_nothing(cls: type[Strategy]) -> bool:
-    """The strategy says "Trains: nothing" in its docstring: a deliberate zero-shot baseline, not a forgotten
-    `trainable_parameters()` (which an empty declaration alone cannot tell apart)."""
-    return "trains: nothing" in " ".join((cls.__doc__ or "").split()).lower()
 
 
 def check_documented(cls: type[Strategy]) -> tuple[bool, str]:
@@ -192,20 +189,19 @@ def check_trainable(run: _Run) -> tuple[bool, str]:
     declared = {registered[id(p)] for _, p in declared_params}
     after = dict(run.strategy.named_parameters())
     moved = {n for n, p in after.items() if not torch.equal(p.detach(), run.before[n])}
-    if trains_nothing(type(run.strategy)):
-        if declared or moved:
-            return False, f"the docstring says 'Trains: nothing' but {_names(declared | moved)} are declared or moved"
-        return True, "trains nothing, as its docstring says; no parameter moved"
     problems = []
     if declared - moved:
         problems.append(f"declared trainable but never updated: {_names(declared - moved)}")
     if moved - declared:
         problems.append(f"updated but not declared trainable: {_names(moved - declared)}")
-    if not declared:
-        problems.append("trainable_parameters() declares nothing (a zero-shot strategy says 'Trains: nothing.' "
-                        "in its docstring)")
+    if not declared and not run.strategy.training_free:
+        problems.append("trainable_parameters() declares nothing (set training_free = True if that is meant)")
+    if declared and run.strategy.training_free:
+        problems.append("training_free = True, yet trainable_parameters() declares parameters")
     if problems:
         return False, "; ".join(problems)
+    if not declared:
+        return True, "training-free: declares no trainable parameter, and none moved"
     count = sum(after[n].numel() for n in declared)
     return True, f"{len(declared)} declared tensor(s) ({count:,} parameters) moved, nothing else did"
 
@@ -243,23 +239,22 @@ def check_outputs(run: _Run) -> tuple[bool, str]:
             problems.append(f"{label} returned {shape}, expected ({len(images)}, {info.num_classes})")
         elif not bool(torch.isfinite(out).all()):
             problems.append(f"{label} returned non-finite logits (NaN or inf)")
-    # A step with nothing to train has no loss (NaN or None); any step that trains must report a finite one.
-    trains = any(True for _ in strategy.trainable_parameters())
-    bad_losses = [i for i, loss in enumerate(run.losses)
-                  if trains and (loss is None or not math.isfinite(loss))]
+    # A step without gradient steps has no loss (the harness reports NaN): every step of a training-free strategy,
+    # and the steps its `trains_on` skips (read by index: the run's contexts are gone by now).
+    steps = len(run.losses)
+    skipped = {i for i in range(steps) if strategy.training_free
+               or not strategy.trains_on(SimpleNamespace(index=i, num_steps=steps))}
+    bad_losses = [i for i, loss in enumerate(run.losses) if i not in skipped and not math.isfinite(loss)]
     if bad_losses:
         problems.append(f"training loss is not finite at step(s) {bad_losses}: {run.losses}")
     if problems:
         return False, "; ".join(problems)
-    losses = [None if v is None else round(v, 3) for v in run.losses]
-    return True, f"logits ({len(images)}, {info.num_classes}), finite; losses {losses}"
+    return True, f"logits ({len(images)}, {info.num_classes}), finite; losses {[round(v, 3) for v in run.losses]}"
 
 
 def check_learns(run: _Run) -> tuple[bool, str]:
     # The last step alone: a continual learner may forget earlier steps, and that is not what is tested here.
     strategy, step = run.strategy, run.scenario.steps[-1]
-    if trains_nothing(type(strategy)):  # nothing to learn with; its accuracy is the backbone's, not the strategy's
-        return True, "not applicable: trains nothing (its docstring says so)"
     data = TensorData(step.data.images, step.data.labels)
     strategy.eval()
     strategy.before_eval()
