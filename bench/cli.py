@@ -1,13 +1,17 @@
-"""PromptShift command line.
+"""PromptShift command line (`promptshift` once installed; `python run_bench.py` in a checkout is the same).
 
-    python run_bench.py                      run the default suite, then rebuild the leaderboards
-    python run_bench.py run --suite NAME     run another suite (same options as the default run)
-    python run_bench.py plan --suite NAME    print the cells and which data sources / weights are missing
-    python run_bench.py list [--json]        every registered strategy, scenario, backbone and suite
-    python run_bench.py leaderboard          rebuild every leaderboard from stored results (no training)
-    python run_bench.py pretrain             re-create the embedded backbones by the suite's recipe
-    python run_bench.py check-plugin FILE    run the strategy contract on a plugin file (tiny CPU models)
-    python run_bench.py submit FILE.json     validate a results file and merge it into the leaderboards
+    promptshift                      run the default suite, then rebuild the leaderboards
+    promptshift run --suite NAME     run another suite (same options as the default run)
+    promptshift plan --suite NAME    print the cells and which data sources / weights are missing
+    promptshift list [--json]        every registered strategy, scenario, backbone and suite
+    promptshift leaderboard          rebuild every leaderboard from stored results (no training)
+    promptshift pretrain             re-create the embedded backbones by the suite's recipe
+    promptshift check-plugin FILE    run the strategy contract on a plugin file (tiny CPU models)
+    promptshift submit FILE.json     validate a results file and merge it into the leaderboards
+    promptshift --version            the installed version
+
+Results and leaderboards go to ./results and ./leaderboards of the current directory unless --results and
+--leaderboards say otherwise (in a checkout, run from its root to update the committed leaderboards/).
 """
 from __future__ import annotations
 
@@ -17,10 +21,21 @@ import json
 import os
 import sys
 import warnings
+from importlib import metadata
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+# Where results/ and leaderboards/ go by default: the current directory, wherever the package is installed (never
+# next to the source files, which may sit in a read-only site-packages).
+ROOT = Path()
 COMMANDS = ("run", "plan", "list", "leaderboard", "pretrain", "check-plugin", "submit")
+
+
+def version() -> str:
+    """The installed distribution's version (from its metadata, so it cannot drift from pyproject.toml)."""
+    try:
+        return metadata.version("promptshift")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed: `pip install -e .` in the checkout)"
 
 
 def _csv(text: str | None) -> list[str] | None:
@@ -28,8 +43,9 @@ def _csv(text: str | None) -> list[str] | None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="run_bench.py", description=__doc__,
+    parser = argparse.ArgumentParser(prog="promptshift", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command")
     run = sub.add_parser("run", help="run a suite (the default command)")
     run.add_argument("--suite", default="default", help="suite name (bench/suites/NAME.yaml) or YAML path")
@@ -205,7 +221,11 @@ def _seeds(text: str | None) -> list[int] | None:
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from bench.models.pretrain import pretrain_all
 
-    pretrain_all(_csv(args.only), args.device)
+    try:
+        pretrain_all(_csv(args.only), args.device)
+    except PermissionError as error:  # a read-only install: said before any training starts
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -248,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         hint = f" Did you mean {close[0]!r}?" if close else ""
         print(f"error: unknown command {argv[0]!r}.{hint} Commands: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    if not argv or argv[0] not in COMMANDS + ("-h", "--help"):
+    if not argv or argv[0] not in COMMANDS + ("-h", "--help", "--version"):
         argv = ["run", *argv]
     if argv[0] == "plan":  # `plan` is `run --dry-run`
         argv = ["run", "--dry-run", *argv[1:]]

@@ -136,6 +136,9 @@ class Strategy(nn.Module):
                                                       "domain_adaptation")
     flags: ClassVar[Flags] = Flags()
     needs_pixels: ClassVar[bool] = True  # False: forward reads only the frozen cache
+    # True: nothing trains by gradient (zero-shot, class-mean prototypes, closed-form heads set in `after_task`);
+    # the contract then expects `trainable_parameters()` to be empty, and the harness's loss to be NaN.
+    training_free: ClassVar[bool] = False
 
     def __init__(self, cfg: StrategyConfig, backbone: nn.Module, info: ScenarioInfo) -> None:
         super().__init__()
@@ -171,6 +174,10 @@ class Strategy(nn.Module):
     def training_loss(self, batch: Batch, ctx: TaskContext) -> torch.Tensor:
         logits = mask_logits(self(batch.x, batch.cached), ctx.seen_classes)
         return F.cross_entropy(logits, batch.y)
+
+    def trains_on(self, ctx: TaskContext) -> bool:
+        """Whether the harness runs gradient steps in step `ctx.index` (APER adapts on the first task only)."""
+        return True
 
     # -- hooks (all optional) ------------------------------------------------------------------------------
     def before_task(self, ctx: TaskContext) -> None:

@@ -13,7 +13,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schema" / "result.schema.json"
+from bench.core.resources import package_folder
+
+SCHEMA_PATH = package_folder("bench", "schema") / "result.schema.json"
 Fraction = Annotated[float, Field(ge=0, le=1)]
 Count = Annotated[int, Field(ge=0)]
 Name = Annotated[str, Field(min_length=1)]
@@ -105,7 +107,7 @@ class RecordMemory(_Part):
 
 
 class RecordEnv(_Part):
-    code_version: Name = Field(description="git hash of the code that ran")
+    code_version: Name = Field(description="git hash of the code that ran (-dirty when changed), or promptshift-VERSION for an installed wheel")
     packages: dict[str, str]
     device: str | None = None
 

@@ -76,6 +76,11 @@ class CellConfig:
 @lru_cache(maxsize=1)
 def code_version() -> str:
     root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():  # an installed wheel: git here would describe whatever repo holds the venv
+        try:
+            return f"promptshift-{metadata.version('promptshift')}"
+        except metadata.PackageNotFoundError:
+            return "unknown"
     try:
         head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
                               text=True, timeout=10).stdout.strip()

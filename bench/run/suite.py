@@ -8,11 +8,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bench.core.resources import package_folder
 from bench.core.strategy import STRATEGIES
 from bench.models.backbones import BACKBONES
 from bench.run.runner import CellConfig
 
-SUITE_DIR = Path(__file__).resolve().parents[1] / "suites"
+SUITE_DIR = package_folder("bench", "suites")  # package data: found in a checkout and an installed wheel alike
 
 
 class SuiteError(ValueError):
