@@ -107,7 +107,8 @@ class RecordMemory(_Part):
 
 
 class RecordEnv(_Part):
-    code_version: Name = Field(description="git hash of the code that ran (-dirty when changed), or promptshift-VERSION for an installed wheel")
+    code_version: Name = Field(description="git hash of the code that ran (-dirty when changed), or "
+                                           "promptshift-VERSION for an installed wheel")
     packages: dict[str, str]
     device: str | None = None
 
