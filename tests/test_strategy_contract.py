@@ -130,6 +130,8 @@ FORMULAS: dict[str, Callable[[Any, Any, Any], int]] = {
     "dapl": lambda cfg, clip, info: (cfg.n_ctx * clip.text.width * (info.num_classes if cfg.class_specific else 1)
                                      + cfg.n_dmx * clip.text.width * len(info.domains)),
     "zeroshot_clip": lambda cfg, clip, info: 0,
+    "simplecil": lambda cfg, bb, info: 0,
+    "ranpac": lambda cfg, bb, info: 0,
 }
 FORMULAS["l2p_cifar"] = FORMULAS["l2p_batchvote"] = FORMULAS["l2p"]
 
@@ -307,3 +309,12 @@ def test_learns_above_chance(name: str, request: pytest.FixtureRequest) -> None:
         step.unlabelled = step.data
     result = run_stream(strategy, [step], [EvalSet("fit", step.data)], CPU, seed=0, show_progress=False)
     assert result.acc_matrix[0][0] > 0.25 + 0.25, result.acc_matrix  # chance is 1/4
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_training_free_means_nothing_declared(name: str) -> None:
+    """`training_free` strategies declare no trainable parameter; every other one declares some."""
+    cls = STRATEGIES.get(name)
+    strategy = build(name, tiny_scenario(kind_for(cls)).info())
+    declared = any(True for _ in strategy.trainable_parameters())
+    assert declared != cls.training_free

@@ -190,10 +190,14 @@ def check_trainable(run: _Run) -> tuple[bool, str]:
         problems.append(f"declared trainable but never updated: {_names(declared - moved)}")
     if moved - declared:
         problems.append(f"updated but not declared trainable: {_names(moved - declared)}")
-    if not declared:
-        problems.append("trainable_parameters() declares nothing")
+    if not declared and not run.strategy.training_free:
+        problems.append("trainable_parameters() declares nothing (set training_free = True if that is meant)")
+    if declared and run.strategy.training_free:
+        problems.append("training_free = True, yet trainable_parameters() declares parameters")
     if problems:
         return False, "; ".join(problems)
+    if not declared:
+        return True, "training-free: declares no trainable parameter, and none moved"
     count = sum(after[n].numel() for n in declared)
     return True, f"{len(declared)} declared tensor(s) ({count:,} parameters) moved, nothing else did"
 
@@ -231,7 +235,8 @@ def check_outputs(run: _Run) -> tuple[bool, str]:
             problems.append(f"{label} returned {shape}, expected ({len(images)}, {info.num_classes})")
         elif not bool(torch.isfinite(out).all()):
             problems.append(f"{label} returned non-finite logits (NaN or inf)")
-    bad_losses = [i for i, loss in enumerate(run.losses) if not math.isfinite(loss)]
+    # A training-free strategy has no loss: the harness reports NaN for its steps.
+    bad_losses = [] if strategy.training_free else [i for i, loss in enumerate(run.losses) if not math.isfinite(loss)]
     if bad_losses:
         problems.append(f"training loss is not finite at step(s) {bad_losses}: {run.losses}")
     if problems:

@@ -134,6 +134,9 @@ class Strategy(nn.Module):
                                                       "domain_adaptation")
     flags: ClassVar[Flags] = Flags()
     needs_pixels: ClassVar[bool] = True  # False: forward reads only the frozen cache
+    # True: nothing trains by gradient (zero-shot, class-mean prototypes, closed-form heads set in `after_task`);
+    # the contract then expects `trainable_parameters()` to be empty, and the harness's loss to be NaN.
+    training_free: ClassVar[bool] = False
 
     def __init__(self, cfg: StrategyConfig, backbone: nn.Module, info: ScenarioInfo) -> None:
         super().__init__()
