@@ -14,14 +14,15 @@ from bench.core.data import TensorData
 
 @torch.no_grad()
 def step_features(data: TensorData, features_of: Callable[[torch.Tensor], torch.Tensor], device: torch.device,
-                  batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+                  batch_size: int = 256, use_cache: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Features `(N, d)` (float32, on `device`) and labels `(N,)` of a training step.
 
     Uses `data.cached` when the harness filled it (no augmentation: the cached frozen inputs are the features of
-    the plain images); otherwise runs `features_of` on the plain, unaugmented pixels, as the papers' prototype
-    extraction does (their loaders use the test transform for it)."""
+    the plain images) unless `use_cache` is off (the cache holds another model's features); otherwise runs
+    `features_of` on the plain, unaugmented pixels, as the papers' prototype extraction does (their loaders use the
+    test transform for it)."""
     labels = data.labels.to(device)
-    if data.cached is not None:
+    if use_cache and data.cached is not None:
         features = data.cached.to(device).float()
     else:
         features = _compute(data, features_of, device, batch_size)

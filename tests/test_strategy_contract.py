@@ -141,6 +141,9 @@ FORMULAS: dict[str, Callable[[Any, Any, Any], int]] = {
     "coda_prompt": lambda cfg, bb, info: (
         cfg.max_tasks * cfg.components_per_task * (2 * bb.num_features + len(scale_layers(cfg.layers, bb.num_blocks))
                                                    * cfg.length * bb.embed_dim) + head(bb, info, bb.embed_dim)),
+    "aper": lambda cfg, bb, info: (bb.num_blocks * {"houlsby": 2, "pfeiffer": 1}[cfg.placement]
+                                   * (2 * bb.embed_dim * max(1, bb.embed_dim // cfg.reduction)
+                                      + max(1, bb.embed_dim // cfg.reduction) + bb.embed_dim) + head(bb, info)),
     "simplecil": lambda cfg, bb, info: 0,
     "ranpac": lambda cfg, bb, info: 0,
 }

@@ -26,6 +26,7 @@ import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable, Iterable
 
 import torch
@@ -235,8 +236,12 @@ def check_outputs(run: _Run) -> tuple[bool, str]:
             problems.append(f"{label} returned {shape}, expected ({len(images)}, {info.num_classes})")
         elif not bool(torch.isfinite(out).all()):
             problems.append(f"{label} returned non-finite logits (NaN or inf)")
-    # A training-free strategy has no loss: the harness reports NaN for its steps.
-    bad_losses = [] if strategy.training_free else [i for i, loss in enumerate(run.losses) if not math.isfinite(loss)]
+    # A step without gradient steps has no loss (the harness reports NaN): every step of a training-free strategy,
+    # and the steps its `trains_on` skips (read by index: the run's contexts are gone by now).
+    steps = len(run.losses)
+    skipped = {i for i in range(steps) if strategy.training_free
+               or not strategy.trains_on(SimpleNamespace(index=i, num_steps=steps))}
+    bad_losses = [i for i, loss in enumerate(run.losses) if i not in skipped and not math.isfinite(loss)]
     if bad_losses:
         problems.append(f"training loss is not finite at step(s) {bad_losses}: {run.losses}")
     if problems:

@@ -173,6 +173,10 @@ class Strategy(nn.Module):
         logits = mask_logits(self(batch.x, batch.cached), ctx.seen_classes)
         return F.cross_entropy(logits, batch.y)
 
+    def trains_on(self, ctx: TaskContext) -> bool:
+        """Whether the harness runs gradient steps in step `ctx.index` (APER adapts on the first task only)."""
+        return True
+
     # -- hooks (all optional) ------------------------------------------------------------------------------
     def before_task(self, ctx: TaskContext) -> None:
         """Called before training on step `ctx.index`."""
