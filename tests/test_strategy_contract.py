@@ -20,6 +20,7 @@ from bench.core.strategy import STRATEGIES, Strategy, build_strategy
 from bench.models.backbones import count_parameters, create_backbone
 from bench.run.runner import merged_step
 from bench.train.harness import run_stream
+from strategies._clip_deep import scaled_depth
 from strategies._vit_prompting import scale_layers
 
 CPU = torch.device("cpu")
@@ -104,6 +105,12 @@ def cocoop_count(cfg: Any, clip: Any) -> int:
     return cfg.n_ctx * w + (d + 1) * h + (h + 1) * w
 
 
+def maple_count(cfg: Any, clip: Any) -> int:
+    """Text context and deep text prompts (J x n_ctx x w_text), J coupling maps w_text -> w_vision."""
+    j, w, v = scaled_depth(cfg.prompt_depth, clip), clip.text.width, clip.visual.embed_dim
+    return j * cfg.n_ctx * w + j * (w * v + v)
+
+
 # name -> (config, backbone handed to the strategy (before it is built), scenario info) -> trainable count
 FORMULAS: dict[str, Callable[[Any, Any, Any], int]] = {
     "linear_probe": lambda cfg, bb, info: head(bb, info),
@@ -148,6 +155,7 @@ FORMULAS: dict[str, Callable[[Any, Any, Any], int]] = {
                                    * (2 * bb.embed_dim * max(1, bb.embed_dim // cfg.reduction)
                                       + max(1, bb.embed_dim // cfg.reduction) + bb.embed_dim) + head(bb, info)),
     "kgcoop": lambda cfg, clip, info: cfg.n_ctx * clip.text.width * (info.num_classes if cfg.class_specific else 1),
+    "maple": lambda cfg, clip, info: maple_count(cfg, clip),
     "simplecil": lambda cfg, bb, info: 0,
     "ranpac": lambda cfg, bb, info: 0,
 }
