@@ -57,6 +57,9 @@ LEARN: dict[str, dict[str, Any]] = {
     # at 0.3 0.27, prefix tuning at 5e-5 0.25); these reach 1.0.
     "prompt_tuning": {"optimizer": "adam", "lr": 0.01},
     "prefix_tuning": {"lr": 0.003},
+    # The regularisers pull toward a random CLIP's zero-shot, i.e. chance (measured: 0.25); without them the
+    # prompts alone fit the colours (1.0), which is what this check is about. tests/test_promptsrc.py covers them.
+    "promptsrc": {"text_weight": 0.0, "image_weight": 0.0, "logits_weight": 0.0},
     # As coop runs it (lr 0.02, random context; the official 0.002 is for 100 epochs) and a weaker pull toward the
     # hand-written prompt, which on a random CLIP scores at chance (measured: lambda 8 0.25; this 0.78)
     "kgcoop": {"lr": 0.02, "kg_weight": 0.5, "ctx_init": ""},  # the official 0.001 over 40 steps: 0.47 (measured); 0.01 fits the colours
@@ -172,6 +175,8 @@ FORMULAS: dict[str, Callable[[Any, Any, Any], int]] = {
     "prompt_tuning": lambda cfg, clip, info: cfg.length * clip.text.width,
     "prefix_tuning": lambda cfg, clip, info: text_prefix_count(cfg, clip),
     "p_tuning_v2": lambda cfg, clip, info: text_prefix_count(cfg, clip),
+    "promptsrc": lambda cfg, clip, info: (scaled_depth(cfg.prompt_depth, clip) * (
+        cfg.n_ctx_text * clip.text.width + cfg.n_ctx_vision * clip.visual.embed_dim)),
     "simplecil": lambda cfg, bb, info: 0,
     "ranpac": lambda cfg, bb, info: 0,
 }
