@@ -39,7 +39,8 @@ def test_loss_is_cross_entropy_plus_lambda_times_the_knowledge_gap():
     loss = strategy.training_loss(batch, ctx())
     with torch.no_grad():
         text = strategy.encode_text_features()
-        hand = F.normalize(strategy.backbone.encode_text([f"a photo of a {prompt_name(n)}." for n in INFO.class_names]), dim=-1)
+        prompts = [f"a photo of a {prompt_name(n)}." for n in INFO.class_names]
+        hand = F.normalize(strategy.backbone.encode_text(prompts), dim=-1)
         logits = strategy.backbone.logit_scale * batch.cached @ text.t()
         ce = F.cross_entropy(mask_logits(logits, [0, 1]), batch.y)
         gap = 1 - (text[:2] * hand[:2]).sum(-1).mean()  # base classes only: the ones trained on
