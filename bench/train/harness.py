@@ -201,7 +201,7 @@ def train_step_data(strategy: Strategy, data: TensorData, ctx: TaskContext, devi
                     augmenter: TrainAugment | None = None) -> float:
     """Train on one step's data for `cfg.epochs` epochs; returns the mean loss of the last epoch."""
     cfg = strategy.cfg
-    if not params or cfg.epochs <= 0 or len(data) == 0:
+    if not params or cfg.epochs <= 0 or len(data) == 0 or not strategy.trains_on(ctx):
         return float("nan")
     unlabelled = ctx.unlabelled
     views = target_views = None
