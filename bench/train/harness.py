@@ -17,9 +17,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from bench.core.data import Batch, EvalSet, TaskContext, TensorData, TrainStep, label_space_for
+from bench.core.data import Batch, EvalSet, TaskContext, TensorData, TrainStep, image_batches, label_space_for
 from bench.core.device import autocast
 from bench.core.strategy import Strategy, count_trainable, freeze_all_but_trainable, mask_logits
+from bench.train.guards import check_finite_logits, check_finite_loss
 from bench.train.augment import augment, augment_generator, check_augment
 from bench.train.feature_cache import FeatureStore, module_fingerprint, trusted_frozen_key
 
@@ -109,9 +110,9 @@ def fill_cache(strategy: Strategy, data: TensorData, device: torch.device, batch
         strategy.eval()  # frozen parts never run dropout
         parts = []
         try:
-            for index in index_batches(len(data), batch_size, None):
+            for _, images in image_batches(data, batch_size):  # on-disk data: decoded by DataLoader workers
                 with autocast(device):
-                    out = strategy.frozen_inputs(to_pixels(data.images[index], device))
+                    out = strategy.frozen_inputs(to_pixels(images, device))
                 if out is None:
                     return None
                 parts.append(out.float().cpu())
@@ -227,7 +228,7 @@ def train_step_data(strategy: Strategy, data: TensorData, ctx: TaskContext, devi
                     augmenter: TrainAugment | None = None) -> float:
     """Train on one step's data for `cfg.epochs` epochs; returns the mean loss of the last epoch."""
     cfg = strategy.cfg
-    if not params or cfg.epochs <= 0 or len(data) == 0:
+    if not params or cfg.epochs <= 0 or len(data) == 0 or not strategy.trains_on(ctx):
         return float("nan")
     unlabelled = ctx.unlabelled
     views = target_views = None
@@ -267,6 +268,7 @@ def train_step_data(strategy: Strategy, data: TensorData, ctx: TaskContext, devi
                 batch.target_x, batch.target_cached = target.x, target.cached
             with autocast(device):
                 loss = strategy.training_loss(batch, ctx)
+            check_finite_loss(loss, ctx.index, epoch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
@@ -293,6 +295,7 @@ def evaluate(strategy: Strategy, data: TensorData, label_space: Sequence[int] | 
             batch = make_batch(strategy, data, index, device)
             with autocast(device):
                 logits = strategy(batch.x, batch.cached)
+            check_finite_logits(logits, f"{len(data)} images")
             correct += int((mask_logits(logits.float(), label_space).argmax(-1) == batch.y).sum())
     finally:
         strategy.scoring_classes = None
