@@ -4,6 +4,7 @@
     python run_bench.py run --suite NAME     run another suite (same options as the default run)
     python run_bench.py list [--json]        every registered strategy, scenario, backbone and suite
     python run_bench.py leaderboard          rebuild every leaderboard from stored results (no training)
+    python run_bench.py tune [--suite NAME]  pick each strategy's lr and epochs on validation data (same budget)
     python run_bench.py pretrain             re-create the embedded backbones by the suite's recipe
     python run_bench.py check-plugin FILE    run the strategy contract on a plugin file (tiny CPU models)
     python run_bench.py submit FILE.json     validate a results file and merge it into the leaderboards
@@ -17,7 +18,7 @@ import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = ("run", "list", "leaderboard", "pretrain", "check-plugin", "submit")
+COMMANDS = ("run", "list", "leaderboard", "tune", "pretrain", "check-plugin", "submit")
 
 
 def _csv(text: str | None) -> list[str] | None:
@@ -44,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     board = sub.add_parser("leaderboard", help="rebuild leaderboards from stored results")
     board.add_argument("--results", default=str(ROOT / "results"))
     board.add_argument("--leaderboards", default=str(ROOT / "leaderboards"))
+    tune = sub.add_parser("tune", help="tune every strategy's lr and epochs on validation data carved from the "
+                                       "first task's training images (writes bench/suites/tuning/<suite>.csv/.yaml)")
+    tune.add_argument("--suite", default="default", help="suite name (bench/suites/NAME.yaml) or YAML path")
+    tune.add_argument("--strategies", help="comma-separated labels to (re)tune; the other rows are kept")
+    tune.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     pre = sub.add_parser("pretrain", help="pretrain the embedded backbones (writes checkpoints/)")
     pre.add_argument("--only", help="comma-separated: vit, clip, coca")
     pre.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
@@ -140,6 +146,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    import strategies  # noqa: F401
+    from bench.core.device import select_device
+    from bench.core.registry import UnknownNameError
+    from bench.run.suite import SuiteError, load_suite, suite_path
+    from bench.run.tune import TuneBudget, tune_suite
+
+    try:
+        suite = load_suite(args.suite)
+        path = suite_path(args.suite)
+        labels = _csv(args.strategies)
+        known = {e.label or e.name for e in suite.strategies}
+        unknown = sorted(set(labels or []) - known)
+        if unknown:
+            raise SuiteError(f"suite {suite.name!r} has no strategy entries {unknown}; entries: {sorted(known)}")
+    except (SuiteError, UnknownNameError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    budget = TuneBudget()
+    print(f"tuning suite {suite.name} v{suite.version}: {budget.trials} trials per strategy, validation = "
+          f"{budget.val_fraction:.0%} of the first task's training images")
+    tune_suite(suite, path, budget, select_device(args.device), labels)
+    return 0
+
+
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from bench.models.pretrain import pretrain_all
 
@@ -183,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["run", *argv]
     args = _parser().parse_args(argv)
     _quiet_libraries()
-    handlers = {"run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "pretrain": cmd_pretrain,
+    handlers = {"run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "tune": cmd_tune,
+                "pretrain": cmd_pretrain,
                 "check-plugin": cmd_check_plugin, "submit": cmd_submit}
     from bench.contract.plugins import PluginError
 

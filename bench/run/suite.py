@@ -57,11 +57,15 @@ class Suite(BaseModel):
         return value
 
 
+def suite_path(name_or_path: str) -> Path:
+    """The YAML file of a suite given by name (`bench/suites/<name>.yaml`) or path."""
+    path = Path(name_or_path)
+    return SUITE_DIR / f"{name_or_path}.yaml" if not path.suffix else path
+
+
 def load_suite(name_or_path: str) -> Suite:
     """A suite by name (`bench/suites/<name>.yaml`) or path, with every field checked."""
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = SUITE_DIR / f"{name_or_path}.yaml"
+    path = suite_path(name_or_path)
     if not path.exists():
         known = sorted(p.stem for p in SUITE_DIR.glob("*.yaml"))
         raise SuiteError(f"no suite {name_or_path!r}; known suites: {', '.join(known)}")
