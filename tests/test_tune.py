@@ -87,12 +87,14 @@ def test_every_strategy_gets_the_same_budget_and_cached_ones_train_longer():
         TuneBudget(epochs_pixels=(2,), epochs_cached=(10, 30), epochs_per_image_text=(1, 2))
 
 
-def test_pick_prefers_accuracy_then_fewer_epochs_then_the_smaller_rate():
-    rows = [{"val_accuracy": 0.5, "epochs": 2, "lr": 0.1}, {"val_accuracy": 0.7, "epochs": 5, "lr": 0.1},
-            {"val_accuracy": 0.7, "epochs": 2, "lr": 0.3}, {"val_accuracy": 0.7, "epochs": 2, "lr": 0.03},
-            {"val_accuracy": float("nan"), "epochs": 1, "lr": 1.0}]
+def test_pick_prefers_accuracy_then_lower_loss_then_fewer_epochs_then_the_smaller_rate():
+    row = lambda acc, loss, epochs, lr: {"val_accuracy": acc, "val_loss": loss, "epochs": epochs, "lr": lr}
+    rows = [row(0.5, 0.1, 2, 0.1), row(0.7, 0.4, 5, 0.1), row(0.7, 0.4, 2, 0.3), row(0.7, 0.4, 2, 0.03),
+            row(float("nan"), float("nan"), 1, 1.0)]
     assert pick(rows) is rows[3]
-    assert pick([{"val_accuracy": float("nan"), "epochs": 1, "lr": 1.0}]) is None
+    rows.append(row(0.7, 0.2, 5, 1.0))  # same accuracy, lower loss
+    assert pick(rows) is rows[-1]
+    assert pick([row(float("nan"), float("nan"), 1, 1.0)]) is None
 
 
 def test_tuning_files_hold_every_trial_and_the_winner(tmp_path):
@@ -101,7 +103,8 @@ def test_tuning_files_hold_every_trial_and_the_winner(tmp_path):
     table = list(csv.DictReader((tmp_path / "tuning" / "t.csv").open()))
     assert len(table) == SMALL.trials and {r["label"] for r in table} == {"linear_probe"}  # zero-shot: nothing trains
     doc = yaml.safe_load((tmp_path / "tuning" / "t.yaml").read_text())
-    best = max(table, key=lambda r: (float(r["val_accuracy"]), -int(r["epochs"]), -float(r["lr"])))
+    best = max(table, key=lambda r: (float(r["val_accuracy"]), -float(r["val_loss"]), -int(r["epochs"]),
+                                     -float(r["lr"])))
     assert doc["chosen"]["linear_probe"]["lr"] == float(best["lr"])
     assert doc["protocol"]["trials_per_strategy"] == SMALL.trials
     # Retuning one label keeps the others' rows.

@@ -4,13 +4,12 @@ from the training data of the first task, never on a test split.
 For each strategy entry of a suite: the tuning scenario is the first of the suite's scenarios the entry runs on;
 its first training step is split per class (seeded) into `1 - val_fraction` for training and `val_fraction` for
 validation; each trial trains a fresh strategy on the first part (one step, as a first task) and scores top-1
-accuracy on the second, among that step's classes. The grid is the same size for every strategy: learning rate =
+accuracy (ties: cross-entropy) on the second, among that step's classes. The grid is the same size for every strategy: learning rate =
 the strategy's own default times each of `lr_factors`, crossed with two epoch counts. Strategies that train from
 frozen features (no backbone pass per step) get larger epoch counts, since their epochs are cheap and they should
 train to convergence; the rest get counts the default suite's time budget can pay for (smallest for CoCoOp, whose
-text encoder runs per image). Ties go to fewer epochs,
-then the smaller rate. The winner's `lr` and `epochs` go into the suite entry's config, so every result record
-carries them; the whole search table is written beside the suite (`tuning/<suite>.csv`, `tuning/<suite>.yaml`).
+text encoder runs per image). Ties go to the lower validation loss, then fewer epochs, then the smaller rate.
+The winner's `lr` and `epochs` go into the suite entry's config, so every result record carries them; the whole search table is written beside the suite (`tuning/<suite>.csv`, `tuning/<suite>.yaml`).
 """
 from __future__ import annotations
 
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+import torch.nn.functional as F
 import yaml
 
 from bench.core.data import EvalSet, TensorData, TrainStep
@@ -32,7 +32,9 @@ from bench.core.seeding import derive_seed
 from bench.core.strategy import STRATEGIES, Strategy, count_trainable
 from bench.run.runner import CellConfig, prepare
 from bench.run.suite import StrategyEntry, Suite
-from bench.train.harness import run_stream
+from bench.core.device import autocast
+from bench.core.strategy import mask_logits
+from bench.train.harness import evaluate, fill_cache, index_batches, make_batch, run_stream
 
 # CoCoOp trains from cached image features but runs the text encoder for every (image, class) pair: its epochs are
 # the dearest of all (an order of magnitude above a pixel method's here), so it gets the smallest epoch counts.
@@ -103,26 +105,46 @@ def tuning_scenario(entry: StrategyEntry, suite: Suite) -> str | None:
     return None
 
 
-def run_trial(cell: CellConfig, budget: TuneBudget, device: torch.device) -> tuple[float, int]:
+@torch.no_grad()
+def validation_loss(strategy: Strategy, data: TensorData, classes: list[int], device: torch.device) -> float:
+    """Mean cross-entropy on `data` among `classes`: breaks ties between trials that all reach the same accuracy
+    (a first task is often easy enough for several rates to score 100%)."""
+    fill_cache(strategy, data, device)
+    strategy.eval()
+    strategy.before_eval()
+    total = 0.0
+    for index in index_batches(len(data), 256, None):
+        batch = make_batch(strategy, data, index, device)
+        with autocast(device):
+            logits = strategy(batch.x, batch.cached)
+        total += float(F.cross_entropy(mask_logits(logits.float(), classes), batch.y, reduction="sum"))
+    strategy.after_eval()
+    return total / len(data)
+
+
+def run_trial(cell: CellConfig, budget: TuneBudget, device: torch.device) -> tuple[float, float, int]:
     """Train one configuration on the carved training part of the first task; return (validation accuracy,
-    trainable parameters). The scenario's evaluation sets are never passed on: only `steps[0]` is read."""
+    validation loss, trainable parameters). The scenario's evaluation sets are never passed on: only `steps[0]`
+    is read."""
     scenario, _, strategy = prepare(cell)
     first = scenario.steps[0]
     train, val = carve_validation(first.data, budget.val_fraction, budget.seed)
-    step = TrainStep(train, list(first.classes), first.domain, first.unlabelled)
-    if count_trainable(strategy) == 0:
-        return float("nan"), 0
-    result = run_stream(strategy, [step], [EvalSet("validation", val, list(first.classes))], device, budget.seed,
-                        show_progress=False)
-    return float(result.acc_matrix[-1][0]), count_trainable(strategy)
+    trainable = count_trainable(strategy)
+    if trainable == 0:
+        return float("nan"), float("nan"), 0
+    run_stream(strategy, [TrainStep(train, list(first.classes), first.domain, first.unlabelled)], [], device,
+               budget.seed, show_progress=False)
+    classes = list(first.classes)
+    return (evaluate(strategy, val, classes, device), validation_loss(strategy, val, classes, device), trainable)
 
 
 def pick(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The winning trial: best validation accuracy; ties to fewer epochs, then the smaller rate."""
+    """The winning trial: best validation accuracy; ties to the lower validation loss, then fewer epochs, then the
+    smaller rate."""
     scored = [r for r in rows if r["val_accuracy"] == r["val_accuracy"]]  # NaN: nothing trained
     if not scored:
         return None
-    return min(scored, key=lambda r: (-round(r["val_accuracy"], 9), r["epochs"], r["lr"]))
+    return min(scored, key=lambda r: (-round(r["val_accuracy"], 9), r["val_loss"], r["epochs"], r["lr"]))
 
 
 def tune_entry(entry: StrategyEntry, suite: Suite, budget: TuneBudget, device: torch.device,
@@ -141,14 +163,16 @@ def tune_entry(entry: StrategyEntry, suite: Suite, budget: TuneBudget, device: t
         cell = CellConfig(scenario, entry.name, backbone, budget.seed, {**entry.config, "lr": lr, "epochs": epochs},
                           dict(suite.scenario_overrides.get(scenario, {})))
         start = time.perf_counter()
-        acc, trainable = run_trial(cell, budget, device)
+        acc, loss, trainable = run_trial(cell, budget, device)
         rows.append({"label": label, "strategy": entry.name, "scenario": scenario, "backbone": backbone, "lr": lr,
-                     "epochs": epochs, "val_accuracy": acc, "seconds": round(time.perf_counter() - start, 2),
+                     "epochs": epochs, "val_accuracy": acc, "val_loss": round(loss, 4),
+                     "seconds": round(time.perf_counter() - start, 2),
                      "chosen": False})
         if trainable == 0:
             say(f"{label}: trains nothing; not tuned")
             return []
-        say(f"  {label:<18} lr {lr:<8g} epochs {epochs:<3} val {100 * acc:5.1f}%  ({rows[-1]['seconds']:.1f}s)")
+        say(f"  {label:<18} lr {lr:<8g} epochs {epochs:<3} val {100 * acc:5.1f}% loss {loss:.3f}  "
+            f"({rows[-1]['seconds']:.1f}s)")
     best = pick(rows)
     if best is not None:
         best["chosen"] = True
@@ -169,7 +193,7 @@ def read_table(path: Path) -> list[dict[str, Any]]:
     rows = list(csv.DictReader(path.open()))
     for row in rows:
         row.update(lr=float(row["lr"]), epochs=int(row["epochs"]), val_accuracy=float(row["val_accuracy"]),
-                   seconds=float(row["seconds"]), chosen=row["chosen"] == "True")
+                   val_loss=float(row["val_loss"]), seconds=float(row["seconds"]), chosen=row["chosen"] == "True")
     return rows
 
 
@@ -188,18 +212,19 @@ def write_outputs(suite: Suite, suite_path: Path, budget: TuneBudget, rows: list
     rows = sorted(rows, key=lambda r: (order.get(r["label"], len(order)), r["epochs"], r["lr"]))
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=["label", "strategy", "scenario", "backbone", "lr", "epochs",
-                                             "val_accuracy", "seconds", "chosen"], lineterminator="\n")
+                                             "val_accuracy", "val_loss", "seconds", "chosen"], lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     _atomic_write(csv_path, out.getvalue())
     chosen = {r["label"]: {"lr": r["lr"], "epochs": r["epochs"], "val_accuracy": round(r["val_accuracy"], 4),
-                           "scenario": r["scenario"]} for r in rows if r["chosen"]}
+                           "val_loss": r["val_loss"], "scenario": r["scenario"]} for r in rows if r["chosen"]}
     doc = {"suite": suite.name, "suite_version": suite.version,
            "protocol": {"validation": f"{budget.val_fraction:.0%} of each class of the first task's training "
                                       f"images (seed {budget.seed}); test splits are never read",
                         "trials_per_strategy": budget.trials, **dataclasses.asdict(budget),
                         "lr_base": "each strategy's own default learning rate",
-                        "selection": "best validation accuracy; ties to fewer epochs, then the smaller rate"},
+                        "selection": "best validation accuracy; ties to the lower validation loss, then fewer "
+                                     "epochs, then the smaller rate"},
            "seconds": round(sum(r["seconds"] for r in rows), 1), "chosen": chosen}
     _atomic_write(yaml_path, "# Written by `run_bench.py tune`; the suite's entries carry the chosen lr and epochs.\n"
                   + yaml.safe_dump(doc, sort_keys=False, width=120))
