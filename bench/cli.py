@@ -50,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--suite", default="default", help="suite name (bench/suites/NAME.yaml) or YAML path")
     tune.add_argument("--strategies", help="comma-separated labels to (re)tune; the other rows are kept")
     tune.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    tune.add_argument("--fresh", action="store_true", help="rerun every trial, even those already in the table "
+                                                           "(after a change to a strategy's code)")
     pre = sub.add_parser("pretrain", help="pretrain the embedded backbones (writes checkpoints/)")
     pre.add_argument("--only", help="comma-separated: vit, clip, coca")
     pre.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
@@ -167,7 +169,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     budget = TuneBudget()
     print(f"tuning suite {suite.name} v{suite.version}: {budget.trials} trials per strategy, validation = "
           f"{budget.val_fraction:.0%} of the first task's training images")
-    tune_suite(suite, path, budget, select_device(args.device), labels)
+    tune_suite(suite, path, budget, select_device(args.device), labels, fresh=args.fresh)
     return 0
 
 

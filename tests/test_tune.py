@@ -75,7 +75,7 @@ def test_every_strategy_gets_the_same_budget_and_cached_ones_train_longer():
     for name in STRATEGIES.names():
         cls = STRATEGIES.get(name)
         trials = grid(cls, budget)
-        assert len(trials) == budget.trials == 8, name
+        assert len(trials) == budget.trials == 10, name
         base = cls.config_cls().lr
         assert {lr for lr, _ in trials} == {float(f"{base * f:.3g}") for f in budget.lr_factors}
     assert trains_from_cache(STRATEGIES.get("linear_probe")) and trains_from_cache(STRATEGIES.get("coop"))
@@ -97,7 +97,7 @@ def test_pick_prefers_accuracy_then_lower_loss_then_fewer_epochs_then_the_smalle
     assert pick([row(float("nan"), float("nan"), 1, 1.0)]) is None
 
 
-def test_tuning_files_hold_every_trial_and_the_winner(tmp_path):
+def test_tuning_files_hold_every_trial_and_the_winner(tmp_path, monkeypatch):
     suite = tiny_suite(StrategyEntry(name="linear_probe", families=["vit"]), StrategyEntry(name="zeroshot_clip"))
     tune_suite(suite, tmp_path / "t.yaml", SMALL, torch.device("cpu"), say=lambda _: None)
     table = list(csv.DictReader((tmp_path / "tuning" / "t.csv").open()))
@@ -107,6 +107,18 @@ def test_tuning_files_hold_every_trial_and_the_winner(tmp_path):
                                      -float(r["lr"])))
     assert doc["chosen"]["linear_probe"]["lr"] == float(best["lr"])
     assert doc["protocol"]["trials_per_strategy"] == SMALL.trials
+    # A rerun reuses the recorded trials (nothing trains again) and picks the same winner.
+    real_trial = tune.run_trial
+
+    def no_rerun(cell, *args):
+        if cell.strategy == "linear_probe":
+            pytest.fail("a recorded trial was run again")
+        return real_trial(cell, *args)  # zero-shot: nothing recorded, found again to train nothing
+
+    monkeypatch.setattr(tune, "run_trial", no_rerun)
+    tune_suite(suite, tmp_path / "t.yaml", SMALL, torch.device("cpu"), say=lambda _: None)
+    assert yaml.safe_load((tmp_path / "tuning" / "t.yaml").read_text())["chosen"] == doc["chosen"]
+    monkeypatch.undo()
     # Retuning one label keeps the others' rows.
     suite.strategies.append(StrategyEntry(name="naive"))
     tune_suite(suite, tmp_path / "t.yaml", SMALL, torch.device("cpu"), labels=["naive"], say=lambda _: None)
