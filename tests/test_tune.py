@@ -87,14 +87,17 @@ def test_every_strategy_gets_the_same_budget_and_cached_ones_train_longer():
         TuneBudget(epochs_pixels=(2,), epochs_cached=(10, 30), epochs_per_image_text=(1, 2))
 
 
-def test_pick_prefers_accuracy_then_lower_loss_then_fewer_epochs_then_the_smaller_rate():
+def test_pick_prefers_accuracy_then_the_default_rate_then_fewer_epochs():
     row = lambda acc, loss, epochs, lr: {"val_accuracy": acc, "val_loss": loss, "epochs": epochs, "lr": lr}
-    rows = [row(0.5, 0.1, 2, 0.1), row(0.7, 0.4, 5, 0.1), row(0.7, 0.4, 2, 0.3), row(0.7, 0.4, 2, 0.03),
+    rows = [row(0.5, 0.1, 2, 0.1), row(0.7, 0.4, 5, 0.1), row(0.7, 0.1, 2, 1.0), row(0.7, 0.4, 2, 0.003),
             row(float("nan"), float("nan"), 1, 1.0)]
-    assert pick(rows) is rows[3]
-    rows.append(row(0.7, 0.2, 5, 1.0))  # same accuracy, lower loss
-    assert pick(rows) is rows[-1]
-    assert pick([row(float("nan"), float("nan"), 1, 1.0)]) is None
+    assert pick(rows, base_lr=0.01) is rows[3]  # 0.003 is closer to 0.01 than 0.1 is, in log scale
+    assert pick(rows, base_lr=0.1) is rows[1]  # the default rate, though with more epochs
+    rows.append(row(0.7, 0.9, 2, 0.1))  # the default rate itself, fewer epochs
+    assert pick(rows, base_lr=0.1) is rows[-1]
+    rows.append(row(0.8, 2.0, 5, 1.0))  # better accuracy beats everything, however far from the default
+    assert pick(rows, base_lr=0.1) is rows[-1]
+    assert pick([row(float("nan"), float("nan"), 1, 1.0)], 0.1) is None
 
 
 def test_tuning_files_hold_every_trial_and_the_winner(tmp_path, monkeypatch):
@@ -103,9 +106,12 @@ def test_tuning_files_hold_every_trial_and_the_winner(tmp_path, monkeypatch):
     table = list(csv.DictReader((tmp_path / "tuning" / "t.csv").open()))
     assert len(table) == SMALL.trials and {r["label"] for r in table} == {"linear_probe"}  # zero-shot: nothing trains
     doc = yaml.safe_load((tmp_path / "tuning" / "t.yaml").read_text())
-    best = max(table, key=lambda r: (float(r["val_accuracy"]), -float(r["val_loss"]), -int(r["epochs"]),
-                                     -float(r["lr"])))
-    assert doc["chosen"]["linear_probe"]["lr"] == float(best["lr"])
+    rows = [{**r, "lr": float(r["lr"]), "epochs": int(r["epochs"]), "val_accuracy": float(r["val_accuracy"])}
+            for r in table]
+    best = pick(rows, STRATEGIES.get("linear_probe").config_cls().lr)
+    assert [r["chosen"] for r in table].count("True") == 1
+    assert (doc["chosen"]["linear_probe"]["lr"], doc["chosen"]["linear_probe"]["epochs"]) == \
+        (best["lr"], best["epochs"])
     assert doc["protocol"]["trials_per_strategy"] == SMALL.trials
     # A rerun reuses the recorded trials (nothing trains again) and picks the same winner.
     real_trial = tune.run_trial

@@ -4,11 +4,11 @@ from the training data of the first task, never on a test split.
 For each strategy entry of a suite: the tuning scenario is the first of the suite's scenarios the entry runs on;
 its first training step is split per class (seeded) into `1 - val_fraction` for training and `val_fraction` for
 validation; each trial trains a fresh strategy on the first part (one step, as a first task) and scores top-1
-accuracy (ties: cross-entropy) on the second, among that step's classes. The grid is the same size for every strategy: learning rate =
+accuracy on the second, among that step's classes (the cross-entropy is recorded too). The grid is the same size for every strategy: learning rate =
 the strategy's own default times each of `lr_factors` (0.1 to 10), crossed with two epoch counts. Strategies that train from
 frozen features (no backbone pass per step) get larger epoch counts, since their epochs are cheap and they should
 train to convergence; the rest get counts the default suite's time budget can pay for (smallest for CoCoOp, whose
-text encoder runs per image). Ties go to the lower validation loss, then fewer epochs, then the smaller rate.
+text encoder runs per image). Ties go to the rate closest to the strategy's default, then to fewer epochs.
 The winner's `lr` and `epochs` go into the suite entry's config, so every result record carries them; the whole search table is written beside the suite (`tuning/<suite>.csv`, `tuning/<suite>.yaml`).
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import math
 import os
 import tempfile
 import time
@@ -109,8 +110,7 @@ def tuning_scenario(entry: StrategyEntry, suite: Suite) -> str | None:
 
 @torch.no_grad()
 def validation_loss(strategy: Strategy, data: TensorData, classes: list[int], device: torch.device) -> float:
-    """Mean cross-entropy on `data` among `classes`: breaks ties between trials that all reach the same accuracy
-    (a first task is often easy enough for several rates to score 100%)."""
+    """Mean cross-entropy on `data` among `classes` (recorded in the search table beside the accuracy)."""
     fill_cache(strategy, data, device)
     strategy.eval()
     strategy.before_eval()
@@ -140,13 +140,16 @@ def run_trial(cell: CellConfig, budget: TuneBudget, device: torch.device) -> tup
     return (evaluate(strategy, val, classes, device), validation_loss(strategy, val, classes, device), trainable)
 
 
-def pick(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The winning trial: best validation accuracy; ties to the lower validation loss, then fewer epochs, then the
-    smaller rate."""
+def pick(rows: list[dict[str, Any]], base_lr: float) -> dict[str, Any] | None:
+    """The winning trial: best validation accuracy; ties to the rate closest (in log scale) to the strategy's own
+    default `base_lr`, then fewer epochs. A first task is often easy enough for several trials to score 100%; the
+    validation loss would then always favour the largest rate and most epochs (the most confident fit of one
+    task, not a better continual learner), so where validation cannot tell trials apart the default stands."""
     scored = [r for r in rows if r["val_accuracy"] == r["val_accuracy"]]  # NaN: nothing trained
     if not scored:
         return None
-    return min(scored, key=lambda r: (-round(r["val_accuracy"], 9), r["val_loss"], r["epochs"], r["lr"]))
+    return min(scored, key=lambda r: (-round(r["val_accuracy"], 9), round(abs(math.log(r["lr"] / base_lr)), 6),
+                                      r["epochs"], r["lr"]))
 
 
 def trial_id(cell: CellConfig, budget: TuneBudget) -> str:
@@ -185,7 +188,7 @@ def tune_entry(entry: StrategyEntry, suite: Suite, budget: TuneBudget, device: t
             return []
         say(f"  {label:<18} lr {lr:<8g} epochs {epochs:<3} val {100 * acc:5.1f}% loss {loss:.3f}  "
             f"({rows[-1]['seconds']:.1f}s)")
-    best = pick(rows)
+    best = pick(rows, cls.config_cls().lr)
     if best is not None:
         best["chosen"] = True
     return rows
@@ -235,8 +238,8 @@ def write_outputs(suite: Suite, suite_path: Path, budget: TuneBudget, rows: list
                                       f"images (seed {budget.seed}); test splits are never read",
                         "trials_per_strategy": budget.trials, **dataclasses.asdict(budget),
                         "lr_base": "each strategy's own default learning rate",
-                        "selection": "best validation accuracy; ties to the lower validation loss, then fewer "
-                                     "epochs, then the smaller rate"},
+                        "selection": "best validation accuracy; ties to the rate closest to the strategy's default "
+                                     "(log scale), then fewer epochs"},
            "seconds": round(sum(r["seconds"] for r in rows), 1), "chosen": chosen}
     _atomic_write(yaml_path, "# Written by `run_bench.py tune`; the suite's entries carry the chosen lr and epochs.\n"
                   + yaml.safe_dump(doc, sort_keys=False, width=120))
