@@ -240,7 +240,7 @@ def write_outputs(suite: Suite, suite_path: Path, budget: TuneBudget, rows: list
                         "lr_base": "each strategy's own default learning rate",
                         "selection": "best validation accuracy; ties to the rate closest to the strategy's default "
                                      "(log scale), then fewer epochs"},
-           "seconds": round(sum(r["seconds"] for r in rows), 1), "chosen": chosen}
+           "trial_seconds_total": round(sum(r["seconds"] for r in rows), 1), "chosen": chosen}
     _atomic_write(yaml_path, "# Written by `run_bench.py tune`; the suite's entries carry the chosen lr and epochs.\n"
                   + yaml.safe_dump(doc, sort_keys=False, width=120))
 
