@@ -1,24 +1,42 @@
-"""PromptShift command line.
+"""PromptShift command line (`promptshift` once installed; `python run_bench.py` in a checkout is the same).
 
-    python run_bench.py                      run the default suite, then rebuild the leaderboards
-    python run_bench.py run --suite NAME     run another suite (same options as the default run)
-    python run_bench.py list [--json]        every registered strategy, scenario, backbone and suite
-    python run_bench.py leaderboard          rebuild every leaderboard from stored results (no training)
-    python run_bench.py tune [--suite NAME]  pick each strategy's lr and epochs on validation data (same budget)
-    python run_bench.py pretrain             re-create the embedded backbones by the suite's recipe
-    python run_bench.py check-plugin FILE    run the strategy contract on a plugin file (tiny CPU models)
-    python run_bench.py submit FILE.json     validate a results file and merge it into the leaderboards
+    promptshift                      run the default suite, then rebuild the leaderboards
+    promptshift run --suite NAME     run another suite (same options as the default run)
+    promptshift plan --suite NAME    print the cells and which data sources / weights are missing
+    promptshift list [--json]        every registered strategy, scenario, backbone and suite
+    promptshift leaderboard          rebuild every leaderboard from stored results (no training)
+    promptshift tune [--suite NAME]  pick each strategy's lr and epochs on validation data (same budget for all)
+    promptshift pretrain             re-create the embedded backbones by the suite's recipe
+    promptshift check-plugin FILE    run the strategy contract on a plugin file (tiny CPU models)
+    promptshift submit FILE.json     validate a results file and merge it into the leaderboards
+    promptshift --version            the installed version
+
+Results and leaderboards go to ./results and ./leaderboards of the current directory unless --results and
+--leaderboards say otherwise (in a checkout, run from its root to update the committed leaderboards/).
 """
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+import os
 import sys
 import warnings
+from importlib import metadata
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = ("run", "list", "leaderboard", "tune", "pretrain", "check-plugin", "submit")
+# Where results/ and leaderboards/ go by default: the current directory, wherever the package is installed (never
+# next to the source files, which may sit in a read-only site-packages).
+ROOT = Path()
+COMMANDS = ("run", "plan", "list", "leaderboard", "tune", "pretrain", "check-plugin", "submit")
+
+
+def version() -> str:
+    """The installed distribution's version (from its metadata, so it cannot drift from pyproject.toml)."""
+    try:
+        return metadata.version("promptshift")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed: `pip install -e .` in the checkout)"
 
 
 def _csv(text: str | None) -> list[str] | None:
@@ -26,8 +44,9 @@ def _csv(text: str | None) -> list[str] | None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="run_bench.py", description=__doc__,
+    parser = argparse.ArgumentParser(prog="promptshift", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command")
     run = sub.add_parser("run", help="run a suite (the default command)")
     run.add_argument("--suite", default="default", help="suite name (bench/suites/NAME.yaml) or YAML path")
@@ -39,12 +58,20 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--leaderboards", default=str(ROOT / "leaderboards"), help="where tables are written")
     run.add_argument("--plugin", action="append", default=[], help="a Python file registering a strategy")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--data-root", help="folder holding the real data sets (sets PROMPTSHIFT_DATA for this run)")
+    run.add_argument("--dry-run", action="store_true", help="print the plan (cells, missing sources / weights), "
+                     "run nothing")
+    run.add_argument("--force", action="store_true",
+                     help="rebuild the leaderboards even if that drops tables or rows they have now")
     lst = sub.add_parser("list", help="list strategies, scenarios, backbones and suites")
     lst.add_argument("--json", action="store_true", help="machine-readable output")
     lst.add_argument("--plugin", action="append", default=[])
+    lst.add_argument("--data-root", help="where to look for the real data sets (default: $PROMPTSHIFT_DATA)")
     board = sub.add_parser("leaderboard", help="rebuild leaderboards from stored results")
     board.add_argument("--results", default=str(ROOT / "results"))
     board.add_argument("--leaderboards", default=str(ROOT / "leaderboards"))
+    board.add_argument("--force", action="store_true",
+                       help="rebuild even if that drops tables or rows the leaderboards have now")
     tune = sub.add_parser("tune", help="tune every strategy's lr and epochs on validation data carved from the "
                                        "first task's training images (writes bench/suites/tuning/<suite>.csv/.yaml)")
     tune.add_argument("--suite", default="default", help="suite name (bench/suites/NAME.yaml) or YAML path")
@@ -63,6 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("path", help="one cell's record, following bench/schema/result.schema.json")
     submit.add_argument("--results", default=str(ROOT / "results"))
     submit.add_argument("--leaderboards", default=str(ROOT / "leaderboards"))
+    submit.add_argument("--replace", action="store_true", help="replace an earlier submission of the same config")
+    submit.add_argument("--force", action="store_true",
+                        help="rebuild the leaderboards even if that drops tables or rows they have now")
     return parser
 
 
@@ -82,8 +112,17 @@ def cmd_list(args: argparse.Namespace) -> int:
     from bench.models.backbones import BACKBONES
     from bench.run.suite import SUITE_DIR
     from scenarios.catalog import SCENARIOS
+    from scenarios.sources import source_status
 
     load_plugins(args.plugin)
+
+    def data_needs(name: str) -> dict[str, object]:
+        source = SCENARIOS.get(name).source
+        if not source:
+            return {"source": None, "needs_root": False}
+        found, text = source_status(source, args.data_root)
+        return {"source": source, "needs_root": True, "found": found, "status": text}
+
     data = {
         "strategies": {n: {"family": STRATEGIES.get(n).family, "paper": STRATEGIES.get(n).paper,
                            "backbones": list(STRATEGIES.get(n).backbone_families),
@@ -91,8 +130,8 @@ def cmd_list(args: argparse.Namespace) -> int:
                            "flags": STRATEGIES.get(n).flags.short(),
                            "config": STRATEGIES.get(n).config_cls().to_dict(),
                            "help": STRATEGIES.get(n).config_cls.help()} for n in STRATEGIES.names()},
-        "scenarios": {n: {"kind": SCENARIOS.get(n).kind, "description": SCENARIOS.get(n).description}
-                      for n in SCENARIOS.names()},
+        "scenarios": {n: {"kind": SCENARIOS.get(n).kind, "description": SCENARIOS.get(n).description,
+                          **data_needs(n)} for n in SCENARIOS.names()},
         "backbones": {n: {"family": BACKBONES.get(n).family, "description": BACKBONES.get(n).description}
                       for n in BACKBONES.names()},
         "suites": sorted(p.stem for p in SUITE_DIR.glob("*.yaml")),
@@ -105,7 +144,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"  {name:<22} {info['family']:<16} on {'/'.join(info['backbones']):<9} flags: {info['flags']}")
     print("scenarios:")
     for name, info in data["scenarios"].items():
-        print(f"  {name:<22} {info['kind']:<19} {info['description']}")
+        where = f"  [{info['source']}: {info['status']}]" if info["needs_root"] else ""
+        print(f"  {name:<26} {info['kind']:<19} {info['description']}{where}")
     print("backbones:")
     for name, info in data["backbones"].items():
         print(f"  {name:<34} {info['family']:<5} {info['description']}")
@@ -116,7 +156,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from bench.report.leaderboard import build_leaderboards
 
-    paths = build_leaderboards(Path(args.results), Path(args.leaderboards))
+    paths = build_leaderboards(Path(args.results), Path(args.leaderboards), force=args.force,
+                               echo=print)  # prints failing sanity checks
     print(f"wrote {len(paths)} files under {args.leaderboards}")
     return 0
 
@@ -127,25 +168,62 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.eval.robustness import robustness_hook
     from bench.report.leaderboard import build_leaderboards
     from bench.run.runner import run_grid
+    from bench.core.device import select_device
+    from bench.core.paths import check_output_dir
     from bench.run.suite import SuiteError, expand, load_suite
 
     load_plugins(args.plugin)
-    try:
+    if args.data_root:  # the environment carries it to every cell, in this process or a worker's
+        os.environ["PROMPTSHIFT_DATA"] = str(Path(args.data_root).resolve())
+    try:  # everything a user wrote is checked before any data is built or any cell runs
+        select_device(args.device)
+        check_output_dir(args.results, "--results")
+        check_output_dir(args.leaderboards, "--leaderboards")
         suite = load_suite(args.suite)
-        seeds = [int(s) for s in _csv(args.seeds)] if args.seeds else None
-        cells, skipped = expand(suite, _csv(args.strategies), _csv(args.scenarios), seeds)
-    except (SuiteError, UnknownNameError, ValueError) as error:
+        seeds = _seeds(args.seeds)
+        cells, skipped = expand(suite, _csv_given(args.strategies), _csv_given(args.scenarios), seeds)
+    except (SuiteError, UnknownNameError, ValueError, RuntimeError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if skipped:
         print(f"skipping {len(skipped)} (strategy, scenario) pairs the strategy does not support, e.g. {skipped[0]}")
+    from bench.run.plan import check_sources, plan
+
+    if args.dry_run:
+        lines, ready = plan(cells)
+        print(f"suite {suite.name} v{suite.version}: plan (nothing runs)")
+        print("\n".join(lines))
+        return 0 if ready else 2
+    problems = check_sources(cells)
+    if problems:  # nothing runs, and never a fallback to the embedded glyphs
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
     print(f"suite {suite.name} v{suite.version}: {len(cells)} cells -> {args.results}")
     records = run_grid(cells, args.results, args.device, not args.no_progress, after_training=robustness_hook())
     failed = [r for r in records if r.get("status") != "ok"]
-    paths = build_leaderboards(Path(args.results), Path(args.leaderboards))
+    if len(failed) == len(records):  # nothing new to show: the tables stay as they are
+        print(f"error: all {len(failed)} cells failed (see {args.results}/logs/); leaderboards left unchanged",
+              file=sys.stderr)
+        return 1
+    paths = build_leaderboards(Path(args.results), Path(args.leaderboards), force=args.force,
+                               echo=print)  # prints failing sanity checks
     print(f"{len(records) - len(failed)} cells ok, {len(failed)} failed; leaderboards: {args.leaderboards} "
           f"({len(paths)} files)")
     return 1 if failed else 0
+
+
+def _csv_given(text: str | None) -> list[str] | None:
+    """None when the option was not given; a list (maybe empty, e.g. `--strategies ,`) when it was."""
+    return None if text is None else [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _seeds(text: str | None) -> list[int] | None:
+    names = _csv_given(text)
+    try:
+        return None if names is None else [int(s) for s in names]
+    except ValueError:
+        raise ValueError(f"--seeds {text!r}: expected comma-separated integers") from None
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -176,7 +254,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from bench.models.pretrain import pretrain_all
 
-    pretrain_all(_csv(args.only), args.device)
+    try:
+        pretrain_all(_csv(args.only), args.device)
+    except PermissionError as error:  # a read-only install: said before any training starts
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -207,23 +289,35 @@ def cmd_check_plugin(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     from bench.run.submit import submit_file
 
-    return submit_file(Path(args.path), Path(args.results), Path(args.leaderboards))
+    return submit_file(Path(args.path), Path(args.results), Path(args.leaderboards), replace=args.replace,
+                       force=args.force)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in COMMANDS + ("-h", "--help"):
+    if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
+        # A bare word is never a run option: `lsit` is a misspelt command, not `run lsit`.
+        close = difflib.get_close_matches(argv[0], COMMANDS, n=1, cutoff=0.5)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        print(f"error: unknown command {argv[0]!r}.{hint} Commands: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    if not argv or argv[0] not in COMMANDS + ("-h", "--help", "--version"):
         argv = ["run", *argv]
+    if argv[0] == "plan":  # `plan` is `run --dry-run`
+        argv = ["run", "--dry-run", *argv[1:]]
     args = _parser().parse_args(argv)
     _quiet_libraries()
     handlers = {"run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "tune": cmd_tune,
                 "pretrain": cmd_pretrain,
                 "check-plugin": cmd_check_plugin, "submit": cmd_submit}
     from bench.contract.plugins import PluginError
+    from bench.core.registry import UnknownNameError
+    from bench.report.leaderboard import LeaderboardLossError
 
     try:
         return handlers[args.command](args)
-    except PluginError as error:  # one clear paragraph, not a traceback wall
+    except (PluginError, LeaderboardLossError, UnknownNameError, OSError, ValueError) as error:
+        # one clear paragraph, not a traceback wall (OSError: a folder that cannot be written, a record kept aside)
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -198,3 +198,39 @@ def set_prefixes(wrappers: Sequence[PrefixAttention], per_layer: torch.Tensor | 
     """Give each wrapped layer its `(length, 2 * d)` prefix, or clear them all (`per_layer=None`)."""
     for i, layer in enumerate(wrappers):
         layer.prefix = None if per_layer is None else prefix_heads(per_layer[i], layer.num_heads)
+
+
+# ---------------------------------------------------------------------- per-image prefixes (prompt pools)
+REFERENCE_DEPTH = 12  # ViT-B/16: the depth the prompt-pool papers give their layer indices for
+
+
+def scale_layers(layers: Sequence[int], depth: int, reference: int = REFERENCE_DEPTH) -> list[int]:
+    """Layer indices given for a `reference`-block ViT, mapped to a `depth`-block one by `l * depth // reference`
+    (identity on ViT-B; on the 6-block glyph ViT DualPrompt's G at 0-1 and E at 2-4 become 0 and 1-2)."""
+    bad = [layer for layer in layers if not 0 <= layer < reference]
+    if bad:
+        raise ValueError(f"layer indices {bad} outside 0..{reference - 1} (they are given for a {reference}-block "
+                         f"ViT and scaled to the backbone's depth)")
+    return sorted({layer * depth // reference for layer in layers})
+
+
+def batched_heads(tokens: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """Prefix tokens `(B, length, d)` -> `(B, heads, length, head_dim)`, as `PrefixAttention.prefix` takes them."""
+    b, length, d = tokens.shape
+    return tokens.reshape(b, length, num_heads, d // num_heads).transpose(1, 2)
+
+
+def run_with_prefixes(backbone: VisionBackbone, tokens: torch.Tensor,
+                      prefixes: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """Run every block, block i attending also to `prefixes[i] = (keys, values)`, each `(B, length, d)` (used as
+    keys and values directly, as in prefix tuning). The layers must have been wrapped by `attach_prefix_attention`;
+    their prefixes are cleared afterwards, even on error."""
+    wrappers = {i: backbone.blocks[i].attn for i in prefixes}
+    try:
+        for i, (keys, values) in prefixes.items():
+            layer = wrappers[i]
+            layer.prefix = (batched_heads(keys, layer.num_heads), batched_heads(values, layer.num_heads))
+        return backbone.run_blocks(tokens)
+    finally:
+        for layer in wrappers.values():
+            layer.prefix = None

@@ -45,6 +45,9 @@ def lrs_seen(schedule: str, warmup_epochs: int = 0, warmup_lr: float = 0.0) -> l
             super().__init__()
             self.head = nn.Linear(8, 2)
 
+        def trains_on(self, ctx):
+            return True
+
         def training_loss(self, batch, ctx):
             return nn.functional.cross_entropy(self.head(feats[:len(batch.y)]), batch.y)
 
@@ -86,8 +89,12 @@ def test_dassl_warmup_runs_one_epoch_at_a_constant_small_rate_then_the_schedule(
 
 
 def test_schedule_is_checked_when_the_config_is_built_and_omitted_at_its_default():
-    with pytest.raises(ValueError, match="schedule 'linear'; valid: cosine, constant"):
+    with pytest.raises(ValueError, match="schedule: 'linear' must be one of 'cosine', 'constant'"):
         StrategyConfig.from_dict({"schedule": "linear"})
+    with pytest.raises(ValueError, match="warmup_lr"):
+        StrategyConfig.from_dict({"warmup_lr": -1.0})
+    with pytest.raises(ValueError, match="schedule 'linear'"):
+        harness.warmup_cosine(10, 0, "linear")
     assert "schedule" not in StrategyConfig().to_dict() and "warmup_lr" not in StrategyConfig().to_dict()
     assert StrategyConfig(schedule="constant").to_dict()["schedule"] == "constant"
     # A cell that leaves the schedule at its default keeps its id from before the field existed.

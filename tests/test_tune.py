@@ -16,6 +16,7 @@ from bench.run import tune
 from bench.run.suite import StrategyEntry, Suite, load_suite, suite_path
 from bench.run.tune import TuneBudget, carve_validation, grid, pick, trains_from_cache, tune_suite
 
+TRAINING_FREE = {"zeroshot_clip", "simplecil", "ranpac"}  # nothing to tune: `tune` finds nothing trainable
 SMALL = TuneBudget(lr_factors=(0.3, 3.0), epochs_pixels=(1,), epochs_cached=(2,), epochs_per_image_text=(1,))
 
 
@@ -144,5 +145,5 @@ def test_default_suite_carries_the_tuned_values():
                 (chosen[label]["lr"], chosen[label]["epochs"]), label
             tuned += 1
         else:  # only strategies with nothing to train are left out
-            assert entry.name == "zeroshot_clip", label
-    assert tuned == len(suite.strategies) - 1
+            assert entry.name in TRAINING_FREE, label
+    assert tuned == len([e for e in suite.strategies if e.name not in TRAINING_FREE])

@@ -66,11 +66,15 @@ class Flags:
 
 
 # ------------------------------------------------------------------------------------------------ config
-def hp(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse's name
-    """A config field with one line of help (shown by `run_bench.py list --json`)."""
+def hp(default: Any, help: str, **allowed: Any) -> Any:  # noqa: A002 - mirrors argparse's name
+    """A config field with one line of help (shown by `run_bench.py list --json`). `allowed` may declare the
+    field's range (`ge`, `gt`, `le`, `lt`, `choices`), checked by `bench.core.validation`."""
     if isinstance(default, (list, dict, set)):
         raise TypeError("configs are frozen: use tuples, not mutable defaults")
-    return field(default=default, metadata={"help": help})
+    unknown = set(allowed) - {"ge", "gt", "le", "lt", "choices"}
+    if unknown:
+        raise TypeError(f"hp(): unknown range keyword(s) {sorted(unknown)}")
+    return field(default=default, metadata={"help": help, **allowed})
 
 
 # Knobs added after results were stored, with the value that switches each off. bench.run.runner hashes `to_dict()`
@@ -78,7 +82,6 @@ def hp(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse's name
 # valid; `from_dict` fills them back in. Any other value is written out and gives a new id.
 OMITTED_WHEN_OFF: dict[str, Any] = {"augment": "none", "augment_views": 0, "schedule": "cosine", "warmup_lr": 0.0,
                                      "train_voting": False, "head_init": "torch"}
-SCHEDULES = ("cosine", "constant")  # the papers differ: VPT and CoOp decay by cosine, L2P keeps the rate constant
 
 
 @dataclass(frozen=True)
@@ -103,10 +106,6 @@ class StrategyConfig:
                                "inputs of K augmented views per training image, epoch e trains on view e mod K; "
                                "0 augments on the fly and reruns the frozen part every batch (exact, slow)")
 
-    def __post_init__(self) -> None:
-        if self.schedule not in SCHEDULES:  # checked at config build, so a suite fails before any cell trains
-            raise ValueError(f"{type(self).__name__}: schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
-
     def to_dict(self) -> dict[str, Any]:
         """The fields as plain values; fields in `OMITTED_WHEN_OFF` are left out while they hold their off value."""
         out = dataclasses.asdict(self)
@@ -117,13 +116,11 @@ class StrategyConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "StrategyConfig":
-        """Build from a plain dict, naming any unknown field and the valid ones."""
-        names = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - set(names))
-        if unknown:
-            raise ValueError(f"{cls.__name__}: unknown field(s) {unknown}; valid fields: {sorted(names)}")
-        converted = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-        return cls(**converted)
+        """Build from a plain dict: typed, range-checked and normalised (`bench.core.validation`); a wrong or
+        unknown field raises ConfigError (a ValueError) naming it."""
+        from bench.core.validation import validate_config
+
+        return validate_config(cls, values)
 
     @classmethod
     def help(cls) -> dict[str, str]:
@@ -144,6 +141,9 @@ class Strategy(nn.Module):
                                                       "domain_adaptation")
     flags: ClassVar[Flags] = Flags()
     needs_pixels: ClassVar[bool] = True  # False: forward reads only the frozen cache
+    # True: nothing trains by gradient (zero-shot, class-mean prototypes, closed-form heads set in `after_task`);
+    # the contract then expects `trainable_parameters()` to be empty, and the harness's loss to be NaN.
+    training_free: ClassVar[bool] = False
 
     def __init__(self, cfg: StrategyConfig, backbone: nn.Module, info: ScenarioInfo) -> None:
         super().__init__()
@@ -179,6 +179,10 @@ class Strategy(nn.Module):
     def training_loss(self, batch: Batch, ctx: TaskContext) -> torch.Tensor:
         logits = mask_logits(self(batch.x, batch.cached), ctx.seen_classes)
         return F.cross_entropy(logits, batch.y)
+
+    def trains_on(self, ctx: TaskContext) -> bool:
+        """Whether the harness runs gradient steps in step `ctx.index` (APER adapts on the first task only)."""
+        return True
 
     # -- hooks (all optional) ------------------------------------------------------------------------------
     def before_task(self, ctx: TaskContext) -> None:
