@@ -5,6 +5,7 @@
     promptshift plan --suite NAME    print the cells and which data sources / weights are missing
     promptshift list [--json]        every registered strategy, scenario, backbone and suite
     promptshift leaderboard          rebuild every leaderboard from stored results (no training)
+    promptshift tune [--suite NAME]  pick each strategy's lr and epochs on validation data (same budget for all)
     promptshift pretrain             re-create the embedded backbones by the suite's recipe
     promptshift check-plugin FILE    run the strategy contract on a plugin file (tiny CPU models)
     promptshift submit FILE.json     validate a results file and merge it into the leaderboards
@@ -27,7 +28,7 @@ from pathlib import Path
 # Where results/ and leaderboards/ go by default: the current directory, wherever the package is installed (never
 # next to the source files, which may sit in a read-only site-packages).
 ROOT = Path()
-COMMANDS = ("run", "plan", "list", "leaderboard", "pretrain", "check-plugin", "submit")
+COMMANDS = ("run", "plan", "list", "leaderboard", "tune", "pretrain", "check-plugin", "submit")
 
 
 def version() -> str:
@@ -71,6 +72,13 @@ def _parser() -> argparse.ArgumentParser:
     board.add_argument("--leaderboards", default=str(ROOT / "leaderboards"))
     board.add_argument("--force", action="store_true",
                        help="rebuild even if that drops tables or rows the leaderboards have now")
+    tune = sub.add_parser("tune", help="tune every strategy's lr and epochs on validation data carved from the "
+                                       "first task's training images (writes bench/suites/tuning/<suite>.csv/.yaml)")
+    tune.add_argument("--suite", default="default", help="suite name (bench/suites/NAME.yaml) or YAML path")
+    tune.add_argument("--strategies", help="comma-separated labels to (re)tune; the other rows are kept")
+    tune.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    tune.add_argument("--fresh", action="store_true", help="rerun every trial, even those already in the table "
+                                                           "(after a change to a strategy's code)")
     pre = sub.add_parser("pretrain", help="pretrain the embedded backbones (writes checkpoints/)")
     pre.add_argument("--only", help="comma-separated: vit, clip, coca")
     pre.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
@@ -218,6 +226,31 @@ def _seeds(text: str | None) -> list[int] | None:
         raise ValueError(f"--seeds {text!r}: expected comma-separated integers") from None
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    import strategies  # noqa: F401
+    from bench.core.device import select_device
+    from bench.core.registry import UnknownNameError
+    from bench.run.suite import SuiteError, load_suite, suite_path
+    from bench.run.tune import TuneBudget, tune_suite
+
+    try:
+        suite = load_suite(args.suite)
+        path = suite_path(args.suite)
+        labels = _csv(args.strategies)
+        known = {e.label or e.name for e in suite.strategies}
+        unknown = sorted(set(labels or []) - known)
+        if unknown:
+            raise SuiteError(f"suite {suite.name!r} has no strategy entries {unknown}; entries: {sorted(known)}")
+    except (SuiteError, UnknownNameError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    budget = TuneBudget()
+    print(f"tuning suite {suite.name} v{suite.version}: {budget.trials} trials per strategy, validation = "
+          f"{budget.val_fraction:.0%} of the first task's training images")
+    tune_suite(suite, path, budget, select_device(args.device), labels, fresh=args.fresh)
+    return 0
+
+
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from bench.models.pretrain import pretrain_all
 
@@ -274,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["run", "--dry-run", *argv[1:]]
     args = _parser().parse_args(argv)
     _quiet_libraries()
-    handlers = {"run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "pretrain": cmd_pretrain,
+    handlers = {"run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "tune": cmd_tune,
+                "pretrain": cmd_pretrain,
                 "check-plugin": cmd_check_plugin, "submit": cmd_submit}
     from bench.contract.plugins import PluginError
     from bench.core.registry import UnknownNameError

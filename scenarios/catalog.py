@@ -34,6 +34,11 @@ _add("ci5_glyphs_5shot", "class_incremental", "5 tasks, 5 training images per cl
 _add("di_styles", "domain_incremental", "all classes; style shifts clean -> outline -> texture -> noisy",
      domains=("clean", "outline", "texture", "noisy"))
 _add("b2n_glyphs", "base_to_new", "tune on half the classes (16 shots), test on base and on new", shots=16)
+# Zero-shot CLIP is near the ceiling on clean b2n_glyphs (~98%), so prompt learning cannot show there; drawn in
+# outline the same classes leave zero-shot well below it (measured, clip_glyph_tiny: base/new 75.5/73.5 on seed 0,
+# 79.4/80.1 on seed 1).
+_add("b2n_outline", "base_to_new", "b2n_glyphs drawn in outline: zero-shot CLIP well below the ceiling (~77%)",
+     domain="outline", shots=16)
 _add("uda_digits", "domain_adaptation", "glyph digits (labelled) -> handwritten digits (unlabelled)",
      source="clean", target="handwritten")
 _add("uda_styles", "domain_adaptation", "clean print (labelled) -> coloured texture (unlabelled)",

@@ -43,6 +43,27 @@ def replace_prompts(tokens: torch.Tensor, prompts: torch.Tensor, num_prefix: int
     return torch.cat([tokens[:, :num_prefix], prompts.to(tokens.dtype), tokens[:, num_prefix + count:]], dim=1)
 
 
+HEAD_INITS = ("torch", "zeros", "trunc_normal", "kaiming_fan_out")
+
+
+def init_head(head: nn.Linear, kind: str) -> nn.Linear:
+    """Initialise a linear head as a paper's code does: "torch" (nn.Linear's own default, left untouched so the
+    random stream of earlier results holds), "zeros" (L2P in JAX), "trunc_normal" (std 0.02, the L2P PyTorch port
+    via timm) or "kaiming_fan_out" (VPT's official head). Every kind but "torch" zeroes the bias."""
+    if kind not in HEAD_INITS:
+        raise ValueError(f"head_init {kind!r}; valid: {', '.join(HEAD_INITS)}")
+    with torch.no_grad():
+        if kind == "zeros":
+            head.weight.zero_()
+        elif kind == "trunc_normal":
+            nn.init.trunc_normal_(head.weight, std=0.02)
+        elif kind == "kaiming_fan_out":
+            nn.init.kaiming_normal_(head.weight, a=0, mode="fan_out")
+        if kind != "torch":
+            head.bias.zero_()
+    return head
+
+
 class FrozenEncoderMixin:
     """Keeps the frozen backbone in eval mode (no dropout / drop-path) while the strategy's own parts train."""
 

@@ -80,7 +80,8 @@ def hp(default: Any, help: str, **allowed: Any) -> Any:  # noqa: A002 - mirrors 
 # Knobs added after results were stored, with the value that switches each off. bench.run.runner hashes `to_dict()`
 # into the cell id, so leaving these out at their off value keeps every earlier cell's id, and its stored result,
 # valid; `from_dict` fills them back in. Any other value is written out and gives a new id.
-OMITTED_WHEN_OFF: dict[str, Any] = {"augment": "none", "augment_views": 0}
+OMITTED_WHEN_OFF: dict[str, Any] = {"augment": "none", "augment_views": 0, "schedule": "cosine", "warmup_lr": 0.0,
+                                     "train_voting": False, "head_init": "torch"}
 
 
 @dataclass(frozen=True)
@@ -90,10 +91,14 @@ class StrategyConfig:
     epochs: int = hp(3, "passes over each task's training data")
     batch_size: int = hp(64, "training batch size")
     optimizer: str = hp("sgd", "sgd | adam | adamw")
-    lr: float = hp(0.05, "peak learning rate (cosine decay within each task)")
+    lr: float = hp(0.05, "peak learning rate (decayed within each task as `schedule` says)")
     momentum: float = hp(0.9, "SGD momentum")
     weight_decay: float = hp(0.0, "weight decay")
-    warmup_epochs: int = hp(0, "linear warm-up epochs at the start of each task")
+    warmup_epochs: int = hp(0, "warm-up epochs at the start of each task (linear ramp unless warmup_lr is set)")
+    warmup_lr: float = hp(0.0, "> 0: the warm-up epochs run at this constant rate instead of a linear ramp (Dassl's "
+                               "ConstantWarmupScheduler, 1e-5 in CoOp/CoCoOp)")
+    schedule: str = hp("cosine", "after warm-up: cosine (decay to 0 within each task) | constant (L2P's official "
+                                 "recipe)")
     grad_clip: float = hp(0.0, "clip the gradient norm to this value (0: off)")
     augment: str = hp("none", "training augmentation: none | shift_scale (zoom 0.9-1.1x and shift <= 3 px per "
                               "image, seeded; no flips: glyphs are chiral); evaluation never augments")

@@ -62,6 +62,7 @@ BASE_RULES: dict[str, Rule] = {
     "augment": Rule(choices=("none", "shift_scale")),
     "augment_views": Rule(ge=0),
     "schedule": Rule(choices=("cosine", "constant")),
+    "warmup_lr": Rule(ge=0, le=LR_MAX),
 }
 RULE_KEYS = ("ge", "gt", "le", "lt", "choices")
 

@@ -214,10 +214,17 @@ def build_optimizer(strategy: Strategy, params: list[torch.nn.Parameter]) -> tor
     raise ValueError(f"{strategy.name}: unknown optimizer {cfg.optimizer!r}; valid: sgd, adam, adamw")
 
 
-def warmup_cosine(total_steps: int, warmup_steps: int) -> "callable":
+def warmup_cosine(total_steps: int, warmup_steps: int, schedule: str = "cosine",
+                  warmup_factor: float | None = None) -> "callable":
+    """Learning-rate factor per optimiser step: warm-up (a linear ramp, or the constant `warmup_factor` of the peak
+    as Dassl's ConstantWarmupScheduler), then cosine decay to 0 or (`schedule="constant"`) the peak rate."""
+    if schedule not in ("cosine", "constant"):  # configs are checked on load; this catches a hand-built one
+        raise ValueError(f"schedule {schedule!r}; valid: cosine, constant")
     def factor(step: int) -> float:
         if step < warmup_steps:
-            return (step + 1) / warmup_steps
+            return warmup_factor if warmup_factor is not None else (step + 1) / warmup_steps
+        if schedule == "constant":
+            return 1.0
         progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
     return factor
@@ -248,7 +255,9 @@ def train_step_data(strategy: Strategy, data: TensorData, ctx: TaskContext, devi
     optimizer = build_optimizer(strategy, params)
     steps_per_epoch = math.ceil(len(data) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total, cfg.warmup_epochs * steps_per_epoch))
+    warmup_factor = cfg.warmup_lr / cfg.lr if cfg.warmup_lr > 0 else None
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_cosine(total, cfg.warmup_epochs * steps_per_epoch, cfg.schedule, warmup_factor))
     bar = tqdm(total=total, desc=f"  {strategy.name} step {ctx.index + 1}/{ctx.num_steps}", leave=False,
                disable=not show, unit="batch")
     strategy.train()
