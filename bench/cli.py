@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import warnings
 from pathlib import Path
@@ -38,6 +39,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--leaderboards", default=str(ROOT / "leaderboards"), help="where tables are written")
     run.add_argument("--plugin", action="append", default=[], help="a Python file registering a strategy")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--workers", type=int, default=None, metavar="N",
+                     help="local: N worker processes, a fresh one per cell (default: one per core; 0: in this "
+                          "process, one cell after another); ray: CPUs of a local Ray instance")
+    run.add_argument("--executor", default="local", choices=("local", "slurm", "ray"),
+                     help="where cells run: local processes, a SLURM job array (submitit), or Ray tasks")
+    run.add_argument("--cells-per-task", type=int, default=1, metavar="K",
+                     help="slurm: cells run one after another in each array task")
+    run.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
+                     help="slurm: a submitit parameter, e.g. --slurm slurm_partition=gpu --slurm timeout_min=120")
+    run.add_argument("--ray-address", default=None, help="ray: the cluster to join (default: RAY_ADDRESS or a "
+                                                         "local instance)")
     lst = sub.add_parser("list", help="list strategies, scenarios, backbones and suites")
     lst.add_argument("--json", action="store_true", help="machine-readable output")
     lst.add_argument("--plugin", action="append", default=[])
@@ -118,6 +130,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.core.registry import UnknownNameError
     from bench.eval.robustness import robustness_hook
     from bench.report.leaderboard import build_leaderboards
+    from bench.run.executors import make_executor
     from bench.run.runner import run_grid
     from bench.run.suite import SuiteError, expand, load_suite
 
@@ -131,8 +144,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     if skipped:
         print(f"skipping {len(skipped)} (strategy, scenario) pairs the strategy does not support, e.g. {skipped[0]}")
+    if args.workers is not None and args.workers < 0:
+        print(f"error: --workers {args.workers}: expected 0 or more", file=sys.stderr)
+        return 2
+    try:
+        executor = make_executor(args.executor, args.workers, args.results, args.device, args.cells_per_task,
+                                 _overrides(args.slurm), args.ray_address)
+    except (ValueError, ImportError) as error:
+        print(f"error: --executor {args.executor}: {error}", file=sys.stderr)
+        return 2
     print(f"suite {suite.name} v{suite.version}: {len(cells)} cells -> {args.results}")
-    records = run_grid(cells, args.results, args.device, not args.no_progress, after_training=robustness_hook())
+    records = run_grid(cells, args.results, args.device, not args.no_progress, after_training=robustness_hook(),
+                       executor=executor, plugins=args.plugin)
     failed = [r for r in records if r.get("status") != "ok"]
     paths = build_leaderboards(Path(args.results), Path(args.leaderboards))
     print(f"{len(records) - len(failed)} cells ok, {len(failed)} failed; leaderboards: {args.leaderboards} "
@@ -192,6 +215,19 @@ def main(argv: list[str] | None = None) -> int:
     except PluginError as error:  # one clear paragraph, not a traceback wall
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return _interrupted(args)
+
+
+def _interrupted(args: argparse.Namespace) -> int:
+    """Ctrl-C: workers have stopped and finished cells are on disk; say how to go on, exit 130 (128 + SIGINT)."""
+    print("\ninterrupted.", file=sys.stderr)
+    if args.command == "run":
+        script = sys.argv[0]
+        command = [sys.executable, script, *sys.argv[1:]] if script.endswith(".py") else sys.argv
+        print(f"Finished cells are saved in {args.results}; interrupted cells were released, not recorded.\n"
+              f"Resume (finished cells are skipped) with:\n  {shlex.join(command)}", file=sys.stderr)
+    return 130
 
 
 if __name__ == "__main__":
