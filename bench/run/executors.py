@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from multiprocessing import connection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
@@ -100,8 +100,14 @@ PRELOAD = ("bench.run.workerinit", "torch", "strategies", "bench.run.runner", "b
 
 
 class PoolExecutor:
-    """A local pool of worker processes, one cell per process (`max_tasks_per_child=1`), so a cell's peak memory
-    does not depend on which cells ran before it; each worker gets `threads` torch/OpenMP threads."""
+    """Up to `workers` local processes at once, a fresh process per cell, so a cell's peak memory does not depend
+    on which cells ran before it; each worker gets `threads` torch/OpenMP threads.
+
+    Why not `concurrent.futures.ProcessPoolExecutor(max_tasks_per_child=1)`: on Python 3.11 it starts a
+    replacement worker even while shutting down and has no public way to stop running workers (3.14 adds
+    `terminate_workers`), so Ctrl-C hung at exit. One `Process` per cell, watched with
+    `multiprocessing.connection.wait`, is all a pool of one-shot workers needs.
+    """
 
     def __init__(self, workers: int | None = None, threads: int | None = None) -> None:
         self.workers = workers or default_workers()
@@ -112,42 +118,67 @@ class PoolExecutor:
             return
         # Set before the fork server starts: OpenMP reads these once, when the library loads.
         os.environ.update(worker_env(self.threads))
-        pool = ProcessPoolExecutor(min(self.workers, len(tasks)), mp_context=_mp_context(),
-                                   initializer=_init_worker, initargs=(self.threads,), max_tasks_per_child=1)
-        futures = {pool.submit(_in_worker, task): index for index, task in enumerate(tasks)}
+        ctx = _mp_context()
+        queue = list(enumerate(tasks))
+        running: dict[Any, tuple[int, Any, Any]] = {}  # result pipe -> (index, process, task)
         try:
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    yield futures[future], future.result()
+            while queue or running:
+                while queue and len(running) < self.workers:
+                    index, task = queue.pop(0)
+                    receive, send = ctx.Pipe(duplex=False)
+                    process = ctx.Process(target=_worker_main, args=(task, send, self.threads), daemon=True)
+                    process.start()
+                    send.close()  # the parent keeps only the reading end: EOF when the worker is gone
+                    running[receive] = (index, process, task)
+                for receive in connection.wait(list(running)):
+                    index, process, task = running.pop(receive)
+                    yield index, _receive(receive, process, task)
         except BaseException:
-            _stop_pool(pool)
+            _stop([process for _, process, _ in running.values()])
             raise
-        pool.shutdown(wait=True)
 
 
-def _stop_pool(pool: ProcessPoolExecutor) -> None:
-    """Interrupt running cells (each writes nothing and releases its claim), cancel the rest."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not abandon the clean-up
+def _worker_main(task: CellTask, send: Any, threads: int) -> None:
+    _init_worker(threads)
     try:
-        _stop_workers(pool)
+        record = _in_worker(task)
+    except KeyboardInterrupt:
+        return  # interrupted: nothing to report, the cell wrote nothing and released its claim
+    send.send(record)
+    send.close()
+
+
+def _receive(receive: Any, process: Any, task: CellTask) -> dict[str, Any]:
+    """The worker's record; if it died without one (killed, out of memory), a failed record that is not written:
+    the cell stays unfinished and a rerun retries it."""
+    try:
+        record = receive.recv()
+    except EOFError:
+        process.join()
+        return {"cell_id": task.config.cell_id(), "status": "failed",
+                "error": f"the worker process died (exit code {process.exitcode}) before finishing the cell"}
+    finally:
+        receive.close()
+    process.join()
+    return record
+
+
+def _stop(processes: list[Any], grace: float = 15.0) -> None:
+    """Interrupt running cells (SIGTERM -> KeyboardInterrupt inside the cell: it writes nothing and releases its
+    claim); kill what is still alive after `grace` seconds. A second Ctrl-C does not abandon this clean-up."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        deadline = time.monotonic() + grace
+        for process in processes:
+            process.join(max(0.1, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join()
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def _stop_workers(pool: ProcessPoolExecutor) -> None:
-    pool.shutdown(wait=False, cancel_futures=True)
-    # The executor has no public way to signal its workers before Python 3.14 (`terminate_workers`).
-    processes = list((getattr(pool, "_processes", None) or {}).values())
-    for process in processes:
-        if process.is_alive():
-            process.terminate()  # SIGTERM -> `_on_signal` -> KeyboardInterrupt inside the cell
-    deadline = time.monotonic() + 15
-    for process in processes:
-        process.join(max(0.1, deadline - time.monotonic()))
-        if process.is_alive():
-            process.kill()
 
 
 # ------------------------------------------------------------------------------------------------- submitit
