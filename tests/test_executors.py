@@ -179,6 +179,8 @@ def test_ctrl_c_keeps_finished_cells_releases_claims_and_prints_the_resume_comma
     assert computations(results, finished["cell_id"]) == 1  # not recomputed
 
 
+@pytest.mark.skipif(importlib.util.find_spec("submitit") is None,
+                    reason="submitit is not installed (pip install '.[cluster]'): the SLURM executor is untested")
 def test_submitit_local_array_gives_the_records_of_a_serial_run(tmp_path, serial):
     executor = SubmititExecutor(tmp_path / "submitit", cluster="local", chunk=2, poll=0.2)
     records = run_grid(CELLS, tmp_path / "results", "cpu", False, executor=executor)

@@ -12,6 +12,7 @@ cell writes nothing and releases its claim) and re-raises `KeyboardInterrupt`.
 """
 from __future__ import annotations
 
+import importlib.util
 import multiprocessing
 import os
 import signal
@@ -313,6 +314,9 @@ def make_executor(name: str, workers: int | None, results_dir: Path | str, devic
                   chunk: int = 1, slurm: dict[str, Any] | None = None, ray_address: str | None = None) -> Any:
     """The executor a `run --executor NAME` uses. `workers=0` with `local` runs in this process."""
     gpus = 1 if device == "cuda" else 0
+    needs = {"slurm": "submitit", "ray": "ray"}.get(name)
+    if needs and importlib.util.find_spec(needs) is None:
+        raise ImportError(f"the {name} executor needs the {needs} package: pip install 'promptshift[cluster]'")
     if name == "local":
         return SerialExecutor() if workers == 0 else PoolExecutor(workers)
     if name == "slurm":
