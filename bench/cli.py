@@ -53,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     lst = sub.add_parser("list", help="list strategies, scenarios, backbones and suites")
     lst.add_argument("--json", action="store_true", help="machine-readable output")
     lst.add_argument("--plugin", action="append", default=[])
+    lst.add_argument("--fresh", action="store_true", help="rebuild the cached listing (import every strategy)")
     board = sub.add_parser("leaderboard", help="rebuild leaderboards from stored results")
     board.add_argument("--results", default=str(ROOT / "results"))
     board.add_argument("--leaderboards", default=str(ROOT / "leaderboards"))
@@ -81,26 +82,9 @@ def load_plugins(paths: list[str]) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    import strategies  # noqa: F401  (registers every strategy)
-    from bench.core.strategy import STRATEGIES
-    from bench.models.backbones import BACKBONES
-    from bench.run.suite import SUITE_DIR
-    from scenarios.catalog import SCENARIOS
+    from bench.run.listing import listing  # cached: no torch import unless the sources changed
 
-    load_plugins(args.plugin)
-    data = {
-        "strategies": {n: {"family": STRATEGIES.get(n).family, "paper": STRATEGIES.get(n).paper,
-                           "backbones": list(STRATEGIES.get(n).backbone_families),
-                           "scenarios": list(STRATEGIES.get(n).supported_scenarios),
-                           "flags": STRATEGIES.get(n).flags.short(),
-                           "config": STRATEGIES.get(n).config_cls().to_dict(),
-                           "help": STRATEGIES.get(n).config_cls.help()} for n in STRATEGIES.names()},
-        "scenarios": {n: {"kind": SCENARIOS.get(n).kind, "description": SCENARIOS.get(n).description}
-                      for n in SCENARIOS.names()},
-        "backbones": {n: {"family": BACKBONES.get(n).family, "description": BACKBONES.get(n).description}
-                      for n in BACKBONES.names()},
-        "suites": sorted(p.stem for p in SUITE_DIR.glob("*.yaml")),
-    }
+    data = listing(args.plugin, fresh=args.fresh)
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True))
         return 0
