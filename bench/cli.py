@@ -168,13 +168,17 @@ def _overrides(items: list[str]) -> dict[str, object]:
 
 
 def cmd_check_plugin(args: argparse.Namespace) -> int:
-    from bench.contract.check import main as check
+    from bench.contract.plugins import precheck_plugin_file
 
     try:
         overrides = _overrides(args.set)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    precheck_plugin_file(args.path)  # a missing file or a syntax error is reported before torch loads
+    print(f"checking {args.path} on tiny CPU models...", flush=True)
+    from bench.contract.check import main as check
+
     return check(args.path, overrides)
 
 
