@@ -17,7 +17,7 @@ import pytest
 
 from bench.core.store import ResultStore
 from bench.run.executors import PoolExecutor, RayExecutor, SerialExecutor, SubmititExecutor
-from bench.run.runner import CellConfig, run_grid
+from bench.run.runner import CellConfig, CellTask, run_grid
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_CI = {"num_tasks": 2, "num_classes": 6, "train_per_font": 1, "test_per_font": 1}
@@ -56,7 +56,7 @@ GRID = """
 import json, sys
 import strategies
 from bench.run.executors import PoolExecutor
-from bench.run.runner import CellConfig, run_grid
+from bench.run.runner import CellConfig, CellTask, run_grid
 cells = [CellConfig(**c) for c in json.loads(sys.argv[1])]
 records = run_grid(cells, sys.argv[2], "cpu", False, executor=PoolExecutor(int(sys.argv[3])))
 print(json.dumps([r["status"] for r in records]))
@@ -186,6 +186,20 @@ def test_submitit_local_array_gives_the_records_of_a_serial_run(tmp_path, serial
     records = run_grid(CELLS, tmp_path / "results", "cpu", False, executor=executor)
     assert numbers(records) == serial
     assert len(list((tmp_path / "submitit").glob("*/*_log.out"))) == 2  # one log per array task (2 chunks)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("submitit") is None, reason="submitit is not installed")
+def test_a_preempted_slurm_task_requeues_its_chunk_which_skips_finished_cells(tmp_path):
+    from bench.run.executors import _Chunk
+
+    tasks = [CellTask(c, str(tmp_path), "cpu") for c in CELLS[:2]]
+    chunk = _Chunk(tasks, threads=1)
+    tasks[0]()  # finished before the preemption
+    requeued = chunk.checkpoint()  # what submitit calls on SIGUSR2 / preemption
+    assert requeued.function.tasks == chunk.tasks and requeued.function is not chunk
+    records = requeued.function()
+    assert [r["status"] for r in records] == ["ok", "ok"]
+    assert [computations(tmp_path, t.config.cell_id()) for t in tasks] == [1, 1]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None,

@@ -97,7 +97,7 @@ def _mp_context() -> multiprocessing.context.BaseContext:
 # What the fork server imports once per run instead of once per cell: the libraries that cells import lazily
 # (importing avalanche alone took 8-40 s per cell on a loaded 2-core machine). A missing one is skipped.
 PRELOAD = ("bench.run.workerinit", "torch", "strategies", "bench.run.runner", "bench.run.executors",
-           "avalanche.benchmarks", "avalanche.training", "timm", "open_clip", "peft")
+           "avalanche.benchmarks", "avalanche.training", "timm", "open_clip", "peft", "bench.run.workerwarm")
 
 
 class PoolExecutor:
@@ -217,6 +217,7 @@ class SubmititExecutor:
                  gpus_per_cell: int = 0, parameters: dict[str, Any] | None = None, poll: float = 1.0) -> None:
         self.folder, self.cluster, self.chunk, self.threads = Path(folder), cluster, max(1, chunk), threads
         self.gpus_per_cell, self.parameters, self.poll = gpus_per_cell, dict(parameters or {}), poll
+        self.jobs: list[Any] = []
 
     def _executor(self) -> Any:
         import submitit
@@ -236,7 +237,10 @@ class SubmititExecutor:
         os.environ.update({**worker_env(self.threads), **_importable_env()})  # jobs inherit this environment
         starts = list(range(0, len(tasks), self.chunk))
         chunks = [_Chunk(tasks[s:s + self.chunk], self.threads) for s in starts]
-        jobs = self._executor().map_array(_call, chunks)
+        executor = self._executor()
+        with executor.batch():  # one job array; each chunk is the submitted callable, so its `checkpoint` requeues
+            jobs = [executor.submit(chunk) for chunk in chunks]
+        self.jobs = jobs  # for callers that report job ids
         pending = dict(zip(jobs, starts))
         try:
             while pending:
@@ -253,10 +257,6 @@ class SubmititExecutor:
             raise
 
 
-def _call(chunk: _Chunk) -> list[dict[str, Any]]:
-    return chunk()
-
-
 def _chunk_records(job: Any, tasks: Sequence[CellTask]) -> list[dict[str, Any]]:
     """A chunk's records; if the job itself died (killed, out of memory), each cell becomes a failed record
     here (not written: the cells stay unfinished, and a rerun retries them)."""
@@ -265,7 +265,14 @@ def _chunk_records(job: Any, tasks: Sequence[CellTask]) -> list[dict[str, Any]]:
     except Exception as error:  # noqa: BLE001 - a lost job is reported per cell, never a crash of the grid
         first = str(error).strip().splitlines()
         reason = f"job {job.job_id} died: {first[-1] if first else type(error).__name__} (log: {job.paths.stderr})"
-        return [{"cell_id": t.config.cell_id(), "status": "failed", "error": reason} for t in tasks]
+        return [{"cell_id": _cell_id(t), "status": "failed", "error": reason} for t in tasks]
+
+
+def _cell_id(task: CellTask) -> str:
+    try:
+        return task.config.cell_id()
+    except Exception:  # noqa: BLE001 - a plugin strategy registered only in the workers: no id here
+        return f"{task.config.scenario}/{task.config.strategy}/seed {task.config.seed}"
 
 
 # ------------------------------------------------------------------------------------------------------ ray
