@@ -2,6 +2,8 @@
 
     python run_bench.py                      run the default suite, then rebuild the leaderboards
     python run_bench.py run --suite NAME     run another suite (same options as the default run)
+    python run_bench.py run --workers N      N local worker processes (default: one per core)
+    python run_bench.py run --executor slurm|ray   run the cells as a SLURM job array (submitit) or Ray tasks
     python run_bench.py list [--json]        every registered strategy, scenario, backbone and suite
     python run_bench.py leaderboard          rebuild every leaderboard from stored results (no training)
     python run_bench.py pretrain             re-create the embedded backbones by the suite's recipe
@@ -137,7 +139,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (ValueError, ImportError) as error:
         print(f"error: --executor {args.executor}: {error}", file=sys.stderr)
         return 2
-    print(f"suite {suite.name} v{suite.version}: {len(cells)} cells -> {args.results}")
+    print(f"suite {suite.name} v{suite.version}: {len(cells)} cells -> {args.results}, {executor.describe()}")
     records = run_grid(cells, args.results, args.device, not args.no_progress, after_training=robustness_hook(),
                        executor=executor, plugins=args.plugin)
     failed = [r for r in records if r.get("status") != "ok"]

@@ -51,6 +51,9 @@ def worker_env(threads: int) -> dict[str, str]:
 class SerialExecutor:
     """Cells in this process, in order. No isolation between cells; for debugging and library use."""
 
+    def describe(self) -> str:
+        return "in this process, one cell after another"
+
     def map(self, tasks: Sequence[CellTask]) -> Iterator[tuple[int, dict[str, Any]]]:
         for index, task in enumerate(tasks):
             yield index, task()
@@ -113,6 +116,9 @@ class PoolExecutor:
     def __init__(self, workers: int | None = None, threads: int | None = None) -> None:
         self.workers = workers or default_workers()
         self.threads = threads or max(1, default_workers() // self.workers)
+
+    def describe(self) -> str:
+        return f"on {self.workers} local worker process(es), {self.threads} thread(s) each, a fresh one per cell"
 
     def map(self, tasks: Sequence[CellTask]) -> Iterator[tuple[int, dict[str, Any]]]:
         if not tasks:
@@ -219,6 +225,9 @@ class SubmititExecutor:
         self.gpus_per_cell, self.parameters, self.poll = gpus_per_cell, dict(parameters or {}), poll
         self.jobs: list[Any] = []
 
+    def describe(self) -> str:
+        return f"as a {self.cluster} job array via submitit ({self.chunk} cell(s) per task, logs in {self.folder})"
+
     def _executor(self) -> Any:
         import submitit
 
@@ -290,6 +299,10 @@ class RayExecutor:
     def __init__(self, address: str | None = None, num_cpus: int | None = None, gpus_per_cell: float = 0,
                  threads: int = 1) -> None:
         self.address, self.num_cpus, self.gpus_per_cell, self.threads = address, num_cpus, gpus_per_cell, threads
+
+    def describe(self) -> str:
+        where = self.address or os.environ.get("RAY_ADDRESS") or "a local Ray instance"
+        return f"as Ray tasks on {where} ({self.gpus_per_cell} GPU(s) per cell)"
 
     def map(self, tasks: Sequence[CellTask]) -> Iterator[tuple[int, dict[str, Any]]]:
         import ray
