@@ -268,7 +268,11 @@ def run_grid(cells: Iterable[CellConfig], results_dir: Path | str, device: str =
                 tqdm.write(f"waiting for {len(busy)} cell(s) that another run is computing "
                            f"({_busy_owner(busy, cells, results_dir)})")
                 wait_until_free(results_dir, [cells[i].cell_id() for i in busy])
-            todo = busy
+                for index in busy:  # finished by their owner: read here, no worker needed
+                    if store.is_done(cells[index].cell_id()):
+                        records[index] = store.read(cells[index].cell_id())
+                        _report(bar, cells[index], "cached", records[index])
+            todo = [i for i in busy if records[i] is None]  # their owner failed or died: run them here
     finally:
         bar.close()
     return [r for r in records if r is not None]
