@@ -156,7 +156,7 @@ def test_a_cell_claimed_by_another_run_is_waited_for_and_read_not_recomputed(tmp
     import threading
     from dataclasses import asdict, replace
 
-    from bench.run.claims import claim_path, current_owner
+    from bench.run.cell_claims import claim_path, current_owner
 
     elsewhere = run_cell(cell(), tmp_path / "elsewhere", "cpu", show_progress=False)
     here = tmp_path / "here"

@@ -198,7 +198,7 @@ def _importable_env() -> dict[str, str]:
 class _Chunk:
     """A SLURM task: a few cells in a row. Checkpointable: on preemption or time-out submitit requeues the same
     chunk, whose finished cells are then skipped (cells are resumable) and whose interrupted cell's claim is taken
-    over (the same SLURM task id, see `bench.run.claims.is_stale`)."""
+    over (the same SLURM task id, see `bench.run.cell_claims.is_stale`)."""
 
     def __init__(self, tasks: Sequence[CellTask], threads: int) -> None:
         self.tasks = list(tasks)

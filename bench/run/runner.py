@@ -29,7 +29,7 @@ from bench.core.store import ResultStore, config_hash
 from bench.core.strategy import STRATEGIES, build_strategy
 from bench.eval.metrics import summarize
 from bench.models.backbones import BACKBONES, count_parameters, create_backbone
-from bench.run.claims import ClaimHeld, claim_path, claimed, read_owner, wait_until_free
+from bench.run.cell_claims import ClaimHeld, claim_path, claimed, read_owner, wait_until_free
 from bench.run.executors import SerialExecutor
 from bench.train.harness import run_stream
 
@@ -136,7 +136,7 @@ def run_cell(cfg: CellConfig, results_dir: Path | str, device: str = "auto", sho
              after_training: Callable[..., dict[str, Any]] | None = None) -> dict[str, Any]:
     """Run one cell unless its result exists; write and return its record (status "ok" or "failed").
 
-    The cell is claimed first (`bench.run.claims`): if a live worker, of this run or another, holds it, nothing
+    The cell is claimed first (`bench.run.cell_claims`): if a live worker, of this run or another, holds it, nothing
     runs and a record with status "busy" (not written) comes back. Ctrl-C leaves no record and releases the claim.
     """
     store = ResultStore(Path(results_dir))

@@ -12,8 +12,8 @@ from dataclasses import asdict, replace
 
 import pytest
 
-from bench.run import claims
-from bench.run.claims import ClaimHeld, acquire, claim_path, claimed, current_owner, read_owner, release
+from bench.run import cell_claims as claims
+from bench.run.cell_claims import ClaimHeld, acquire, claim_path, claimed, current_owner, read_owner, release
 
 CELL = "0123456789abcdef"
 
@@ -111,7 +111,7 @@ def test_release_leaves_a_claim_that_someone_else_took_over(tmp_path):
 
 RACE = """
 import sys, time
-from bench.run.claims import ClaimHeld, acquire
+from bench.run.cell_claims import ClaimHeld, acquire
 start = float(sys.argv[2])
 while time.time() < start:
     pass
