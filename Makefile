@@ -6,19 +6,24 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.promptshift-installed
 
-.PHONY: bench test setup browser clean-results
+.PHONY: bench test setup browser clean-results constraints
 
 setup: $(STAMP)
 
-# torch and torchvision are pinned to the builds that install from local disk on our machines.
-$(STAMP): pyproject.toml
+# Every dependency, torch and torchvision included, at the exact version tested (constraints.txt); editable, so
+# `promptshift` (the console command) runs this checkout's code.
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q torch==2.14.1 torchvision==0.29.1
-	$(VENV)/bin/pip install -q -e '.[test]'
+	$(VENV)/bin/pip install -q -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
+# Rewrite constraints.txt from the current environment, keeping its header comment.
+constraints: $(STAMP)
+	{ sed -n '/^#/!q;p' constraints.txt; $(VENV)/bin/pip freeze --all --exclude-editable --exclude promptshift --exclude pip; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+
 bench: $(STAMP)
-	$(PY) run_bench.py
+	$(VENV)/bin/promptshift
 
 # The HTML leaderboard test drives a real headless Chromium (Debian's package); without root or apt it skips.
 browser:

@@ -1,26 +1,45 @@
-"""PromptShift command line.
+"""PromptShift command line (`promptshift` once installed; `python run_bench.py` in a checkout is the same).
 
-    python run_bench.py                      run the default suite, then rebuild the leaderboards
-    python run_bench.py run --suite NAME     run another suite (same options as the default run)
-    python run_bench.py run --workers N      N local worker processes (default: one per core)
-    python run_bench.py run --executor slurm|ray   run the cells as a SLURM job array (submitit) or Ray tasks
-    python run_bench.py list [--json]        every registered strategy, scenario, backbone and suite
-    python run_bench.py leaderboard          rebuild every leaderboard from stored results (no training)
-    python run_bench.py pretrain             re-create the embedded backbones by the suite's recipe
-    python run_bench.py check-plugin FILE    run the strategy contract on a plugin file (tiny CPU models)
-    python run_bench.py submit FILE.json     validate a results file and merge it into the leaderboards
+    promptshift                      run the default suite, then rebuild the leaderboards
+    promptshift run --suite NAME     run another suite (same options as the default run)
+    promptshift run --workers N      N local worker processes (default: one per core)
+    promptshift run --executor slurm|ray   run the cells as a SLURM job array (submitit) or Ray tasks
+    promptshift plan --suite NAME    print the cells and which data sources / weights are missing
+    promptshift list [--json]        every registered strategy, scenario, backbone and suite
+    promptshift leaderboard          rebuild every leaderboard from stored results (no training)
+    promptshift tune [--suite NAME]  pick each strategy's lr and epochs on validation data (same budget for all)
+    promptshift pretrain             re-create the embedded backbones by the suite's recipe
+    promptshift check-plugin FILE    run the strategy contract on a plugin file (tiny CPU models)
+    promptshift submit FILE.json     validate a results file and merge it into the leaderboards
+    promptshift --version            the installed version
+
+Results and leaderboards go to ./results and ./leaderboards of the current directory unless --results and
+--leaderboards say otherwise (in a checkout, run from its root to update the committed leaderboards/).
 """
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+import os
 import shlex
 import sys
 import warnings
+from importlib import metadata
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = ("run", "list", "leaderboard", "pretrain", "check-plugin", "submit")
+# Where results/ and leaderboards/ go by default: the current directory, wherever the package is installed (never
+# next to the source files, which may sit in a read-only site-packages).
+ROOT = Path()
+COMMANDS = ("run", "plan", "list", "leaderboard", "tune", "pretrain", "check-plugin", "submit")
+
+
+def version() -> str:
+    """The installed distribution's version (from its metadata, so it cannot drift from pyproject.toml)."""
+    try:
+        return metadata.version("promptshift")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed: `pip install -e .` in the checkout)"
 
 
 def _csv(text: str | None) -> list[str] | None:
@@ -28,8 +47,9 @@ def _csv(text: str | None) -> list[str] | None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="run_bench.py", description=__doc__,
+    parser = argparse.ArgumentParser(prog="promptshift", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command")
     run = sub.add_parser("run", help="run a suite (the default command)")
     run.add_argument("--suite", default="default", help="suite name (bench/suites/NAME.yaml) or YAML path")
@@ -52,13 +72,28 @@ def _parser() -> argparse.ArgumentParser:
                      help="slurm: a submitit parameter, e.g. --slurm slurm_partition=gpu --slurm timeout_min=120")
     run.add_argument("--ray-address", default=None, help="ray: the cluster to join (default: RAY_ADDRESS or a "
                                                          "local instance)")
+    run.add_argument("--data-root", help="folder holding the real data sets (sets PROMPTSHIFT_DATA for this run)")
+    run.add_argument("--dry-run", action="store_true", help="print the plan (cells, missing sources / weights), "
+                     "run nothing")
+    run.add_argument("--force", action="store_true",
+                     help="rebuild the leaderboards even if that drops tables or rows they have now")
     lst = sub.add_parser("list", help="list strategies, scenarios, backbones and suites")
     lst.add_argument("--json", action="store_true", help="machine-readable output")
     lst.add_argument("--plugin", action="append", default=[])
+    lst.add_argument("--data-root", help="where to look for the real data sets (default: $PROMPTSHIFT_DATA)")
     lst.add_argument("--fresh", action="store_true", help="rebuild the cached listing (import every strategy)")
     board = sub.add_parser("leaderboard", help="rebuild leaderboards from stored results")
     board.add_argument("--results", default=str(ROOT / "results"))
     board.add_argument("--leaderboards", default=str(ROOT / "leaderboards"))
+    board.add_argument("--force", action="store_true",
+                       help="rebuild even if that drops tables or rows the leaderboards have now")
+    tune = sub.add_parser("tune", help="tune every strategy's lr and epochs on validation data carved from the "
+                                       "first task's training images (writes bench/suites/tuning/<suite>.csv/.yaml)")
+    tune.add_argument("--suite", default="default", help="suite name (bench/suites/NAME.yaml) or YAML path")
+    tune.add_argument("--strategies", help="comma-separated labels to (re)tune; the other rows are kept")
+    tune.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    tune.add_argument("--fresh", action="store_true", help="rerun every trial, even those already in the table "
+                                                           "(after a change to a strategy's code)")
     pre = sub.add_parser("pretrain", help="pretrain the embedded backbones (writes checkpoints/)")
     pre.add_argument("--only", help="comma-separated: vit, clip, coca")
     pre.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
@@ -70,6 +105,9 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("path", help="one cell's record, following bench/schema/result.schema.json")
     submit.add_argument("--results", default=str(ROOT / "results"))
     submit.add_argument("--leaderboards", default=str(ROOT / "leaderboards"))
+    submit.add_argument("--replace", action="store_true", help="replace an earlier submission of the same config")
+    submit.add_argument("--force", action="store_true",
+                        help="rebuild the leaderboards even if that drops tables or rows they have now")
     return parser
 
 
@@ -85,8 +123,18 @@ def load_plugins(paths: list[str]) -> None:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from bench.run.listing import listing  # cached: no torch import unless the sources changed
+    from scenarios.sources import source_status
 
     data = listing(args.plugin, fresh=args.fresh)
+
+    def data_needs(source: str | None) -> dict[str, object]:  # live: the data root is not part of the cache
+        if not source:
+            return {"source": None, "needs_root": False}
+        found, text = source_status(source, args.data_root)
+        return {"source": source, "needs_root": True, "found": found, "status": text}
+
+    for info in data["scenarios"].values():
+        info.update(data_needs(info.get("source")))
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True))
         return 0
@@ -95,7 +143,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"  {name:<22} {info['family']:<16} on {'/'.join(info['backbones']):<9} flags: {info['flags']}")
     print("scenarios:")
     for name, info in data["scenarios"].items():
-        print(f"  {name:<22} {info['kind']:<19} {info['description']}")
+        where = f"  [{info['source']}: {info['status']}]" if info["needs_root"] else ""
+        print(f"  {name:<26} {info['kind']:<19} {info['description']}{where}")
     print("backbones:")
     for name, info in data["backbones"].items():
         print(f"  {name:<34} {info['family']:<5} {info['description']}")
@@ -106,7 +155,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from bench.report.leaderboard import build_leaderboards
 
-    paths = build_leaderboards(Path(args.results), Path(args.leaderboards))
+    paths = build_leaderboards(Path(args.results), Path(args.leaderboards), force=args.force,
+                               echo=print)  # prints failing sanity checks
     print(f"wrote {len(paths)} files under {args.leaderboards}")
     return 0
 
@@ -118,18 +168,37 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.report.leaderboard import build_leaderboards
     from bench.run.executors import make_executor
     from bench.run.runner import run_grid
+    from bench.core.device import select_device
+    from bench.core.paths import check_output_dir
     from bench.run.suite import SuiteError, expand, load_suite
 
     load_plugins(args.plugin)
-    try:
+    if args.data_root:  # the environment carries it to every cell, in this process or a worker's
+        os.environ["PROMPTSHIFT_DATA"] = str(Path(args.data_root).resolve())
+    try:  # everything a user wrote is checked before any data is built or any cell runs
+        select_device(args.device)
+        check_output_dir(args.results, "--results")
+        check_output_dir(args.leaderboards, "--leaderboards")
         suite = load_suite(args.suite)
-        seeds = [int(s) for s in _csv(args.seeds)] if args.seeds else None
-        cells, skipped = expand(suite, _csv(args.strategies), _csv(args.scenarios), seeds)
-    except (SuiteError, UnknownNameError, ValueError) as error:
+        seeds = _seeds(args.seeds)
+        cells, skipped = expand(suite, _csv_given(args.strategies), _csv_given(args.scenarios), seeds)
+    except (SuiteError, UnknownNameError, ValueError, RuntimeError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if skipped:
         print(f"skipping {len(skipped)} (strategy, scenario) pairs the strategy does not support, e.g. {skipped[0]}")
+    from bench.run.plan import check_sources, plan
+
+    if args.dry_run:
+        lines, ready = plan(cells)
+        print(f"suite {suite.name} v{suite.version}: plan (nothing runs)")
+        print("\n".join(lines))
+        return 0 if ready else 2
+    problems = check_sources(cells)
+    if problems:  # nothing runs, and never a fallback to the embedded glyphs
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
     if args.workers is not None and args.workers < 0:
         print(f"error: --workers {args.workers}: expected 0 or more", file=sys.stderr)
         return 2
@@ -143,16 +212,63 @@ def cmd_run(args: argparse.Namespace) -> int:
     records = run_grid(cells, args.results, args.device, not args.no_progress, after_training=robustness_hook(),
                        executor=executor, plugins=args.plugin)
     failed = [r for r in records if r.get("status") != "ok"]
-    paths = build_leaderboards(Path(args.results), Path(args.leaderboards))
+    if len(failed) == len(records):  # nothing new to show: the tables stay as they are
+        print(f"error: all {len(failed)} cells failed (see {args.results}/logs/); leaderboards left unchanged",
+              file=sys.stderr)
+        return 1
+    paths = build_leaderboards(Path(args.results), Path(args.leaderboards), force=args.force,
+                               echo=print)  # prints failing sanity checks
     print(f"{len(records) - len(failed)} cells ok, {len(failed)} failed; leaderboards: {args.leaderboards} "
           f"({len(paths)} files)")
     return 1 if failed else 0
 
 
+def _csv_given(text: str | None) -> list[str] | None:
+    """None when the option was not given; a list (maybe empty, e.g. `--strategies ,`) when it was."""
+    return None if text is None else [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _seeds(text: str | None) -> list[int] | None:
+    names = _csv_given(text)
+    try:
+        return None if names is None else [int(s) for s in names]
+    except ValueError:
+        raise ValueError(f"--seeds {text!r}: expected comma-separated integers") from None
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    import strategies  # noqa: F401
+    from bench.core.device import select_device
+    from bench.core.registry import UnknownNameError
+    from bench.run.suite import SuiteError, load_suite, suite_path
+    from bench.run.tune import TuneBudget, tune_suite
+
+    try:
+        suite = load_suite(args.suite)
+        path = suite_path(args.suite)
+        labels = _csv(args.strategies)
+        known = {e.label or e.name for e in suite.strategies}
+        unknown = sorted(set(labels or []) - known)
+        if unknown:
+            raise SuiteError(f"suite {suite.name!r} has no strategy entries {unknown}; entries: {sorted(known)}")
+    except (SuiteError, UnknownNameError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    budget = TuneBudget()
+    print(f"tuning suite {suite.name} v{suite.version}: {budget.trials} trials per strategy, validation = "
+          f"{budget.val_fraction:.0%} of the first task's training images")
+    tune_suite(suite, path, budget, select_device(args.device), labels, fresh=args.fresh)
+    return 0
+
+
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from bench.models.pretrain import pretrain_all
 
-    pretrain_all(_csv(args.only), args.device)
+    try:
+        pretrain_all(_csv(args.only), args.device)
+    except PermissionError as error:  # a read-only install: said before any training starts
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -187,22 +303,35 @@ def cmd_check_plugin(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     from bench.run.submit import submit_file
 
-    return submit_file(Path(args.path), Path(args.results), Path(args.leaderboards))
+    return submit_file(Path(args.path), Path(args.results), Path(args.leaderboards), replace=args.replace,
+                       force=args.force)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in COMMANDS + ("-h", "--help"):
+    if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
+        # A bare word is never a run option: `lsit` is a misspelt command, not `run lsit`.
+        close = difflib.get_close_matches(argv[0], COMMANDS, n=1, cutoff=0.5)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        print(f"error: unknown command {argv[0]!r}.{hint} Commands: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    if not argv or argv[0] not in COMMANDS + ("-h", "--help", "--version"):
         argv = ["run", *argv]
+    if argv[0] == "plan":  # `plan` is `run --dry-run`
+        argv = ["run", "--dry-run", *argv[1:]]
     args = _parser().parse_args(argv)
     _quiet_libraries()
-    handlers = {"run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "pretrain": cmd_pretrain,
+    handlers = {"run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "tune": cmd_tune,
+                "pretrain": cmd_pretrain,
                 "check-plugin": cmd_check_plugin, "submit": cmd_submit}
     from bench.contract.plugins import PluginError
+    from bench.core.registry import UnknownNameError
+    from bench.report.leaderboard import LeaderboardLossError
 
     try:
         return handlers[args.command](args)
-    except PluginError as error:  # one clear paragraph, not a traceback wall
+    except (PluginError, LeaderboardLossError, UnknownNameError, OSError, ValueError) as error:
+        # one clear paragraph, not a traceback wall (OSError: a folder that cannot be written, a record kept aside)
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -26,15 +26,22 @@ __all__ = ["DATA_VERSION", "cache_dir", "cache_path", "cached_arrays"]
 # different bytes for the same arguments: old entries then simply stop matching.
 DATA_VERSION: int = 2
 
-_REPO_ROOT = Path(__file__).resolve().parent.parent
-
 # What a damaged or half-foreign file can raise from np.load / reading members.
 _LOAD_ERRORS = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile)
 
 
 def cache_dir() -> Path:
-    """The cache folder: ``$PROMPTSHIFT_CACHE`` or ``<repo>/.cache/data``."""
-    return Path(os.environ.get("PROMPTSHIFT_CACHE", str(_REPO_ROOT / ".cache" / "data")))
+    """The one cache folder of PromptShift (everything cached on disk goes under it).
+
+    ``$PROMPTSHIFT_CACHE`` if set, else ``$XDG_CACHE_HOME/promptshift``, else ``~/.cache/promptshift``: the
+    user's cache home, never a folder of the source tree, so an installed package works from any directory.
+    Read on every call, so a test or a job can point it elsewhere by setting the variable.
+    """
+    override = os.environ.get("PROMPTSHIFT_CACHE")
+    if override:
+        return Path(override).expanduser()
+    home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(home).expanduser() / "promptshift"
 
 
 def _digest(key: Mapping[str, Any]) -> str:

@@ -14,9 +14,10 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from bench.core.data import EvalSet, ScenarioInfo, TensorData, TrainStep
+from bench.core.data import EvalSet, Preprocess, ScenarioInfo, TensorData, TrainStep
 from bench.core.seeding import derive_seed
 from scenarios import glyphs
+from scenarios.protocols import base_new_classes, class_order, exact_split, seeded_few_shot
 
 DIGIT_CLASSES = list(range(10))  # the glyph data set's first ten classes are the digits 0..9
 
@@ -68,6 +69,8 @@ class Scenario:
     source_domain: str | None = None
     target_domain: str | None = None
     spec: dict[str, Any] = field(default_factory=dict)
+    source: dict[str, Any] | None = None  # on-disk source: name, root, split notes (None: embedded glyphs)
+    preprocess: Preprocess | None = None  # decode geometry of on-disk images, set per cell from the backbone
 
     def info(self) -> ScenarioInfo:
         return ScenarioInfo(kind=self.kind, num_classes=len(self.class_names), class_names=list(self.class_names),
@@ -80,32 +83,25 @@ class Scenario:
                 "eval_names": [e.name for e in self.eval_sets], "class_order": self.class_order,
                 "classes_per_step": [s.classes for s in self.steps], "class_names": self.class_names,
                 "domains": self.domains, "train_sizes": [len(s.data) for s in self.steps],
-                "eval_sizes": [len(e.data) for e in self.eval_sets], "spec": self.spec}
+                "eval_sizes": [len(e.data) for e in self.eval_sets], "spec": self.spec,
+                **({"source": self.source} if self.source is not None else {})}
 
 
 # --------------------------------------------------------------------------------------------------- data
 def _glyph_data(glyph_ids: Sequence[int], domain: str, per_font: int, seed: int) -> TensorData:
-    """Bench-font glyphs of `glyph_ids` in one style, labelled by position in `glyph_ids`."""
-    rendered = glyphs.load_glyph_set(list(glyph_ids), glyphs.BENCH_FONTS, domain, per_font, seed)
-    remap = {g: i for i, g in enumerate(glyph_ids)}
-    labels = torch.tensor([remap[int(g)] for g in rendered.labels], dtype=torch.long)
-    images = torch.from_numpy(np.ascontiguousarray(rendered.images.transpose(0, 3, 1, 2)))
-    return TensorData(images, labels)
+    """Bench-font glyphs of `glyph_ids` in one style, labelled by position in `glyph_ids` (the glyph source)."""
+    from scenarios.sources.embedded import glyph_records
+
+    records = glyph_records(glyph_ids, domain, per_font, seed)
+    images = torch.from_numpy(np.ascontiguousarray(records.pixels.transpose(0, 3, 1, 2)))
+    return TensorData(images, torch.from_numpy(records.labels).long())
 
 
 def few_shot(data: TensorData, shots: int | None, seed: int) -> TensorData:
     """Keep `shots` samples per class, chosen by a local generator (None: keep everything)."""
     if shots is None:
         return data
-    rng = np.random.default_rng(seed)
-    labels = data.labels.numpy()
-    keep = []
-    for cls in np.unique(labels):
-        members = np.flatnonzero(labels == cls)
-        if len(members) < shots:
-            raise ValueError(f"class {cls} has {len(members)} samples, fewer than shots={shots}")
-        keep.extend(rng.choice(members, size=shots, replace=False).tolist())
-    return data.subset(torch.tensor(sorted(keep)))
+    return data.subset(torch.from_numpy(seeded_few_shot(data.labels.numpy(), shots, seed)))
 
 
 def _choose_classes(num_classes: int | None) -> list[int]:
@@ -121,13 +117,6 @@ def _names(glyph_ids: Sequence[int]) -> list[str]:
     return [glyphs.GLYPH_CLASSES[g].name for g in glyph_ids]
 
 
-def exact_split(order: Sequence[int], parts: int) -> list[list[int]]:
-    """Split a class order into `parts` consecutive groups whose sizes differ by at most one; none dropped."""
-    if not 1 <= parts <= len(order):
-        raise ValueError(f"cannot split {len(order)} classes into {parts} tasks")
-    return [list(map(int, chunk)) for chunk in np.array_split(np.asarray(order), parts)]
-
-
 # ---------------------------------------------------------------------------------------------- builders
 def class_incremental(name: str, seed: int, num_tasks: int = 5, domain: str = "clean", train_per_font: int = 3,
                       test_per_font: int = 2, shots: int | None = None,
@@ -139,7 +128,7 @@ def class_incremental(name: str, seed: int, num_tasks: int = 5, domain: str = "c
     train = few_shot(_glyph_data(glyph_ids, domain, train_per_font, derive_seed(seed, "train")), shots,
                      derive_seed(seed, "shots"))
     test = _glyph_data(glyph_ids, domain, test_per_font, derive_seed(seed, "test"))
-    order = np.random.default_rng(derive_seed(seed, "class-order")).permutation(len(glyph_ids)).tolist()
+    order = class_order(len(glyph_ids), seed, "seeded")
     groups = exact_split(order, num_tasks)
     bench = class_incremental_benchmark({"train": to_avalanche(train), "test": to_avalanche(test)},
                                         class_order=order, num_classes_per_exp=[len(g) for g in groups])
@@ -177,9 +166,7 @@ def base_to_new(name: str, seed: int, domain: str = "clean", shots: int | None =
     from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
 
     glyph_ids = _choose_classes(num_classes)
-    order = np.random.default_rng(derive_seed(seed, "base-new")).permutation(len(glyph_ids)).tolist()
-    half = (len(order) + 1) // 2
-    base, new = sorted(order[:half]), sorted(order[half:])
+    base, new = base_new_classes(len(glyph_ids), "seeded", seed)
     train = few_shot(_glyph_data(glyph_ids, domain, train_per_font, derive_seed(seed, "train")), shots,
                      derive_seed(seed, "shots"))
     test = _glyph_data(glyph_ids, domain, test_per_font, derive_seed(seed, "test"))
@@ -195,11 +182,11 @@ def base_to_new(name: str, seed: int, domain: str = "clean", shots: int | None =
 
 
 def _digits_data(split: str, seed: int) -> TensorData:
-    from scenarios.digits import load_handwritten_digits
+    from scenarios.sources.embedded import digit_records
 
-    rendered = load_handwritten_digits(split, seed)
-    images = torch.from_numpy(np.ascontiguousarray(rendered.images.transpose(0, 3, 1, 2)))
-    return TensorData(images, torch.from_numpy(rendered.labels).long())
+    records = digit_records(split, seed)
+    images = torch.from_numpy(np.ascontiguousarray(records.pixels.transpose(0, 3, 1, 2)))
+    return TensorData(images, torch.from_numpy(records.labels).long())
 
 
 def domain_adaptation(name: str, seed: int, source: str = "clean", target: str = "handwritten",

@@ -43,6 +43,27 @@ def replace_prompts(tokens: torch.Tensor, prompts: torch.Tensor, num_prefix: int
     return torch.cat([tokens[:, :num_prefix], prompts.to(tokens.dtype), tokens[:, num_prefix + count:]], dim=1)
 
 
+HEAD_INITS = ("torch", "zeros", "trunc_normal", "kaiming_fan_out")
+
+
+def init_head(head: nn.Linear, kind: str) -> nn.Linear:
+    """Initialise a linear head as a paper's code does: "torch" (nn.Linear's own default, left untouched so the
+    random stream of earlier results holds), "zeros" (L2P in JAX), "trunc_normal" (std 0.02, the L2P PyTorch port
+    via timm) or "kaiming_fan_out" (VPT's official head). Every kind but "torch" zeroes the bias."""
+    if kind not in HEAD_INITS:
+        raise ValueError(f"head_init {kind!r}; valid: {', '.join(HEAD_INITS)}")
+    with torch.no_grad():
+        if kind == "zeros":
+            head.weight.zero_()
+        elif kind == "trunc_normal":
+            nn.init.trunc_normal_(head.weight, std=0.02)
+        elif kind == "kaiming_fan_out":
+            nn.init.kaiming_normal_(head.weight, a=0, mode="fan_out")
+        if kind != "torch":
+            head.bias.zero_()
+    return head
+
+
 class FrozenEncoderMixin:
     """Keeps the frozen backbone in eval mode (no dropout / drop-path) while the strategy's own parts train."""
 
@@ -177,3 +198,39 @@ def set_prefixes(wrappers: Sequence[PrefixAttention], per_layer: torch.Tensor | 
     """Give each wrapped layer its `(length, 2 * d)` prefix, or clear them all (`per_layer=None`)."""
     for i, layer in enumerate(wrappers):
         layer.prefix = None if per_layer is None else prefix_heads(per_layer[i], layer.num_heads)
+
+
+# ---------------------------------------------------------------------- per-image prefixes (prompt pools)
+REFERENCE_DEPTH = 12  # ViT-B/16: the depth the prompt-pool papers give their layer indices for
+
+
+def scale_layers(layers: Sequence[int], depth: int, reference: int = REFERENCE_DEPTH) -> list[int]:
+    """Layer indices given for a `reference`-block ViT, mapped to a `depth`-block one by `l * depth // reference`
+    (identity on ViT-B; on the 6-block glyph ViT DualPrompt's G at 0-1 and E at 2-4 become 0 and 1-2)."""
+    bad = [layer for layer in layers if not 0 <= layer < reference]
+    if bad:
+        raise ValueError(f"layer indices {bad} outside 0..{reference - 1} (they are given for a {reference}-block "
+                         f"ViT and scaled to the backbone's depth)")
+    return sorted({layer * depth // reference for layer in layers})
+
+
+def batched_heads(tokens: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """Prefix tokens `(B, length, d)` -> `(B, heads, length, head_dim)`, as `PrefixAttention.prefix` takes them."""
+    b, length, d = tokens.shape
+    return tokens.reshape(b, length, num_heads, d // num_heads).transpose(1, 2)
+
+
+def run_with_prefixes(backbone: VisionBackbone, tokens: torch.Tensor,
+                      prefixes: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """Run every block, block i attending also to `prefixes[i] = (keys, values)`, each `(B, length, d)` (used as
+    keys and values directly, as in prefix tuning). The layers must have been wrapped by `attach_prefix_attention`;
+    their prefixes are cleared afterwards, even on error."""
+    wrappers = {i: backbone.blocks[i].attn for i in prefixes}
+    try:
+        for i, (keys, values) in prefixes.items():
+            layer = wrappers[i]
+            layer.prefix = (batched_heads(keys, layer.num_heads), batched_heads(values, layer.num_heads))
+        return backbone.run_blocks(tokens)
+    finally:
+        for layer in wrappers.values():
+            layer.prefix = None

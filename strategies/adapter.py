@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from bench.core.data import ScenarioInfo
-from bench.core.strategy import Strategy, StrategyConfig, hp, register_strategy
+from bench.core.strategy import Flags, Strategy, StrategyConfig, hp, register_strategy
 
 PLACEMENTS = {"houlsby": ("attn", "mlp"), "pfeiffer": ("mlp",)}  # sublayers whose output gets an adapter
 
@@ -58,6 +58,9 @@ class Adapter(Strategy):
 
     family = "baseline"
     paper = "Houlsby et al., Parameter-Efficient Transfer Learning for NLP, ICML 2019; baseline in VPT"
+    backbone_families = ("vit", "clip")  # clip: the image tower
+    supported_scenarios = ("class_incremental", "domain_incremental", "domain_adaptation")
+    flags = Flags()
 
     def __init__(self, cfg: AdapterConfig, backbone: nn.Module, info: ScenarioInfo) -> None:
         super().__init__(cfg, backbone, info)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from bench.core.data import ScenarioInfo
-from bench.core.strategy import Strategy, StrategyConfig, hp, register_strategy
+from bench.core.strategy import Flags, Strategy, StrategyConfig, hp, register_strategy
 
 # Attribute names under which torch and timm modules keep their additive bias: `bias` (Linear, Conv, LayerNorm)
 # and `in_proj_bias` (nn.MultiheadAttention, used by open_clip). Looked up per module, not by full-name matching.
@@ -36,6 +36,9 @@ class BitFit(Strategy):
 
     family = "baseline"
     paper = "Ben Zaken et al., BitFit, ACL 2022; baseline in Jia et al., VPT, ECCV 2022"
+    backbone_families = ("vit", "clip")  # clip: the image tower
+    supported_scenarios = ("class_incremental", "domain_incremental", "domain_adaptation")
+    flags = Flags()
 
     def __init__(self, cfg: BitFitConfig, backbone: nn.Module, info: ScenarioInfo) -> None:
         super().__init__(cfg, backbone, info)

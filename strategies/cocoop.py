@@ -35,7 +35,9 @@ class CoCoOp(Strategy):
     outputs one bias (w: text token width) added to every context token, so every image gets its own prompts
     and text features. The text encoder therefore runs for every (image, class) pair: all pairs of a batch go
     through it as one `(B*C, L, w)` batch. Training encodes only the classes of the current label space (the
-    others would be masked anyway); image features are cached once per image."""
+    others would be masked anyway); image features are cached once per image.
+    Defaults differ from the official (Dassl) recipe in: batch 32 (official: 1), weight decay 0 and no warm-up
+    (Dassl: 5e-4 and one epoch at a constant 1e-5; the paper suite sets both), no training augmentation."""
 
     family = "vision-language"
     paper = "Zhou et al., CVPR 2022"

@@ -149,7 +149,10 @@ class CoOp(TextFixedDuringEval, Strategy):
 
     Text features of the whole class set are computed once per optimisation step (they depend on the context
     being learned) and once per evaluation (the official loop re-encodes them for every test batch). Image
-    features are frozen, L2-normalised and cached once per image."""
+    features are frozen, L2-normalised and cached once per image.
+    Defaults differ from the official (Dassl) recipe in: weight decay 0 and no warm-up (Dassl: 5e-4 and one epoch
+    at a constant 1e-5; the paper suite sets `weight_decay: 0.0005, warmup_epochs: 1, warmup_lr: 1.0e-5`), no
+    training augmentation (Dassl: random-resized crop and flip), and the tiny CLIP's 10x learning rate."""
 
     family = "vision-language"
     paper = "Zhou et al., IJCV 2022"

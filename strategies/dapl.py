@@ -65,7 +65,12 @@ class DAPL(TextFixedDuringEval, Strategy):
     by zero). Evaluation (source and target test sets alike) uses the target prompts.
     Domain-incremental streams (our extension): each step trains its own domain's context (no unlabelled term),
     and a prediction marginalises over the domains seen so far (logsumexp of their blocks), since the test domain
-    is not given."""
+    is not given.
+    Defaults differ from the official code in: no domain words in the text (`domain_names_in_prompt: true`, as the
+    paper suite sets, gives the official "{class} , a {domain} image."), weight decay 0 and a linear warm-up
+    (Dassl: 5e-4 and one epoch at constant 1e-5: `weight_decay`, `warmup_lr`), one cosine over all epochs (the
+    official schedule restarts every epoch), no training augmentation (Dassl: random-resized crop and flip), a
+    fallback to the source loss when no target sample passes tau (official: NaN)."""
 
     family = "vision-language"
     paper = "Ge et al., arXiv 2202.06687, 2022"
@@ -81,8 +86,10 @@ class DAPL(TextFixedDuringEval, Strategy):
             raise ValueError("DAPL needs the scenario's domains")
         self.domains = list(info.domains)
         names = [prompt_name(n) for n in info.class_names]
-        texts = [f"{n} , a {d} image." if cfg.domain_names_in_prompt else n for d in self.domains for n in names]
-        self.layout = PromptLayout(backbone, texts, cfg.n_ctx + cfg.n_dmx, "end")
+        # Official text after the learned context: "{class} , a {domain} image." (PromptLayout adds the final '.').
+        self.prompt_texts = [f"{n} , a {d} image." if cfg.domain_names_in_prompt else n
+                             for d in self.domains for n in names]
+        self.layout = PromptLayout(backbone, self.prompt_texts, cfg.n_ctx + cfg.n_dmx, "end")
         n_sets = info.num_classes if cfg.class_specific else 1
         self.ctx = nn.Parameter(init_context(backbone, cfg.n_ctx, "", n_sets))
         self.domain_ctx = nn.Parameter(init_context(backbone, cfg.n_dmx, "", len(self.domains)))

@@ -11,7 +11,7 @@ from torch import nn
 from bench.core.data import Batch, ScenarioInfo, TaskContext
 from bench.core.strategy import Flags, Strategy, StrategyConfig, hp, mask_logits, register_strategy
 from bench.models.backbones import VisionBackbone
-from strategies._vit_prompting import FrozenEncoderMixin, insert_prompts
+from strategies._vit_prompting import FrozenEncoderMixin, init_head, insert_prompts
 
 LOG = logging.getLogger("promptshift.l2p")  # a child of the runner's logger: lands in the cell log
 PAPER = "Wang et al., Learning to Prompt for Continual Learning, CVPR 2022"
@@ -26,6 +26,9 @@ class L2PConfig(StrategyConfig):
     diversity: bool = hp(False, "penalise prompts selected often in earlier tasks (paper's optional diversity)")
     batchwise_voting: bool = hp(False, "test time: the whole batch uses its N most voted prompts (only with "
                                        "l2p_batchvote, whose flags say so)")
+    train_voting: bool = hp(False, "training: the whole batch uses its N most voted prompts (both official codes, "
+                                   "batchwise_prompt=True); False: each image its own top N")
+    head_init: str = hp("torch", "linear head init: torch | zeros (JAX) | trunc_normal (PyTorch port, std 0.02)")
     init_range: float = hp(1.0, "prompts and keys ~ U(-r, r), as the PyTorch port's 'uniform' init")
     optimizer: str = hp("adam", "sgd | adam | adamw")
     lr: float = hp(0.0075, "peak learning rate (0.03 * batch / 256, as the official recipe)")
@@ -34,15 +37,29 @@ class L2PConfig(StrategyConfig):
 
 
 @dataclass(frozen=True)
-class L2PCifarConfig(L2PConfig):
+class L2PCifarPerImageConfig(L2PConfig):
     length: int = hp(10, "tokens per prompt Lp (official CIFAR config)")
     top_k: int = hp(4, "prompts selected per image N (official CIFAR config)")
     pull_weight: float = hp(1.0, "lambda (official CIFAR config)")
 
 
 @dataclass(frozen=True)
+class L2PCifarConfig(L2PCifarPerImageConfig):
+    train_voting: bool = hp(True, "training: batch-wise prompt voting (official batchwise_prompt=True)")
+    schedule: str = hp("constant", "constant learning rate, as both official codes (no cosine, no warm-up)")
+    head_init: str = hp("trunc_normal", "head ~ truncated normal, std 0.02 (PyTorch port; JAX: zeros)")
+
+
+@dataclass(frozen=True)
 class L2PBatchVoteConfig(L2PConfig):
     batchwise_voting: bool = hp(True, "test time: the whole batch uses its N most voted prompts")
+
+
+def batch_vote(per_image: torch.Tensor, pool_size: int, n: int) -> torch.Tensor:
+    """Per-image top-N prompt indices `(B, N)` -> the batch's N most selected prompts, for every image `(B, N)`
+    (the ports' `batchwise_prompt`: counts of each prompt over the batch, then top-N of the counts)."""
+    votes = torch.bincount(per_image.flatten(), minlength=pool_size)
+    return votes.topk(n).indices.unsqueeze(0).expand(per_image.shape[0], -1)
 
 
 @register_strategy("l2p", config=L2PConfig)
@@ -52,7 +69,10 @@ class L2P(FrozenEncoderMixin, Strategy):
     N prompts, prepended after the prefix tokens without positions; the head reads the mean of the prompt-token
     outputs after the final norm. Loss: CE with the logits of classes outside the current task masked, minus
     lambda * sum of the selected cosines. Presets are registered names with their own defaults: `l2p_cifar` (the
-    official CIFAR values) and `l2p_batchvote` (test-time voting, flagged). Selection counts go to the cell log.
+    official CIFAR recipe: voting during training, constant rate), `l2p_cifar_perimage` (its values with this
+    generic training) and `l2p_batchvote` (test-time voting, flagged). Selection counts go to the cell log.
+    Defaults here differ from the official code: per-image selection in training (`train_voting` to vote), cosine
+    decay (`schedule: constant` for the official rate), nn.Linear's head init (`head_init`).
     Trains: prompt pool (M x Lp x d), keys (M x d), linear head. Freezes: the whole ViT (kept in eval mode)."""
 
     family = "continual"
@@ -74,7 +94,7 @@ class L2P(FrozenEncoderMixin, Strategy):
         self.prompts = nn.Parameter(torch.empty(cfg.pool_size, cfg.length, d).uniform_(-r, r))
         # Keys live in the query's space: the backbone's pooled output (projected, for CLIP towers).
         self.keys = nn.Parameter(torch.empty(cfg.pool_size, backbone.num_features).uniform_(-r, r))
-        self.head = nn.Linear(d, info.num_classes)
+        self.head = init_head(nn.Linear(d, info.num_classes), cfg.head_init)
         self.register_buffer("counts", torch.zeros(cfg.pool_size))  # selections in the current task
         self.register_buffer("past_freq", torch.zeros(cfg.pool_size))  # selections in earlier tasks
 
@@ -89,9 +109,8 @@ class L2P(FrozenEncoderMixin, Strategy):
             # Paper Sec. 3.3: rank by distance scaled by each prompt's normalised past frequency.
             score = -(1.0 - cos) * (self.past_freq / self.past_freq.sum())
             idx = score.topk(n, dim=-1).indices
-        elif not self.training and self.cfg.batchwise_voting:
-            votes = torch.bincount(cos.topk(n, dim=-1).indices.flatten(), minlength=cos.shape[1])
-            idx = votes.topk(n).indices.unsqueeze(0).expand(cos.shape[0], -1)
+        elif self.cfg.train_voting if self.training else self.cfg.batchwise_voting:
+            idx = batch_vote(cos.topk(n, dim=-1).indices, cos.shape[1], n)
         else:
             idx = cos.topk(n, dim=-1).indices
         if self.training:
@@ -133,8 +152,20 @@ class L2P(FrozenEncoderMixin, Strategy):
 
 @register_strategy("l2p_cifar", config=L2PCifarConfig)
 class L2PCifar(L2P):
-    """L2P with the official Split CIFAR-100 configuration (Lp=10, N=4, lambda=1.0) (Wang et al., CVPR 2022).
-    Trains: prompt pool, keys, linear head. Freezes: the whole ViT."""
+    """L2P as the official code trains on Split CIFAR-100 (Wang et al., CVPR 2022): Lp=10, N=4, lambda=1.0,
+    batch-wise prompt voting during training, constant learning rate, truncated-normal head (the PyTorch port).
+    Remaining differences from the official code: test-time selection is per image (the official code also votes at
+    test time, which assumes one task per test batch: that is `l2p_batchvote`, flagged); prompts and keys ~ U(-1, 1)
+    as the port (JAX: U[0, 0.01)); no CLS position embedding added to prompt slots (the port adds one, JAX none);
+    the query is cached once per image (the official code recomputes it every step; same values without
+    augmentation). Trains: prompt pool, keys, linear head. Freezes: the whole ViT."""
+
+
+@register_strategy("l2p_cifar_perimage", config=L2PCifarPerImageConfig)
+class L2PCifarPerImage(L2P):
+    """L2P with the official CIFAR values (Lp=10, N=4, lambda=1.0) but trained as the generic `l2p`: each image
+    selects its own prompts during training and the rate decays by cosine (both unlike the official code; kept to
+    measure what those two choices change). Trains: prompt pool, keys, linear head. Freezes: the whole ViT."""
 
 
 @register_strategy("l2p_batchvote", config=L2PBatchVoteConfig)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from bench.core.data import ScenarioInfo
-from bench.core.strategy import Strategy, StrategyConfig, hp, register_strategy
+from bench.core.strategy import Flags, Strategy, StrategyConfig, hp, register_strategy
 
 # peft target-module names in timm ViT blocks.
 TARGETS = {"qkv": ("qkv",), "mlp": ("fc1", "fc2")}
@@ -31,6 +31,8 @@ class LoRA(Strategy):
 
     family = "baseline"
     paper = "Hu et al., LoRA: Low-Rank Adaptation of Large Language Models, ICLR 2022"
+    supported_scenarios = ("class_incremental", "domain_incremental", "domain_adaptation")
+    flags = Flags()
     # timm only. open_clip's attention is an nn.MultiheadAttention, which peft 0.21 adapts by merging the update
     # into the frozen in_proj/out_proj weights before every forward and subtracting it after: (W + dW) - dW is not
     # W in floating point, so the "frozen" weights drift a little at every step (and are re-registered as new

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from bench.core.data import ScenarioInfo
-from bench.core.strategy import Strategy, StrategyConfig, hp, register_strategy
+from bench.core.strategy import Flags, Strategy, StrategyConfig, hp, register_strategy
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,9 @@ class MLPK(Strategy):
 
     family = "baseline"
     paper = "Jia et al., Visual Prompt Tuning, ECCV 2022 (baseline)"
+    backbone_families = ("vit", "clip")  # clip: the image tower
+    supported_scenarios = ("class_incremental", "domain_incremental", "domain_adaptation")
+    flags = Flags()
     needs_pixels = False
 
     def __init__(self, cfg: MLPKConfig, backbone: nn.Module, info: ScenarioInfo) -> None:

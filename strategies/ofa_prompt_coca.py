@@ -41,8 +41,9 @@ class OFAPromptCoca(FrozenEncoderMixin, Strategy):
     unimodal then multimodal layers), everything else frozen. Tasks are solved by generation: training is the
     decoder's teacher-forced cross-entropy on the caption `template.format(class name)`; prediction ranks every
     class's caption by its likelihood under the prompted decoder, i.e. exact constrained decoding over the class
-    names. Trains: the prefix embeddings (and MLPs), one generator per stack (their widths differ). No head: a new
-    task adds no parameters, and classes never trained on can still be named.
+    names. Trains: the prefix embeddings (and MLPs), one generator per stack (their widths differ). Freezes: the whole
+    CoCa model (image encoder, text decoder, embeddings). No head: a new task adds no parameters, and classes never
+    trained on can still be named.
 
     Known behaviour: decoder prefixes meet answers of only 3-5 tokens, so at step 0 they take much of the attention
     of every decoder layer (measured on coca_glyph_tiny: 8 untrained slots per layer cut base accuracy from 98% to

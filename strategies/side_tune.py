@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from bench.core.data import ScenarioInfo
-from bench.core.strategy import Strategy, StrategyConfig, hp, register_strategy
+from bench.core.strategy import Flags, Strategy, StrategyConfig, hp, register_strategy
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,9 @@ class SideTune(Strategy):
 
     family = "baseline"
     paper = "Zhang et al., Side-Tuning, ECCV 2020; baseline in Jia et al., VPT, ECCV 2022"
+    backbone_families = ("vit", "clip")  # clip: the image tower
+    supported_scenarios = ("class_incremental", "domain_incremental", "domain_adaptation")
+    flags = Flags()
     needs_pixels = True  # the side network reads pixels; only the backbone's features come from the cache
 
     def __init__(self, cfg: SideTuneConfig, backbone: nn.Module, info: ScenarioInfo) -> None:

@@ -41,6 +41,7 @@ class ZeroShotCLIP(TextFixedDuringEval, Strategy):
     backbone_families = ("clip",)
     needs_text = True
     needs_pixels = False
+    training_free = True
     supported_scenarios = ("class_incremental", "domain_incremental", "base_to_new", "domain_adaptation")
     flags = Flags(class_names=True)
 

@@ -106,3 +106,11 @@ def test_embedded_coca_loads_verified_weights_and_reads_a_glyph_caption():
     with torch.no_grad():
         logits = coca.caption_logits(coca.image_tokens(torch.rand(1, 3, 32, 32)), ids)
     assert logits.shape == (1, ids.shape[1] - 1, coca.tokenizer.vocab_size)
+
+
+def test_missing_checkpoint_names_the_installed_command(tmp_path, monkeypatch):
+    """An installed user has `promptshift`, not the checkout's run_bench.py: the message must not send them there."""
+    monkeypatch.setattr(checkpoints, "CHECKPOINT_DIR", tmp_path)
+    with pytest.raises(FileNotFoundError, match="promptshift pretrain") as error:
+        create_backbone("vit_glyph_tiny")
+    assert "run_bench" not in str(error.value) and str(tmp_path) in str(error.value)

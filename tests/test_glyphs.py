@@ -278,3 +278,14 @@ def test_corrupt_cache_file_is_rebuilt(_private_cache: Path) -> None:
 def test_cache_refuses_object_arrays() -> None:
     with pytest.raises(TypeError):
         cache.cached_arrays({"kind": "obj"}, lambda: {"x": np.array([{}, None], dtype=object)})
+
+
+def test_cache_dir_is_the_override_else_the_user_cache_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PROMPTSHIFT_CACHE", str(tmp_path / "mine"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache.cache_dir() == tmp_path / "mine"
+    monkeypatch.delenv("PROMPTSHIFT_CACHE")
+    assert cache.cache_dir() == tmp_path / "xdg" / "promptshift"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache.cache_dir() == tmp_path / "home" / ".cache" / "promptshift"  # never a folder of the source tree

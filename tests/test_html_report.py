@@ -199,11 +199,11 @@ def test_clicking_headers_sorts_rows_and_images_load(page, driver, tmp_path):
     assert _strategies(table) == ["l2p", "vpt_shallow", "<script>alert(1)</script>", "linear_probe"]
     click("Trainable params")  # second click reverses
     assert _strategies(table) == ["linear_probe", "<script>alert(1)</script>", "vpt_shallow", "l2p"]
-    click("Time (s)")  # l2p has no time: last in both directions
+    click("Total (s)")  # l2p has no total time: last in both directions
     assert _strategies(table)[-1] == "l2p"
-    values = [float(v) for v in _column(driver, table, "Time (s)")[:-1]]
+    values = [float(v) for v in _column(driver, table, "Total (s)")[:-1]]
     assert values == sorted(values, reverse=True)
-    click("Time (s)")
+    click("Total (s)")
     assert _strategies(table)[-1] == "l2p" and _strategies(table)[0] == "linear_probe"
     click("Strategy")  # text: A to Z
     assert _strategies(table) == sorted(_strategies(table), key=str.lower)
@@ -217,3 +217,18 @@ def test_clicking_headers_sorts_rows_and_images_load(page, driver, tmp_path):
     assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
     if os.environ.get("PROMPTSHIFT_SCREENSHOT"):  # to look at: PROMPTSHIFT_SCREENSHOT=/tmp/board.png pytest ...
         shutil.copy(shot, os.environ["PROMPTSHIFT_SCREENSHOT"])
+
+
+def test_plot_labels_name_strategy_backbone_and_differing_config_never_a_hash():
+    from bench.report.html_report import plot_groups
+
+    ci = ["task0", "task1", "task2"]
+    matrix = [[0.9, 0.0, 0.0], [0.5, 0.85, 0.0], [0.3, 0.4, 0.8]]
+    a = record("linear_probe", "ci3", "class_incremental", matrix, ci, trainable=10)
+    b = record("linear_probe", "ci3", "class_incremental", matrix, ci, trainable=10)
+    b["config"]["strategy_config"] = {"epochs": 3}
+    c = record("l2p", "ci3", "class_incremental", matrix, ci, trainable=10)
+    c["config"]["backbone"] = "clip_glyph_tiny"
+    assert set(plot_groups([a, b, c])) == {"linear_probe (vit_glyph_tiny) [epochs=1]",
+                                           "linear_probe (vit_glyph_tiny) [epochs=3]", "l2p (clip_glyph_tiny)"}
+    assert set(plot_groups([a])) == {"linear_probe"}

@@ -57,10 +57,23 @@ def test_forgetting_definitions_differ_when_accuracy_peaks_later() -> None:
     assert M.forgetting_max(PEAKED) != pytest.approx(M.forgetting_avalanche(PEAKED))
 
 
-def test_forgetting_max_is_not_clipped() -> None:
-    # The final row is outside the max, so ending above the earlier best gives
-    # a negative term: 0.5 - 0.9 = -0.4 (Mammoth/PyCIL would clip it to 0).
-    assert M.forgetting_max([[0.5, 0.0], [0.9, 0.8]]) == pytest.approx(-0.4)
+def test_forgetting_max_follows_mammoth_final_row_inside_the_max() -> None:
+    # Mammoth takes the max over every row, the final one included: a task that ends above its earlier best
+    # contributes max(0.5, 0.9) - 0.9 = 0, never a negative term.
+    assert M.forgetting_max([[0.5, 0.0], [0.9, 0.8]]) == 0.0
+    # mammoth/utils/metrics.py::forgetting on the same results, written out: rows padded with 0, max over axis 0.
+    rows = [[0.6, 0.0, 0.0], [0.9, 0.8, 0.0], [0.5, 0.7, 0.9]]
+    maxx = np.max(np.array(rows), axis=0)
+    assert M.forgetting_max(PEAKED) == pytest.approx(np.mean([maxx[i] - rows[-1][i] for i in range(2)]))
+
+
+def test_forward_transfer_hand_computed() -> None:
+    # b = (0.1, 0.05, 0.1); j=1: A[0,1] - 0.05 = 0.05; j=2: A[1,2] - 0.1 = 0.1 -> 0.075
+    assert M.forward_transfer(A, [0.1, 0.05, 0.1]) == pytest.approx(0.075)
+    # a not-evaluated entry drops its term; nothing left or no start row -> NaN
+    assert M.forward_transfer(A, [0.1, None, 0.1]) == pytest.approx(0.1)
+    assert np.isnan(M.forward_transfer(A, None))
+    assert np.isnan(M.forward_transfer([[0.5]], [0.1]))
 
 
 @pytest.mark.parametrize("matrix", [A, PEAKED, [[0.3, 0.2], [0.1, 0.9]]])

@@ -138,6 +138,28 @@ def test_undeclared_flags_fail_the_declared_check():
     assert "flags is not set" in detail and "supported_scenarios is not set" in detail
 
 
+ZERO_SHOT = '''
+    def trainable_parameters(self):
+        return iter(())
+'''
+
+
+def test_training_free_is_a_declaration(tmp_path):
+    """A strategy that trains nothing passes by declaring `training_free = True` (as zeroshot_clip does); without
+    it an empty declaration fails, and declaring it while yielding parameters fails too."""
+    def run(name: str, extra: str) -> dict[str, list]:
+        return by_check(check_plugin(write_plugin(tmp_path, name, extra=extra), {"epochs": 1}))
+
+    forgot = run("forgot_probe_test", ZERO_SHOT)["trainable"][0]
+    assert not forgot.passed and "declares nothing" in forgot.detail
+    free = run("free_probe_test", ZERO_SHOT + "\n    training_free = True\n")
+    # (not "learns": this probe's head stays random; a training-free method must still predict well by itself)
+    checked = [r for check in ("trainable", "frozen", "outputs", "deterministic") for r in free[check]]
+    assert all(r.passed for r in checked), [r.line() for r in checked]
+    liar = run("liar_probe_test", "\n    training_free = True\n")["trainable"][0]
+    assert not liar.passed and "training_free = True, yet" in liar.detail
+
+
 def test_a_missing_or_broken_plugin_is_refused_before_torch_loads(tmp_path):
     broken = tmp_path / "broken.py"
     broken.write_text("def oops(:\n")

@@ -129,3 +129,12 @@ def test_config_hash_changes_with_values() -> None:
     assert config_hash(base) != config_hash({**base, "strategy_config": {"lr": 0.01}})
     # Canonical JSON keeps int and float apart.
     assert config_hash({"x": 1}) != config_hash({"x": 1.0})
+
+
+def test_records_are_strict_json_and_world_readable(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path)
+    path = store.write(_record("c1", results={"final_losses": [float("nan"), 0.5, float("inf")]}))
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text)["results"]["final_losses"] == [None, 0.5, None]  # null: a missing number
+    assert path.stat().st_mode & 0o777 == 0o644  # mkstemp's 0600 is widened (the usual umask 022)

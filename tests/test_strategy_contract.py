@@ -1,8 +1,13 @@
-"""The generic strategy contract, run over the whole registry on tiny CPU models.
+"""The strategy contract over the whole registry on tiny CPU models.
 
-A new strategy is covered by adding rows to the tables below, never an `if`: `OVERRIDES` (a small config so the
-tests stay fast), `FORMULAS` (its trainable parameter count from config, backbone and scenario), and where needed
-`KIND` (the scenario kind its single-scenario checks use) or `LEARN` (optimisation tweaks for the learning check).
+First the one contract, `bench.contract.check` (exactly what `check-plugin` runs on a plugin), for every registered
+strategy: built-ins meet what plugins must meet. Its only per-strategy input is `CHECK_SETTINGS`, the `--set` a
+plugin author would pass. Then checks that need knowledge of each built-in (its trainable-parameter formula) or a
+longer run than `check-plugin` should cost (caching across a second scenario kind, augmented cached views).
+
+A new strategy is covered by adding rows to the tables below, never an `if`: `CHECK_SETTINGS`, `OVERRIDES` (a small
+config so the extra tests stay fast), `FORMULAS` (its trainable parameter count from config, backbone and
+scenario), and where needed `KIND` (the scenario kind its single-scenario checks use).
 """
 from __future__ import annotations
 
@@ -14,12 +19,15 @@ import pytest
 import torch
 
 import strategies  # noqa: F401  (registers every strategy)
+from bench.contract.check import CHECK_NAMES, CheckResult, check_strategy
 from bench.contract.tiny import TEST_BACKBONES, tiny_scenario
 from bench.core.data import EvalSet, TensorData, TrainStep
 from bench.core.strategy import STRATEGIES, Strategy, build_strategy
 from bench.models.backbones import count_parameters, create_backbone
 from bench.run.runner import merged_step
 from bench.train.harness import run_stream
+from strategies._clip_deep import scaled_depth
+from strategies._vit_prompting import scale_layers
 
 CPU = torch.device("cpu")
 NAMES = STRATEGIES.names()
@@ -39,24 +47,10 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "mlp_k": {"layers": 2},
     "partial_k": {"k": 1},
     "lora": {"rank": 2, "targets": "qkv+mlp"},
+    "dualprompt": {"g_length": 2, "e_length": 3, "pool_size": 2},
+    "coda_prompt": {"components_per_task": 2, "max_tasks": 2, "length": 2},
 }
 KIND: dict[str, str] = {"dapl": "domain_adaptation"}  # scenario kind for the single-scenario checks
-# Extra config for the learning check. On a random micro ViT the residual stream is tiny, so one SGD step on a
-# shared bias (adapter up-projection, BitFit) swamps it and the final norm's output stops depending on the image;
-# Adam's bounded steps avoid that (measured: SGD 0.25 = chance, Adam 0.75-1.0).
-LEARN: dict[str, dict[str, Any]] = {
-    "adapter": {"optimizer": "adam", "lr": 0.003},
-    "bitfit": {"optimizer": "adam", "lr": 0.003},
-    "lora": {"lr": 0.01},
-    # A random micro CoCa's decoder reads the image weakly and most of the caption loss is the template tokens every
-    # class shares, so the class-name token needs more, larger prompt steps (measured: 10 epochs 0.25, this 0.75).
-    "ofa_prompt_coca": {"lr": 0.1, "epochs": 30, "init_std": 0.5, "length": 4},
-}
-# Known not to fit the colour task; xfail (not strict) so a fix shows up as XPASS.
-LEARN_XFAIL: dict[str, str] = {
-    "dapl": "predicts with target-domain prompts trained only by pseudo-labels of a random CLIP",
-    "l2p_batchvote": "batch-wise prompt voting over a 4-class batch stays at 0.5 even when the loss is ~0.15",
-}
 PREFERRED_KINDS = ("class_incremental", "domain_incremental", "domain_adaptation", "base_to_new")
 
 
@@ -97,6 +91,21 @@ def cocoop_count(cfg: Any, clip: Any) -> int:
     return cfg.n_ctx * w + (d + 1) * h + (h + 1) * w
 
 
+def maple_count(cfg: Any, clip: Any) -> int:
+    """Text context and deep text prompts (J x n_ctx x w_text), J coupling maps w_text -> w_vision."""
+    j, w, v = scaled_depth(cfg.prompt_depth, clip), clip.text.width, clip.visual.embed_dim
+    return j * cfg.n_ctx * w + j * (w * v + v)
+
+
+def text_prefix_count(cfg: Any, clip: Any) -> int:
+    """Per-layer keys and values (layers x length x 2w), or an embedding (length x w) and the MLP w -> h -> that."""
+    layers, w = len(clip.text.transformer.resblocks), clip.text.width
+    if not cfg.reparam:
+        return layers * cfg.length * 2 * w
+    h = cfg.reparam_hidden or w
+    return cfg.length * w + (w + 1) * h + (h + 1) * layers * 2 * w
+
+
 # name -> (config, backbone handed to the strategy (before it is built), scenario info) -> trainable count
 FORMULAS: dict[str, Callable[[Any, Any, Any], int]] = {
     "linear_probe": lambda cfg, bb, info: head(bb, info),
@@ -130,8 +139,77 @@ FORMULAS: dict[str, Callable[[Any, Any, Any], int]] = {
     "dapl": lambda cfg, clip, info: (cfg.n_ctx * clip.text.width * (info.num_classes if cfg.class_specific else 1)
                                      + cfg.n_dmx * clip.text.width * len(info.domains)),
     "zeroshot_clip": lambda cfg, clip, info: 0,
+    "dualprompt": lambda cfg, bb, info: (
+        2 * bb.embed_dim * (len(scale_layers(cfg.g_layers, bb.num_blocks)) * cfg.g_length
+                            + cfg.pool_size * len(scale_layers(cfg.e_layers, bb.num_blocks)) * cfg.e_length)
+        + cfg.pool_size * bb.num_features + head(bb, info, bb.embed_dim)),
+    "coda_prompt": lambda cfg, bb, info: (
+        cfg.max_tasks * cfg.components_per_task * (2 * bb.num_features + len(scale_layers(cfg.layers, bb.num_blocks))
+                                                   * cfg.length * bb.embed_dim) + head(bb, info, bb.embed_dim)),
+    "aper": lambda cfg, bb, info: (bb.num_blocks * {"houlsby": 2, "pfeiffer": 1}[cfg.placement]
+                                   * (2 * bb.embed_dim * max(1, bb.embed_dim // cfg.reduction)
+                                      + max(1, bb.embed_dim // cfg.reduction) + bb.embed_dim) + head(bb, info)),
+    "kgcoop": lambda cfg, clip, info: cfg.n_ctx * clip.text.width * (info.num_classes if cfg.class_specific else 1),
+    "maple": lambda cfg, clip, info: maple_count(cfg, clip),
+    "prompt_tuning": lambda cfg, clip, info: cfg.length * clip.text.width,
+    "prefix_tuning": lambda cfg, clip, info: text_prefix_count(cfg, clip),
+    "p_tuning_v2": lambda cfg, clip, info: text_prefix_count(cfg, clip),
+    "promptsrc": lambda cfg, clip, info: (scaled_depth(cfg.prompt_depth, clip) * (
+        cfg.n_ctx_text * clip.text.width + cfg.n_ctx_vision * clip.visual.embed_dim)),
+    "simplecil": lambda cfg, bb, info: 0,
+    "ranpac": lambda cfg, bb, info: 0,
 }
 FORMULAS["l2p_cifar"] = FORMULAS["l2p_batchvote"] = FORMULAS["l2p"]
+
+
+# ------------------------------------------------------------------------------------------ the one contract
+# The config a plugin author would pass to `check-plugin` with --set, where a default does not fit the random micro
+# backbones or learn the check's tinted task in its budget (measured with the check itself, learns: accuracy /
+# chance). Settings only: a strategy that needs a different check is a wrong check, to be fixed in check.py.
+CHECK_SETTINGS: dict[str, dict[str, Any]] = {
+    # One SGD step on shared biases / adapters swamps a random micro ViT's tiny residual stream and the features
+    # stop depending on the image (25% = chance); Adam's bounded steps avoid that (adapter 50%/40%, bitfit 75%/50%).
+    "adapter": {"optimizer": "adam", "lr": 0.003},
+    "bitfit": {"optimizer": "adam", "lr": 0.003, "epochs": 10},
+    "coop": {"n_ctx": 4, "optimizer": "adam", "lr": 0.01},  # SGD at lr 0.02 or 0.1: 25%; this: 56%
+    "cocoop": {"epochs": 10},  # 5 epochs: 2%; 10: 48%
+    "dapl": {"n_ctx": 4, "n_dmx": 2},  # 16 + 16 context tokens do not fit the micro text encoder's 32 positions
+    # Most of a random micro CoCa's caption loss is template tokens every class shares (lr 0.1, 10 epochs: 25%).
+    "ofa_prompt_coca": {"lr": 0.3, "epochs": 10, "init_std": 0.5, "length": 4},
+    "coda_prompt": {"lr": 0.01},  # the official 0.001 over 40 steps: 47% on a colour task; 0.01 fits it
+    # The papers' settings are for thousands of steps (prompt tuning with SGD at 0.3: 27%, prefix tuning at 5e-5: 25%).
+    "prompt_tuning": {"optimizer": "adam", "lr": 0.01},
+    "prefix_tuning": {"lr": 0.003},
+    # The regularisers pull toward a random CLIP's zero-shot, i.e. chance (25%); the prompts alone fit the task, which
+    # is what this check is about. tests/test_promptsrc.py covers the regularisers.
+    "promptsrc": {"text_weight": 0.0, "image_weight": 0.0, "logits_weight": 0.0},
+    # As coop runs it, and a weaker pull toward the hand-written prompt, which scores at chance on a random CLIP.
+    "kgcoop": {"lr": 0.02, "kg_weight": 0.5, "ctx_init": "", "epochs": 10},
+    "maple": {"optimizer": "adam", "lr": 0.01},  # official SGD 0.0035 over 5 epochs of 4-image batches: 25%; this 50%
+}
+# (strategy, check) pairs known to fail on the micro backbones; xfail, not strict, so a fix shows up as XPASS.
+KNOWN_FAILURES: dict[tuple[str, str], str] = {
+    ("l2p_batchvote", "learns"): "on vit_test_micro one vote picks a prompt set that predicts one class for the "
+                                 "whole batch (25%, any lr or optimizer tried); on clip_test_micro it learns",
+}
+
+
+@functools.lru_cache(maxsize=None)
+def contract(name: str) -> tuple[CheckResult, ...]:
+    """Every check of `check-plugin` for one strategy (run once; the parametrized test reads it per check)."""
+    return tuple(check_strategy(name, CHECK_SETTINGS.get(name)))
+
+
+@pytest.mark.parametrize("check", CHECK_NAMES)
+@pytest.mark.parametrize("name", NAMES)
+def test_meets_the_plugin_contract(name: str, check: str, request: pytest.FixtureRequest) -> None:
+    if (name, check) in KNOWN_FAILURES:
+        request.applymarker(pytest.mark.xfail(reason=KNOWN_FAILURES[name, check], strict=False))
+    results = contract(name)
+    mine = [r for r in results if r.check == check]
+    assert mine, "\n".join(r.line() for r in results if not r.passed) or f"check {check!r} never ran"
+    failed = [r.line() for r in mine if not r.passed]
+    assert not failed, "\n".join(failed)
 
 
 # ------------------------------------------------------------------------------------------------- helpers
@@ -220,20 +298,6 @@ def test_trainable_count_matches_formula(name: str) -> None:
     assert sum(declared.values()) == expected
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_frozen_parameters_unchanged_and_trainable_ones_move(name: str) -> None:
-    run = stream_run(name, kind_for(STRATEGIES.get(name)))
-    strategy, before = run["strategy"], run["before"]
-    trainable = {id(p) for _, p in strategy.trainable_parameters()}
-    names = {id(p): n for n, p in strategy.named_parameters()}
-    frozen_changed = [names[i] for i, p in ((id(p), p) for p in strategy.parameters())
-                      if i not in trainable and not torch.equal(before[i], p.detach())]
-    assert not frozen_changed, f"frozen parameters changed: {frozen_changed[:5]}"
-    still = [names.get(i, "?") for i, p in ((id(p), p) for _, p in strategy.trainable_parameters())
-             if torch.equal(before[i], p.detach())]
-    assert not still, f"trainable parameters never moved: {still[:5]}"
-
-
 @pytest.mark.parametrize("kind", ["class_incremental", "domain_incremental"])
 @pytest.mark.parametrize("name", NAMES)
 def test_runs_through_a_two_step_stream(name: str, kind: str) -> None:
@@ -279,31 +343,10 @@ def test_trains_with_augmentation_and_k_cached_views(name: str) -> None:
         assert sum(calls) == 2 * train + sum(len(e.data) for e in scenario.eval_sets)
 
 
-def colour_task(num_classes: int, per_class: int = 8) -> TrainStep:
-    """Classes 0-3 as red, green, blue and grey images with pixel noise: separable even through a random micro
-    backbone, so a strategy whose trainable part is wired in learns it within a few epochs."""
-    colours = torch.tensor([[1.0, 0.1, 0.1], [0.1, 1.0, 0.1], [0.1, 0.1, 1.0], [0.5, 0.5, 0.5]])
-    gen = torch.Generator().manual_seed(0)
-    labels = torch.arange(4).repeat_interleave(per_class)
-    images = colours[labels].view(-1, 3, 1, 1) * 0.8 + 0.2 * torch.rand(len(labels), 3, 32, 32, generator=gen)
-    data = TensorData((images.clamp(0, 1) * 255).to(torch.uint8), labels)
-    return TrainStep(data, list(range(4)), None, None)
-
-
 @pytest.mark.parametrize("name", NAMES)
-def test_learns_above_chance(name: str, request: pytest.FixtureRequest) -> None:
-    """4 classes in one step, then accuracy on those same images. Scored on the training images: a random micro
-    backbone says nothing about generalisation, but a strategy whose trainable part is cut off from the loss stays
-    at chance."""
+def test_training_free_means_nothing_declared(name: str) -> None:
+    """`training_free` strategies declare no trainable parameter; every other one declares some."""
     cls = STRATEGIES.get(name)
-    scenario = small_scenario(kind_for(cls))
-    strategy = build(name, scenario.info(), **{"epochs": 10, "batch_size": 8, **LEARN.get(name, {})})
-    if not any(True for _ in strategy.trainable_parameters()):
-        pytest.skip(f"{name} trains nothing")
-    if name in LEARN_XFAIL:
-        request.applymarker(pytest.mark.xfail(reason=LEARN_XFAIL[name], strict=False))
-    step = colour_task(4)
-    if scenario.steps[0].unlabelled is not None:  # adaptation strategies also read unlabelled target images
-        step.unlabelled = step.data
-    result = run_stream(strategy, [step], [EvalSet("fit", step.data)], CPU, seed=0, show_progress=False)
-    assert result.acc_matrix[0][0] > 0.25 + 0.25, result.acc_matrix  # chance is 1/4
+    strategy = build(name, tiny_scenario(kind_for(cls)).info())
+    declared = any(True for _ in strategy.trainable_parameters())
+    assert declared != cls.training_free

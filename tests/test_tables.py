@@ -172,7 +172,7 @@ def test_incremental_markdown_rows_columns_and_legend(tmp_path: Path) -> None:
     assert tmp_path / "ci3_glyphs.md" in paths and tmp_path / "ci3_glyphs.csv" in paths
 
     assert "`ci3_glyphs`" in md and "class-incremental" in md
-    assert "avalanche-lib" in md and "Mammoth/PILOT" in md
+    assert "avalanche-lib" in md and "Mammoth's definition" in md
     assert "not the average incremental accuracy" in md
 
     lines = md.splitlines()
@@ -180,8 +180,8 @@ def test_incremental_markdown_rows_columns_and_legend(tmp_path: Path) -> None:
     cols = [c.strip() for c in header.strip("|").split("|")]
     assert cols == [
         "Strategy", "Final acc (%)", "Avg incr. acc (%)", "Forgetting, avalanche (%)",
-        "Forgetting, max (%)", "BWT (%)", "Trainable params", "Params / new task",
-        "Time (s)", "Peak memory (MB)", "Flags", "Seeds",
+        "Forgetting, max (%)", "BWT (%)", "≈ best", "Trainable params", "Params / new task",
+        "Train (s)", "Eval (s)", "Total (s)", "Peak memory (MB)", "Flags", "Seeds",
     ]
     body = [line for line in lines[lines.index(header) + 2:] if line.startswith("|")]
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in body]
@@ -193,14 +193,17 @@ def test_incremental_markdown_rows_columns_and_legend(tmp_path: Path) -> None:
     assert lp[1] == "70.0 ± 14.1"
     assert lp[3] == "15.0 ± 7.1"  # forgetting 0.15 ± sqrt(0.005) = 0.0707
     assert lp[5] == "-15.0 ± 7.1"
-    assert lp[6] == "8,256 (1.03%)"
-    assert lp[7] == "0"
+    # Within noise of the best (theirs, 95.0, one seed): 70 ± 12.71·14.14/√2 = 70 ± 127 reaches 95; l2p (one seed,
+    # 90.0) has no interval and is below the best, so it is not marked.
+    assert lp[6] == "≈" and cells[0][6] == "≈" and cells[1][6] == "" and cells[3][6] == ""
+    assert lp[7] == "8,256 (1.03%)"
+    assert lp[8] == "0"
     assert lp[-2:] == ["—", "2"]
     assert cells[0][1] == "95.0"  # one seed: no ± part
     assert cells[1][-2] == "batch-vote, +1 fwd"
     # Never invented: a metric the record lacks prints as a dash.
     assert cells[3][1] == "30.0" and cells[3][2:6] == ["—"] * 4
-    assert cells[2][9] == "900 ± 0"
+    assert cells[2][12] == "900 ± 0"
     assert "- Peak memory (MB): peak RSS." in md
 
     index = (tmp_path / "index.md").read_text(encoding="utf-8")
@@ -269,6 +272,12 @@ def test_csv_round_trips(tmp_path: Path) -> None:
     expected = aggregate(records_to_frame(records))
     assert len(back) == 2
     assert "base_acc_mean" not in back  # no data for this scenario's kind
+    # The headline's 95% interval and the noise mark travel with the CSV: lp 0.706 ± std (0.8123 - 0.6)/√2 over
+    # 2 seeds, half-width t(0.975, 1) = 12.7062 times std/√2, reaches l2p's 0.9: both within noise of the best.
+    assert back.pop("headline").tolist() == ["final_accuracy"] * 2
+    assert back.pop("within_noise_of_best").tolist() == [True, True]
+    ci95 = back.pop("headline_ci95").tolist()
+    assert math.isnan(ci95[0]) and ci95[1] == pytest.approx(12.7062 * (0.2123456789 / math.sqrt(2)) / math.sqrt(2), rel=1e-4)
     for col in back.columns:
         if col in text_cols:
             assert back[col].fillna("").tolist() == expected[col].astype(str).tolist(), col

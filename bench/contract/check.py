@@ -1,4 +1,4 @@
-"""`run_bench.py check-plugin FILE`: the strategy contract, run on tiny CPU models, one pass/fail line per check.
+"""`promptshift check-plugin FILE`: the strategy contract, run on tiny CPU models, one pass/fail line per check.
 
 Checks, for every strategy the file registers:
 - config: the config class round-trips through `to_dict`/`from_dict` and JSON.
@@ -15,6 +15,9 @@ Then per backbone family it runs on (random micro backbones, a tiny real scenari
 The micro backbones are random, and glyphs on white paper all look alike to them; so every image is printed on
 paper of its class's colour (`tint_by_class`): a random backbone then tells classes apart, and "learns" tests
 that the strategy's training works, not how good its features are.
+
+This is the one contract: the registry-wide tests (tests/test_strategy_contract.py) run exactly these checks on every
+built-in strategy, so built-ins meet what plugins must meet.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable, Iterable
 
 import torch
@@ -190,10 +194,14 @@ def check_trainable(run: _Run) -> tuple[bool, str]:
         problems.append(f"declared trainable but never updated: {_names(declared - moved)}")
     if moved - declared:
         problems.append(f"updated but not declared trainable: {_names(moved - declared)}")
-    if not declared:
-        problems.append("trainable_parameters() declares nothing")
+    if not declared and not run.strategy.training_free:
+        problems.append("trainable_parameters() declares nothing (set training_free = True if that is meant)")
+    if declared and run.strategy.training_free:
+        problems.append("training_free = True, yet trainable_parameters() declares parameters")
     if problems:
         return False, "; ".join(problems)
+    if not declared:
+        return True, "training-free: declares no trainable parameter, and none moved"
     count = sum(after[n].numel() for n in declared)
     return True, f"{len(declared)} declared tensor(s) ({count:,} parameters) moved, nothing else did"
 
@@ -231,7 +239,12 @@ def check_outputs(run: _Run) -> tuple[bool, str]:
             problems.append(f"{label} returned {shape}, expected ({len(images)}, {info.num_classes})")
         elif not bool(torch.isfinite(out).all()):
             problems.append(f"{label} returned non-finite logits (NaN or inf)")
-    bad_losses = [i for i, loss in enumerate(run.losses) if not math.isfinite(loss)]
+    # A step without gradient steps has no loss (the harness reports NaN): every step of a training-free strategy,
+    # and the steps its `trains_on` skips (read by index: the run's contexts are gone by now).
+    steps = len(run.losses)
+    skipped = {i for i in range(steps) if strategy.training_free
+               or not strategy.trains_on(SimpleNamespace(index=i, num_steps=steps))}
+    bad_losses = [i for i, loss in enumerate(run.losses) if i not in skipped and not math.isfinite(loss)]
     if bad_losses:
         problems.append(f"training loss is not finite at step(s) {bad_losses}: {run.losses}")
     if problems:
@@ -279,6 +292,12 @@ RUN_CHECKS: tuple[tuple[str, Callable[[_Run], tuple[bool, str]]], ...] = (
     ("trainable", check_trainable), ("frozen", check_frozen), ("outputs", check_outputs), ("learns", check_learns))
 
 
+CLASS_CHECKS: tuple[tuple[str, Callable[[type[Strategy]], tuple[bool, str]]], ...] = (
+    ("config", check_config), ("declared", check_declared), ("documented", check_documented))
+# Every check's name, in report order (the registry-wide tests are parametrized over it).
+CHECK_NAMES: tuple[str, ...] = (*(c for c, _ in CLASS_CHECKS), *(c for c, _ in RUN_CHECKS), "deterministic")
+
+
 def run_kind(cls: type[Strategy]) -> str:
     """The tiny scenario a strategy is run on: class-incremental (two steps) when supported."""
     kinds = [k for k in cls.supported_scenarios if k in TINY_SCENARIOS]
@@ -288,8 +307,7 @@ def run_kind(cls: type[Strategy]) -> str:
 def check_strategy(name: str, overrides: dict | None = None) -> list[CheckResult]:
     """Every check for one registered strategy; `overrides` changes config fields for the runs."""
     cls = STRATEGIES.get(name)
-    results = [CheckResult(name, "", check, *fn(cls)) for check, fn in
-               (("config", check_config), ("declared", check_declared), ("documented", check_documented))]
+    results = [CheckResult(name, "", check, *fn(cls)) for check, fn in CLASS_CHECKS]
     kind = run_kind(cls)
     families = [f for f in cls.backbone_families if f in TEST_BACKBONES]
     if not kind or not families:
@@ -332,6 +350,11 @@ def check_plugin(path: str | Path, overrides: dict | None = None) -> list[CheckR
     if not names:
         raise PluginError(f"plugin {Path(path).resolve()} imported fine but registers no strategy: decorate a "
                           f"Strategy subclass with @register_strategy('a_new_name', config=YourConfig)")
+    for name in names:  # a wrong --set value fails here, once and clearly, not as every run check's crash
+        try:
+            STRATEGIES.get(name).config_cls.from_dict({**CHECK_OVERRIDES, **(overrides or {})})
+        except ValueError as error:
+            raise PluginError(f"--set: {error}") from None
     return [result for name in names for result in check_strategy(name, overrides)]
 
 

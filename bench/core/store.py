@@ -11,20 +11,36 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ResultStore", "config_hash", "canonical_json"]
+__all__ = ["ResultStore", "config_hash", "canonical_json", "to_strict_json"]
 
 _TMP_SUFFIX = ".tmp"
+_UMASK = os.umask(0o022)  # read the process umask (os has no getter) and put it straight back
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
 
 
 def canonical_json(obj: Any) -> str:
     """JSON text that is identical for equal dicts regardless of key order."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def to_strict_json(obj: Any) -> Any:
+    """`obj` with every NaN or infinite float replaced by None, so the text is JSON (which has no NaN) and any
+    JSON reader can load it; readers that compute treat None as a missing number."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: to_strict_json(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_strict_json(value) for value in obj]
+    return obj
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -78,13 +94,14 @@ class ResultStore:
         if not isinstance(record, dict) or "cell_id" not in record:
             raise ValueError("a result record must be a dict with a 'cell_id' key")
         target = self.path_for(record["cell_id"])
-        # Serialise first: a non-JSON value must fail before any file exists.
-        text = json.dumps(record, indent=2, ensure_ascii=False) + "\n"
+        # Serialise first: a non-JSON value must fail before any file exists. Strict JSON: NaN/inf become null.
+        text = json.dumps(to_strict_json(record), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
         self.root.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(
             dir=self.root, prefix=f".{target.stem}.", suffix=_TMP_SUFFIX
         )
         try:
+            os.chmod(tmp_name, _FILE_MODE)  # mkstemp makes 0600; a record is as readable as any other file
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(text)
                 handle.flush()

@@ -66,17 +66,22 @@ class Flags:
 
 
 # ------------------------------------------------------------------------------------------------ config
-def hp(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse's name
-    """A config field with one line of help (shown by `run_bench.py list --json`)."""
+def hp(default: Any, help: str, **allowed: Any) -> Any:  # noqa: A002 - mirrors argparse's name
+    """A config field with one line of help (shown by `run_bench.py list --json`). `allowed` may declare the
+    field's range (`ge`, `gt`, `le`, `lt`, `choices`), checked by `bench.core.validation`."""
     if isinstance(default, (list, dict, set)):
         raise TypeError("configs are frozen: use tuples, not mutable defaults")
-    return field(default=default, metadata={"help": help})
+    unknown = set(allowed) - {"ge", "gt", "le", "lt", "choices"}
+    if unknown:
+        raise TypeError(f"hp(): unknown range keyword(s) {sorted(unknown)}")
+    return field(default=default, metadata={"help": help, **allowed})
 
 
 # Knobs added after results were stored, with the value that switches each off. bench.run.runner hashes `to_dict()`
 # into the cell id, so leaving these out at their off value keeps every earlier cell's id, and its stored result,
 # valid; `from_dict` fills them back in. Any other value is written out and gives a new id.
-OMITTED_WHEN_OFF: dict[str, Any] = {"augment": "none", "augment_views": 0}
+OMITTED_WHEN_OFF: dict[str, Any] = {"augment": "none", "augment_views": 0, "schedule": "cosine", "warmup_lr": 0.0,
+                                     "train_voting": False, "head_init": "torch"}
 
 
 @dataclass(frozen=True)
@@ -86,10 +91,14 @@ class StrategyConfig:
     epochs: int = hp(3, "passes over each task's training data")
     batch_size: int = hp(64, "training batch size")
     optimizer: str = hp("sgd", "sgd | adam | adamw")
-    lr: float = hp(0.05, "peak learning rate (cosine decay within each task)")
+    lr: float = hp(0.05, "peak learning rate (decayed within each task as `schedule` says)")
     momentum: float = hp(0.9, "SGD momentum")
     weight_decay: float = hp(0.0, "weight decay")
-    warmup_epochs: int = hp(0, "linear warm-up epochs at the start of each task")
+    warmup_epochs: int = hp(0, "warm-up epochs at the start of each task (linear ramp unless warmup_lr is set)")
+    warmup_lr: float = hp(0.0, "> 0: the warm-up epochs run at this constant rate instead of a linear ramp (Dassl's "
+                               "ConstantWarmupScheduler, 1e-5 in CoOp/CoCoOp)")
+    schedule: str = hp("cosine", "after warm-up: cosine (decay to 0 within each task) | constant (L2P's official "
+                                 "recipe)")
     grad_clip: float = hp(0.0, "clip the gradient norm to this value (0: off)")
     augment: str = hp("none", "training augmentation: none | shift_scale (zoom 0.9-1.1x and shift <= 3 px per "
                               "image, seeded; no flips: glyphs are chiral); evaluation never augments")
@@ -107,13 +116,11 @@ class StrategyConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "StrategyConfig":
-        """Build from a plain dict, naming any unknown field and the valid ones."""
-        names = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - set(names))
-        if unknown:
-            raise ValueError(f"{cls.__name__}: unknown field(s) {unknown}; valid fields: {sorted(names)}")
-        converted = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-        return cls(**converted)
+        """Build from a plain dict: typed, range-checked and normalised (`bench.core.validation`); a wrong or
+        unknown field raises ConfigError (a ValueError) naming it."""
+        from bench.core.validation import validate_config
+
+        return validate_config(cls, values)
 
     @classmethod
     def help(cls) -> dict[str, str]:
@@ -134,6 +141,9 @@ class Strategy(nn.Module):
                                                       "domain_adaptation")
     flags: ClassVar[Flags] = Flags()
     needs_pixels: ClassVar[bool] = True  # False: forward reads only the frozen cache
+    # True: nothing trains by gradient (zero-shot, class-mean prototypes, closed-form heads set in `after_task`);
+    # the contract then expects `trainable_parameters()` to be empty, and the harness's loss to be NaN.
+    training_free: ClassVar[bool] = False
 
     def __init__(self, cfg: StrategyConfig, backbone: nn.Module, info: ScenarioInfo) -> None:
         super().__init__()
@@ -169,6 +179,10 @@ class Strategy(nn.Module):
     def training_loss(self, batch: Batch, ctx: TaskContext) -> torch.Tensor:
         logits = mask_logits(self(batch.x, batch.cached), ctx.seen_classes)
         return F.cross_entropy(logits, batch.y)
+
+    def trains_on(self, ctx: TaskContext) -> bool:
+        """Whether the harness runs gradient steps in step `ctx.index` (APER adapts on the first task only)."""
+        return True
 
     # -- hooks (all optional) ------------------------------------------------------------------------------
     def before_task(self, ctx: TaskContext) -> None:

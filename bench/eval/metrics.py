@@ -27,6 +27,7 @@ __all__ = [
     "final_average_accuracy",
     "forgetting_avalanche",
     "forgetting_max",
+    "forward_transfer",
     "harmonic_mean",
     "summarize",
 ]
@@ -123,16 +124,15 @@ def forgetting_avalanche(A: ArrayLike) -> float:
 
 
 def forgetting_max(A: ArrayLike) -> float:
-    """Max-based forgetting: ``mean_{j < T-1} (max_{l in [j, T-2]} A[l, j] - A[T-1, j])``.
+    """Mammoth's forgetting: ``mean_{j < T-1} (max_{l in [j, T-1]} A[l, j] - A[T-1, j])``.
 
-    Best accuracy task j ever had before the last step minus its final accuracy
-    (Chaudhry et al. 2018, RWalk), as used by Mammoth, PILOT, PyCIL and
-    Continuum. Details differ between those codebases, and only matter in
-    corner cases: Mammoth, PyCIL and PILOT also let the final row enter the max
-    (clipping each task's term at 0), and Continuum also lets rows l < j enter
-    it (accuracy on a task before training it). All agree with this definition
-    whenever no task ends above its best earlier accuracy and accuracy on
-    not-yet-trained tasks is no higher than after training them.
+    Best accuracy task j ever had from the step that trained it on, the final
+    step included, minus its final accuracy (Chaudhry et al. 2018, RWalk), as
+    ``mammoth/utils/metrics.py::forgetting`` computes it: the max runs over all
+    rows (rows before task j are padded with 0 there), so no term is negative.
+    PyCIL and PILOT agree; Continuum also lets rows l < j enter the max
+    (accuracy on a task before training it), which differs only when a model
+    scores an untrained task above its later best.
 
     T == 1 returns 0.0 (no earlier task), matching :func:`forgetting_avalanche`.
     Square matrices only.
@@ -141,8 +141,26 @@ def forgetting_max(A: ArrayLike) -> float:
     last = arr.shape[0] - 1
     if last == 0:
         return 0.0
-    best = np.array([arr[j:last, j].max() for j in range(last)])
+    best = np.array([arr[j:, j].max() for j in range(last)])
     return float(np.mean(best - arr[last, :last]))
+
+
+def forward_transfer(A: ArrayLike, initial: Sequence[float | None] | None) -> float:
+    """Forward transfer (Lopez-Paz & Ranzato 2017, GEM): ``mean_{j >= 1} (A[j-1, j] - b_j)``.
+
+    Accuracy on task j just before training it minus ``b_j``, the untrained
+    model's accuracy on task j (``initial``, measured once before the first
+    step). Terms with a missing entry (None/NaN: not evaluated) are left out;
+    NaN when no term is left, when ``initial`` is missing, or for T == 1.
+    Square matrices only; the caller passes fractions.
+    """
+    arr = np.asarray(A, dtype=float)
+    if initial is None or arr.ndim != 2 or arr.shape[0] != arr.shape[1] or len(initial) != arr.shape[1]:
+        return float("nan")
+    start = np.array([np.nan if v is None else float(v) for v in initial])
+    terms = [arr[j - 1, j] - start[j] for j in range(1, arr.shape[0])]
+    terms = [t for t in terms if np.isfinite(t)]
+    return float(np.mean(terms)) if terms else float("nan")
 
 
 def backward_transfer(A: ArrayLike) -> float:

@@ -340,7 +340,7 @@ def timm_vit(arch: str, weights: str | None, name: str, default_file: Callable[[
     return VisionBackbone(model, "timm", mean, std, size, name)
 
 
-@register_backbone("vit_glyph_tiny", "vit", "ViT 32px/8, width 96, depth 6; pretrained by `run_bench.py pretrain`")
+@register_backbone("vit_glyph_tiny", "vit", "ViT 32px/8, width 96, depth 6; pretrained by `promptshift pretrain`")
 def _vit_glyph_tiny(weights: str | None) -> VisionBackbone:
     return timm_vit("vit_tiny_patch16_224", weights, "vit_glyph_tiny",
                     default_file=lambda: verified_checkpoint("vit_glyph_tiny"), **GLYPH_VIT_ARCH)
@@ -379,12 +379,13 @@ def open_clip_model(config_name: str, weights: str | None, tokenizer: Callable |
 
 
 def embedded_clip(stem: str, weights: str | None, wrapper: type[nn.Module] = ClipBackbone) -> nn.Module:
-    """A CLIP-style model pretrained by the suite's recipe: config + vocabulary + weights in `checkpoints/`."""
+    """A CLIP-style model pretrained by the suite's recipe: config + vocabulary + weights shipped in
+    `bench/models/checkpoints_data/`."""
     import open_clip
 
     config_path = CHECKPOINT_DIR / f"{stem}.json"
     if not config_path.exists():
-        raise FileNotFoundError(f"{config_path} is missing: run `python run_bench.py pretrain`")
+        raise FileNotFoundError(f"{config_path} is missing: reinstall promptshift, or run `promptshift pretrain`")
     config = json.loads(config_path.read_text())
     vocab = json.loads((CHECKPOINT_DIR / f"{stem}.vocab.json").read_text())
     open_clip.add_model_config(config_path)

@@ -1,14 +1,17 @@
-"""The committed checkpoints of the embedded backbones and their manifest (sha256, recipe, measured quality)."""
+"""The committed checkpoints of the embedded backbones and their manifest (sha256, recipe, measured quality).
+
+They ship inside the package (`bench/models/checkpoints_data/`, package data), so an installed `promptshift`
+finds them through `importlib.resources` wherever it runs from, not only from a checkout.
+"""
 from __future__ import annotations
 
 import hashlib
 import json
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from bench.core.resources import package_folder
 
-
-CHECKPOINT_DIR = REPO_ROOT / "checkpoints"
+CHECKPOINT_DIR: Path = package_folder("bench.models", "checkpoints_data")
 
 
 def sha256_of(path: Path) -> str:
@@ -20,15 +23,17 @@ def sha256_of(path: Path) -> str:
 
 
 def verified_checkpoint(stem: str) -> Path:
-    """The committed checkpoint `checkpoints/<stem>.safetensors`, checked against its manifest's sha256."""
+    """The shipped checkpoint `<stem>.safetensors`, checked against its manifest's sha256."""
     path = CHECKPOINT_DIR / f"{stem}.safetensors"
     manifest_path = CHECKPOINT_DIR / "MANIFEST.json"
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run `python run_bench.py pretrain` to recreate it")
+        raise FileNotFoundError(f"{path} is missing: reinstall promptshift, or run `promptshift pretrain` "
+                                f"to recreate it")
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     expected = manifest.get(stem, {}).get("sha256")
     if expected is None:
-        raise ValueError(f"{manifest_path} has no sha256 for {stem!r}; re-run `python run_bench.py pretrain`")
+        raise ValueError(f"{manifest_path} has no sha256 for {stem!r}; reinstall promptshift, or run "
+                         f"`promptshift pretrain`")
     actual = sha256_of(path)
     if actual != expected:
         raise ValueError(f"{path} is corrupt: sha256 {actual[:12]}… != manifest {expected[:12]}…")

@@ -5,15 +5,18 @@
 - `coca_glyph_tiny`: an open_clip CoCa encoder-decoder trained on the same pairs with CoCa's contrastive plus
   captioning loss.
 
-Each writes `checkpoints/<name>.safetensors` and records the recipe, its seed, the file's sha256 and the measured
-quality (`bench.models.quality`) in `checkpoints/MANIFEST.json`. The default benchmark only ever loads these files.
+Each writes `<name>.safetensors` into the package's checkpoint folder (`bench/models/checkpoints_data/`, shipped as
+package data) and records the recipe, its seed, the file's sha256 and the measured quality (`bench.models.quality`)
+in its `MANIFEST.json`. The default benchmark only ever loads these files.
 """
 from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -216,11 +219,28 @@ def save(stem: str, state: dict[str, torch.Tensor], recipe: Recipe, extra: dict)
     return entry
 
 
+def _require_writable(folder: Path) -> None:
+    # Checked before hours of pretraining, not at the first save: an installed package may sit in a read-only
+    # site-packages, and the checkpoints are package data (the loader only looks there).
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(f"cannot write the checkpoints to {folder} (the installed package's data folder): "
+                              f"pretrain from a checkout (`pip install -e .`) or a writable install")
+
+
 def pretrain_all(only: Sequence[str] | None = None, device: str = "auto") -> None:
     from bench.models.quality import measure_quality
 
+    wanted = set(("vit", "clip", "coca") if only is None else only)
+    unknown = sorted(wanted - {"vit", "clip", "coca"})
+    if unknown or not wanted:
+        import difflib
+
+        hints = [f"{name!r}" + (f" (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(
+            name, ("vit", "clip", "coca"), n=1)) else "") for name in unknown]
+        raise ValueError(f"--only: {', '.join(hints) or 'nothing'} is not a backbone family to pretrain; "
+                         f"valid: vit, clip, coca")
+    _require_writable(CHECKPOINT_DIR)
     torch_device = select_device(device)
-    wanted = set(only or ("vit", "clip", "coca"))
     if "vit" in wanted:
         pretrain_vit(VIT_RECIPE, torch_device)
     if "clip" in wanted:

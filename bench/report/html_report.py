@@ -12,18 +12,18 @@ import html
 import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from bench.report.columns import (B2N_AVERAGE_COLUMNS, B2N_AVERAGE_LEGEND, HEADLINE_METRIC, METRIC_LABELS, MISSING,
+                                  Column, legend_lines, percent_column, prepare_rows, scenario_columns)
 from bench.report.references import Reference, by_protocol, load_references
-from bench.report.tables import (_B2N_AVERAGE_LEGEND, _METRIC_LABELS, B2N_AVERAGE_SLUG, HEADLINE_METRIC, KIND_COLUMNS,
-                                 MISSING, _first_line, _scenario_name, _slug, _strategy_labels, _strategy_name,
-                                 _variant, aggregate, base_to_new_average, records_to_frame)
+from bench.report.tables import (B2N_AVERAGE_SLUG, aggregate, base_to_new_average, first_line, records_to_frame,
+                                 scenario_name, slug, strategy_labels, strategy_name, variant_of)
 
 INCREMENTAL = ("class_incremental", "domain_incremental")
 REFERENCE_TITLE = "Published reference numbers (not measured by this suite)"
@@ -77,68 +77,11 @@ def _robustness_order(column: str) -> tuple:
 
 
 # ------------------------------------------------------------------------------------------------- rows
-@dataclass
-class Column:
-    key: str
-    label: str
-    numeric: bool
-    render: Callable[[pd.Series], tuple[str, float | str | None]]  # row -> (shown text, sort value)
-
-
-def _pct(key: str) -> Callable[[pd.Series], tuple[str, float | None]]:
-    def render(row: pd.Series) -> tuple[str, float | None]:
-        mean, std, n = row.get(f"{key}_mean", math.nan), row.get(f"{key}_std", math.nan), int(row["n_seeds"])
-        if mean is None or math.isnan(mean):
-            return MISSING, None
-        text = f"{mean * 100:.1f}"
-        if n > 1 and not math.isnan(std):
-            text += f" ± {std * 100:.1f}"
-        return text, mean * 100
-    return render
-
-
-def _plain(key: str, fmt: str) -> Callable[[pd.Series], tuple[str, float | None]]:
-    def render(row: pd.Series) -> tuple[str, float | None]:
-        value = row.get(f"{key}_mean", math.nan)
-        if value is None or math.isnan(value):
-            return MISSING, None
-        return format(value, fmt), float(value)
-    return render
-
-
-def _share(row: pd.Series) -> tuple[str, float | None]:
-    share = row.get("trainable_share_mean", math.nan)
-    if share is None or math.isnan(share):
-        return MISSING, None
-    return f"{share * 100:.3g}", share * 100
-
-
-def _text(key: str) -> Callable[[pd.Series], tuple[str, str]]:
-    def render(row: pd.Series) -> tuple[str, str]:
-        text = str(row.get(key) or "") or MISSING
-        return text, text
-    return render
-
-
-def scenario_columns(kind: str, agg: pd.DataFrame) -> list[Column]:
-    """The columns of one scenario's table, in display order."""
-    columns = [Column("strategy", "Strategy", False, _text("_label"))]
-    if agg["backbone"].astype(str).nunique() > 1:
-        columns.append(Column("backbone", "Backbone", False, _text("backbone")))
-    metrics = KIND_COLUMNS.get(kind) or [(m, _METRIC_LABELS.get(m, m)) for m in ("final_accuracy",)]
-    columns += [Column(key, label, True, _pct(key)) for key, label in metrics]
-    columns += [Column("trainable_params", "Trainable params", True, _plain("trainable_params", ",.0f")),
-                Column("trainable_share", "Trainable share (%)", True, _share),
-                Column("params_per_new_task", "Params / new task", True, _plain("params_per_new_task", ",.0f")),
-                Column("seconds", "Time (s)", True, _plain("seconds", ".1f")),
-                Column("peak_memory_mb", "Peak memory (MB)", True, _plain("peak_memory_mb", ".0f"))]
+def robustness_columns(agg: pd.DataFrame) -> list[Column]:
+    """The robustness columns with data, in attack order (the HTML page adds them to the shared columns)."""
     robust = sorted((c[: -len("_mean")] for c in agg.columns if c.startswith("rob_") and c.endswith("_mean")
                      and agg[c].notna().any()), key=_robustness_order)
-    columns += [Column(c, _robustness_label(c), True, _pct(c)) for c in robust]
-    columns += [Column("flags", "Comparability flags", False, _text("flags")),
-                Column("source", "Source", False, _text("_source")),
-                Column("n_seeds", "Seeds", True, lambda row: (str(int(row["n_seeds"])), float(row["n_seeds"])))]
-    return columns
+    return [percent_column(c, _robustness_label(c)) for c in robust]
 
 
 def _frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
@@ -154,8 +97,7 @@ def _frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     agg["_label"] = ""
     for scenario in agg["scenario"].unique():
         mask = agg["scenario"] == scenario
-        agg.loc[mask, "_label"] = [label.replace(" †submitted", "") for label in _strategy_labels(agg[mask])]
-    agg["_source"] = np.where(agg["submitted"].astype(bool), "submitted", "measured")
+        agg.loc[mask, "_label"] = [label.replace(" †submitted", "") for label in strategy_labels(agg[mask])]
     return agg
 
 
@@ -164,11 +106,9 @@ def _esc(value: Any) -> str:
 
 
 def table_html(scenario: str, kind: str, agg: pd.DataFrame) -> str:
-    columns = scenario_columns(kind, agg)
-    headline = f"{HEADLINE_METRIC.get(kind, 'final_accuracy')}_mean"
-    if headline in agg:
-        agg = agg.sort_values([headline, "_label"], ascending=[False, True], na_position="last")
-    return board_html(scenario, columns, agg)
+    """One scenario's sortable table: the shared columns (`bench.report.columns`) plus the robustness columns."""
+    agg = prepare_rows(kind, agg, [label.replace(" †submitted", "") for label in strategy_labels(agg)])
+    return board_html(scenario, scenario_columns(kind, agg, robustness_columns(agg)), agg)
 
 
 def board_html(name: str, columns: Sequence[Column], agg: pd.DataFrame) -> str:
@@ -224,7 +164,14 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
+def _panel_label(row: pd.Series, backbones: int) -> str:
+    label = str(row["_label"]) + (" †" if row["submitted"] else "")
+    return f"{label} ({row['backbone']})" if backbones > 1 else label
+
+
 def plot_pareto(agg: pd.DataFrame, kind: str) -> str | None:
+    """Accuracy and trainable parameters side by side, one pair of panels per backbone (rows sorted by accuracy;
+    strategies are tick labels, so no label overlaps another; Pareto-front rows in green, marked ★)."""
     metric = HEADLINE_METRIC.get(kind, "final_accuracy")
     if f"{metric}_mean" not in agg:
         return None
@@ -232,38 +179,63 @@ def plot_pareto(agg: pd.DataFrame, kind: str) -> str | None:
     if rows.empty:
         return None
     plt = _pyplot()
-    x = np.maximum(rows["trainable_params_mean"].to_numpy(float), 1.0)  # log axis: 0 trainable shows as 1
-    y = rows[f"{metric}_mean"].to_numpy(float) * 100
-    submitted = rows["submitted"].to_numpy(bool)
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    ax.scatter(x[~submitted], y[~submitted], color="tab:blue", label="measured", zorder=3)
-    if submitted.any():
-        ax.scatter(x[submitted], y[submitted], facecolors="none", edgecolors="tab:red", label="submitted", zorder=3)
-    front = pareto_front(list(zip(x, y)))
-    ax.step(x[front], y[front], where="post", color="tab:green", lw=1.5, label="Pareto front", zorder=2)
-    for xi, yi, label in zip(x, y, rows["_label"]):
-        ax.annotate(str(label), (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.set_xscale("log")
-    ax.set_xlabel("trainable parameters (log)")
-    ax.set_ylabel(f"{_METRIC_LABELS.get(metric, metric)}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    backbones = sorted(set(rows["backbone"].astype(str)))
+    heights = [max(2, (rows["backbone"].astype(str) == b).sum()) for b in backbones]
+    fig, axes = plt.subplots(len(backbones), 2, figsize=(9.5, 0.9 + 0.28 * sum(heights) + 0.5 * len(backbones)),
+                             squeeze=False, gridspec_kw={"height_ratios": heights, "width_ratios": [3, 2]})
+    for (acc_ax, par_ax), backbone in zip(axes, backbones):
+        sub = rows[rows["backbone"].astype(str) == backbone].sort_values(f"{metric}_mean")
+        y = np.arange(len(sub))
+        acc = sub[f"{metric}_mean"].to_numpy(float) * 100
+        err = np.nan_to_num(sub[f"{metric}_std"].to_numpy(float) * 100)
+        params = np.maximum(sub["trainable_params_mean"].to_numpy(float), 1.0)  # log axis: 0 trainable shows as 1
+        on_front = np.zeros(len(sub), bool)
+        on_front[pareto_front(list(zip(params, acc)))] = True
+        colours = np.where(on_front, "tab:green", "tab:blue")
+        acc_ax.errorbar(acc, y, xerr=err, fmt="none", ecolor="grey", lw=1)
+        acc_ax.scatter(acc, y, c=colours, zorder=3)
+        par_ax.scatter(params, y, c=colours, zorder=3)
+        labels = [("★ " if front else "") + _panel_label(row, 1) for front, (_, row) in zip(on_front, sub.iterrows())]
+        acc_ax.set_yticks(y, labels, fontsize=7)
+        par_ax.set_yticks(y, [""] * len(y))
+        par_ax.set_xscale("log")
+        acc_ax.set_title(f"{backbone}: {METRIC_LABELS.get(metric, metric)} (mean ± std over seeds)", fontsize=8)
+        par_ax.set_title(f"{backbone}: trainable parameters (log)", fontsize=8)
+        for ax in (acc_ax, par_ax):
+            ax.grid(alpha=0.3)
+            ax.tick_params(axis="x", labelsize=7)
+            ax.set_ylim(-0.7, len(sub) - 0.3)
+    fig.tight_layout()
     return _png(fig)
 
 
-def _groups(records: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
-    """Finished records of one scenario grouped like the table rows (label, submitted, backbone, variant)."""
+def _config_difference(configs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """For records of one strategy that differ in config: "field=value" of the fields whose values differ."""
+    keys = sorted({k for c in configs for k in c})
+    differing = [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
+    return [", ".join(f"{k}={c.get(k)}" for k in differing) for c in configs]
+
+
+def plot_groups(records: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    """Finished records of one scenario grouped like the table rows, labelled "strategy (backbone)" where backbones
+    mix, and with the config fields that differ where one strategy has several variants (never a config hash)."""
     groups: dict[tuple, list] = {}
     for record in records:
-        key = (_strategy_name(record), bool(record.get("submitted")),
-               str((record.get("config") or {}).get("backbone", "")), _variant(record.get("config")))
+        key = (strategy_name(record), bool(record.get("submitted")),
+               str((record.get("config") or {}).get("backbone", "")), variant_of(record.get("config")))
         groups.setdefault(key, []).append(record)
-    names = [k[0] for k in groups]
-    out = {}
-    for key, members in sorted(groups.items()):
-        label = key[0] if names.count(key[0]) == 1 else f"{key[0]} [{key[3][:8]}]"
-        out[label + (" †" if key[1] else "")] = members
-    return out
+    mixed = len({k[2] for k in groups}) > 1
+    by_name: dict[tuple, list[tuple]] = {}
+    for key in groups:
+        by_name.setdefault((key[0], key[1], key[2]), []).append(key)
+    labels: dict[tuple, str] = {}
+    for (name, submitted, backbone), keys in by_name.items():
+        base = f"{name} ({backbone})" if mixed else name
+        configs = [dict((groups[k][0].get("config") or {}).get("strategy_config") or {}) for k in keys]
+        texts = _config_difference(configs) if len(keys) > 1 else [""] * len(keys)
+        for key, text in zip(keys, texts):
+            labels[key] = base + (f" [{text}]" if text else "") + (" †" if submitted else "")
+    return {labels[key]: groups[key] for key in sorted(groups)}
 
 
 def _mean_matrix(records: Sequence[Mapping[str, Any]]) -> np.ndarray | None:
@@ -286,15 +258,18 @@ def plot_incremental(groups: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[
     if not matrices:
         return []
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for label, m in matrices.items():
-        curve = [m[i, : i + 1].mean() * 100 for i in range(m.shape[0])]
-        ax.plot(range(1, len(curve) + 1), curve, marker="o", label=label)
-    ax.set_xlabel("after training step")
-    ax.set_ylabel("mean accuracy on the tasks seen so far (%)")
-    ax.set_xticks(range(1, max(m.shape[0] for m in matrices.values()) + 1))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    curves = {label: [m[i, : i + 1].mean() * 100 for i in range(m.shape[0])] for label, m in matrices.items()}
+    fig, axes = _small_multiples(plt, len(curves))
+    for ax, (label, curve) in zip(axes.flat, curves.items()):
+        for other in curves.values():  # every other row in grey: the panel reads against the whole field
+            ax.plot(range(1, len(other) + 1), other, color="#d0d7de", lw=0.8, zorder=1)
+        ax.plot(range(1, len(curve) + 1), curve, color="tab:blue", marker="o", ms=3, zorder=3)
+        ax.set_title(label, fontsize=8)
+        ax.set_ylim(0, 100)
+        ax.set_xticks(range(1, len(curve) + 1))
+        ax.tick_params(labelsize=6)
+        ax.grid(alpha=0.3)
+    _finish_small_multiples(fig, axes, len(curves), "after training step", "mean acc. on tasks seen (%)")
     plots = [("Accuracy after each task (mean over seeds)", _png(fig))]
     cols = min(4, len(matrices))
     rows = math.ceil(len(matrices) / cols)
@@ -303,6 +278,8 @@ def plot_incremental(groups: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[
         ax.imshow(m * 100, vmin=0, vmax=100, cmap="viridis")
         if m.shape[0] <= 6:
             for (i, j), value in np.ndenumerate(m * 100):
+                if np.isnan(value):  # not evaluated (a task not trained yet): left blank
+                    continue
                 ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=7,
                         color="white" if value < 60 else "black")
         ax.set_xticks(range(m.shape[1]))
@@ -349,31 +326,50 @@ def plot_base_new(agg: pd.DataFrame) -> str | None:
     return _png(fig)
 
 
+def _small_multiples(plt: Any, count: int, cols: int = 6) -> tuple[Any, np.ndarray]:
+    cols = min(cols, count)
+    rows = math.ceil(count / cols)
+    return plt.subplots(rows, cols, figsize=(2.1 * cols + 0.6, 1.9 * rows + 0.6), squeeze=False, sharex=True,
+                        sharey=True)
+
+
+def _finish_small_multiples(fig: Any, axes: np.ndarray, count: int, xlabel: str, ylabel: str) -> None:
+    for ax in list(axes.flat)[count:]:
+        ax.axis("off")
+    fig.supxlabel(xlabel, fontsize=8)
+    fig.supylabel(ylabel, fontsize=8)
+    fig.tight_layout()
+
+
 def plot_robustness(groups: Mapping[str, Sequence[Mapping[str, Any]]]) -> str | None:
-    """Accuracy against the L-inf budget, PGD solid and FGSM dashed, starting from the clean subset accuracy."""
-    curves = []
-    for number, (label, members) in enumerate(groups.items()):
-        values = [robustness_values(r) for r in members]
-        values = [v for v in values if v]
-        if not values:
-            continue
-        for attack, style in (("pgd", "-"), ("fgsm", "--")):
+    """Accuracy against the L-inf budget, one small panel per row: PGD solid, FGSM dashed, from clean accuracy."""
+    panels = []
+    for label, members in groups.items():
+        values = [v for v in (robustness_values(r) for r in members) if v]
+        lines = []
+        for attack, style, colour in (("pgd", "-", "tab:red"), ("fgsm", "--", "tab:blue")):
             keys = sorted({k for v in values for k in v if k.startswith(f"rob_{attack}@")}, key=_robustness_order)
-            if not keys:
-                continue
-            xs = [0.0] + [_budget(k.partition("@")[2]) * 255 for k in keys]
-            ys = [np.nanmean([v.get(k, math.nan) for v in values]) * 100 for k in ["rob_clean", *keys]]
-            curves.append((f"{label} ({attack.upper()})", style, f"C{number % 10}", xs, ys))
-    if not curves:
+            if keys:
+                xs = [0.0] + [_budget(k.partition("@")[2]) * 255 for k in keys]
+                ys = [np.nanmean([v.get(k, math.nan) for v in values]) * 100 for k in ["rob_clean", *keys]]
+                lines.append((attack.upper(), style, colour, xs, ys))
+        if lines:
+            panels.append((label, lines))
+    if not panels:
         return None
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for label, style, colour, xs, ys in curves:
-        ax.plot(xs, ys, style, color=colour, marker="o", label=label)
-    ax.set_xlabel("L-inf budget ε (× 1/255)")
-    ax.set_ylabel("accuracy (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    fig, axes = _small_multiples(plt, len(panels))
+    for ax, (label, lines) in zip(axes.flat, panels):
+        for name, style, colour, xs, ys in lines:
+            ax.plot(xs, ys, style, color=colour, marker="o", ms=3, label=name)
+        ax.set_title(label, fontsize=8)
+        ax.set_ylim(0, 100)
+        ax.tick_params(labelsize=6)
+        ax.grid(alpha=0.3)
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="upper center", fontsize=8, ncol=2, frameon=False)
+    _finish_small_multiples(fig, axes, len(panels), "L-inf budget ε (× 1/255)", "accuracy (%)")
+    fig.subplots_adjust(top=1 - 0.6 / fig.get_figheight())  # room for the one legend above the panels
     return _png(fig)
 
 
@@ -390,11 +386,14 @@ color:#1b1f24}
 h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2.5rem;border-bottom:1px solid #d0d7de;padding-bottom:.3rem}
 table{border-collapse:collapse;font-size:.85rem;margin:.6rem 0}th,td{border:1px solid #d0d7de;padding:.25rem .5rem}
 th{background:#f6f8fa;cursor:pointer;user-select:none;white-space:nowrap}th[aria-sort=ascending]::after{content:" ▲"}
-th[aria-sort=descending]::after{content:" ▼"}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th[aria-sort=descending]::after{content:" ▼"}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 tr.submitted{background:#fff8e6}.badge{color:#9a3412;font-size:.75rem}.facts,.note{color:#57606a;font-size:.85rem}
 figure{display:inline-block;margin:.5rem 1rem .5rem 0;vertical-align:top}figcaption{font-size:.8rem;color:#57606a}
 img{max-width:100%}section.references{background:#f6f8fa;border:2px dashed #8c959f;padding:0 1rem 1rem;
 margin-top:2.5rem}section.references h2{border:none}nav a{margin-right:.8rem}.scroll{overflow-x:auto}
+.sanity{background:#ffebe9;border:1px solid #cf222e;padding:.3rem .8rem;font-size:.85rem;margin:.5rem 0}
+.verdict-holds{color:#1a7f37;font-weight:600}.verdict-fails{color:#cf222e;font-weight:600}
+.verdict-undecided{color:#9a6700;font-weight:600}.verdict-not-run{color:#57606a}
 """
 
 # Numeric columns sort by their data-value; "—" (an empty data-value) always goes last, whichever the direction.
@@ -425,17 +424,26 @@ _SCRIPT = """
 """
 
 
-def _legend(kind: str) -> str:
-    from bench.report.tables import _COMMON_LEGEND, _KIND_LEGEND
-
-    items = [*_KIND_LEGEND.get(kind, ()), *_COMMON_LEGEND,
-             "- Robustness columns (when run): accuracy on a fixed seeded subset of each evaluation set; FGSM/PGD "
+def _legend(kind: str, agg: pd.DataFrame) -> str:
+    measures = sorted(set(agg["memory_measure"].astype(str)) - {""})
+    items = [*legend_lines(kind, scenario_columns(kind, agg), measures),
+             "Robustness columns (when run): accuracy on a fixed seeded subset of each evaluation set; FGSM/PGD "
              "count an image only if it survives that budget and every smaller one; corruptions average the "
              "ImageNet-C corruptions over severities."]
-    return "<ul>" + "".join(f"<li>{_esc(item.lstrip('- '))}</li>" for item in items) + "</ul>"
+    return "<ul>" + "".join(f"<li>{_esc(item)}</li>" for item in items) + "</ul>"
 
 
-def scenario_section(scenario: str, agg: pd.DataFrame, records: Sequence[Mapping[str, Any]]) -> str:
+def checks_html(lines: Sequence[str]) -> str:
+    """The failing sanity checks of one table, shown above it (`bench.report.sanity`)."""
+    if not lines:
+        return ""
+    items = "".join(f"<li>{_esc(line)}</li>" for line in lines)
+    return (f'<div class="sanity"><strong>Sanity checks that fail on this table</strong> '
+            f'(<a href="sanity.md">rules and all verdicts</a>):<ul>{items}</ul></div>')
+
+
+def scenario_section(scenario: str, agg: pd.DataFrame, records: Sequence[Mapping[str, Any]],
+                     checks: Sequence[str] = ()) -> str:
     kind = agg["kind"].astype(str).mode().iat[0]
     steps = agg["num_steps"].max()
     backbones = sorted(set(agg["backbone"].astype(str)) - {""})
@@ -445,44 +453,21 @@ def scenario_section(scenario: str, agg: pd.DataFrame, records: Sequence[Mapping
     if len(backbones) == 1:
         facts.append(f"backbone: {backbones[0]}")
     facts.append(f"{len(agg)} rows; click a column header to sort, click again to reverse")
-    groups = _groups(records)
-    figures = [_figure("Accuracy against trainable parameters; green: the Pareto front", plot_pareto(agg, kind))]
+    groups = plot_groups(records)
+    figures = [_figure("Headline accuracy and trainable parameters per backbone; green ★: on the Pareto front "
+                       "(no other row of that backbone has as few parameters and higher accuracy)",
+                       plot_pareto(agg, kind))]
     if kind in INCREMENTAL:
         figures += [_figure(caption, uri) for caption, uri in plot_incremental(groups)]
     if kind == "base_to_new":
         figures.append(_figure("Base against new accuracy; dotted: harmonic-mean iso-curves", plot_base_new(agg)))
-    figures.append(_figure("Robustness: accuracy against the attack budget", plot_robustness(groups)))
-    return (f'<section class="scenario" id="scenario-{_esc(_slug(scenario))}"><h2>Scenario <code>{_esc(scenario)}'
-            f'</code></h2><p class="facts">{_esc(" · ".join(facts))}</p><div class="scroll">'
+    figures.append(_figure("Robustness, one panel per row: accuracy against the attack budget (PGD solid red, "
+                           "FGSM dashed blue; ε = 0 is clean accuracy)", plot_robustness(groups)))
+    return (f'<section class="scenario" id="scenario-{_esc(slug(scenario))}"><h2>Scenario <code>{_esc(scenario)}'
+            f'</code></h2>{checks_html(checks)}<p class="facts">{_esc(" · ".join(facts))}</p><div class="scroll">'
             f'{table_html(scenario, kind, agg)}</div>'
-            f'<details><summary>Column legend</summary>{_legend(kind)}</details>'
+            f'<details><summary>Column legend</summary>{_legend(kind, agg)}</details>'
             f'<div class="plots">{"".join(figures)}</div></section>')
-
-
-def _fraction_pct(key: str) -> Callable[[pd.Series], tuple[str, float | None]]:
-    def render(row: pd.Series) -> tuple[str, float | None]:
-        value = row.get(key, math.nan)
-        return (MISSING, None) if value is None or math.isnan(value) else (f"{value * 100:.1f}", value * 100)
-    return render
-
-
-def _ran(row: pd.Series) -> tuple[str, float]:
-    text = f"{row['n_scenarios']} of {row['n_b2n_scenarios']}"
-    if row["missing"]:
-        text += f" (missing {row['missing'].replace(';', ', ')})"
-    return text, float(row["n_scenarios"])
-
-
-B2N_AVERAGE_COLUMNS = [
-    Column("strategy", "Strategy", False, _text("_label")),
-    Column("backbone", "Backbone", False, _text("backbone")),
-    Column("base_acc", "Base (%)", True, _fraction_pct("base_acc_avg")),
-    Column("new_acc", "New (%)", True, _fraction_pct("new_acc_avg")),
-    Column("harmonic_mean", "HM (%)", True, _fraction_pct("harmonic_mean_of_avgs")),
-    Column("scenarios", "Scenarios", True, _ran),
-    Column("seeds", "Seeds / scenario", False, _text("seeds_per_scenario")),
-    Column("flags", "Comparability flags", False, _text("flags")),
-]
 
 
 def b2n_average_section(agg: pd.DataFrame) -> str:
@@ -493,11 +478,11 @@ def b2n_average_section(agg: pd.DataFrame) -> str:
     average = average.assign(_label=average["strategy"])
     n_total = int(average["n_b2n_scenarios"].max())
     names = ", ".join(sorted({s for text in average["scenarios"] for s in text.split(";")}))
-    legend = "<ul>" + "".join(f"<li>{_esc(item.lstrip('- '))}</li>" for item in _B2N_AVERAGE_LEGEND) + "</ul>"
+    legend = "<ul>" + "".join(f"<li>{_esc(item)}</li>" for item in B2N_AVERAGE_LEGEND) + "</ul>"
     return (f'<section class="scenario" id="{B2N_AVERAGE_SLUG}"><h2>Base-to-new average over {n_total} '
             f'scenario{"s" if n_total != 1 else ""}</h2><p class="facts">scenarios: {_esc(names)} · rows sorted by HM, '
             f'best first; click a column header to sort</p><div class="scroll">'
-            f'{board_html(B2N_AVERAGE_SLUG, B2N_AVERAGE_COLUMNS, average)}</div>'
+            f'{board_html(B2N_AVERAGE_SLUG, list(B2N_AVERAGE_COLUMNS), average)}</div>'
             f'<details open><summary>How the average is computed</summary>{legend}</details></section>')
 
 
@@ -522,16 +507,18 @@ def references_section(references: Sequence[Reference]) -> str:
 def failures_section(failed: Sequence[Mapping[str, Any]]) -> str:
     if not failed:
         return ""
-    rows = "".join(f"<tr><td>{_esc(_scenario_name(r) or MISSING)}</td><td>{_esc(_strategy_name(r) or MISSING)}</td>"
-                   f"<td><code>{_esc(r.get('cell_id'))}</code></td><td>{_esc(_first_line(r.get('error')))}</td></tr>"
+    rows = "".join(f"<tr><td>{_esc(scenario_name(r) or MISSING)}</td><td>{_esc(strategy_name(r) or MISSING)}</td>"
+                   f"<td><code>{_esc(r.get('cell_id'))}</code></td><td>{_esc(first_line(r.get('error')))}</td></tr>"
                    for r in failed)
     return (f'<section id="failures"><h2>Failed cells ({len(failed)})</h2><p class="note">A rerun retries them.</p>'
             "<table><thead><tr><th>Scenario</th><th>Strategy</th><th>Cell</th><th>Error (first line)</th></tr>"
             f"</thead><tbody>{rows}</tbody></table></section>")
 
 
-def render_page(records: Iterable[Mapping[str, Any]], references: Sequence[Reference] = ()) -> str:
-    """The whole page as one string."""
+def render_page(records: Iterable[Mapping[str, Any]], references: Sequence[Reference] = (),
+                checks: Mapping[str, Sequence[str]] | None = None, claims: str = "") -> str:
+    """The whole page as one string. `checks`: failing sanity checks by scenario; `claims`: the claims section's
+    HTML (`bench.report.claims`)."""
     records = list(records)
     ok = [r for r in records if r.get("status") == "ok"]
     failed = [r for r in records if r.get("status") != "ok"]
@@ -539,9 +526,14 @@ def render_page(records: Iterable[Mapping[str, Any]], references: Sequence[Refer
     sections, nav = [], []
     for scenario in sorted(set(agg["scenario"].astype(str))) if not agg.empty else []:
         sub = agg[agg["scenario"] == scenario].reset_index(drop=True)
-        members = [r for r in ok if _scenario_name(r) == scenario]
-        sections.append(scenario_section(scenario, sub, members))
-        nav.append(f'<a href="#scenario-{_esc(_slug(scenario))}">{_esc(scenario)}</a>')
+        members = [r for r in ok if scenario_name(r) == scenario]
+        sections.append(scenario_section(scenario, sub, members, (checks or {}).get(scenario, ())))
+        nav.append(f'<a href="#scenario-{_esc(slug(scenario))}">{_esc(scenario)}</a>')
+    if claims:
+        nav.insert(0, '<a href="#claims">claims of the papers</a>')
+    if checks is not None:
+        failing = sum(len(lines) for lines in checks.values())
+        nav.insert(0, f'<a href="sanity.md">sanity checks ({failing} failing)</a>')
     average = b2n_average_section(agg)
     if average:
         nav.append(f'<a href="#{B2N_AVERAGE_SLUG}">base-to-new average</a>')
@@ -551,7 +543,7 @@ def render_page(records: Iterable[Mapping[str, Any]], references: Sequence[Refer
     summary = (f"{len(ok)} finished cells ({submitted} submitted), {len(failed)} failed. Rows average seeds; "
                "every number is computed from the stored accuracy matrices. Rows marked †submitted were run "
                "elsewhere and submitted as results files; comparability flags say which protocols differ.")
-    body = "".join(sections) + average or "<p>No finished cells yet.</p>"
+    body = claims + ("".join(sections) + average or "<p>No finished cells yet.</p>")
     return ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8><meta name=viewport "
             "content='width=device-width,initial-scale=1'><title>PromptShift leaderboards</title>"
             f"<style>{_STYLE}</style></head><body><h1>PromptShift leaderboards</h1><p class=note>{_esc(summary)}</p>"
@@ -560,10 +552,11 @@ def render_page(records: Iterable[Mapping[str, Any]], references: Sequence[Refer
 
 
 def write_html(records: Iterable[Mapping[str, Any]], out_path: Path | str,
-               references: Sequence[Reference] | None = None) -> Path:
+               references: Sequence[Reference] | None = None, checks: Mapping[str, Sequence[str]] | None = None,
+               claims: str = "") -> Path:
     """Write the page; references default to `bench/report/references.yaml` (none when it does not exist)."""
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     refs = load_references() if references is None else references
-    out.write_text(render_page(records, refs), encoding="utf-8")
+    out.write_text(render_page(records, refs, checks, claims), encoding="utf-8")
     return out

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-DEFAULT_PATH = Path(__file__).resolve().parent / "references.yaml"
+from bench.core.resources import package_folder
+
+DEFAULT_PATH = package_folder("bench.report", "references.yaml")
 REQUIRED = ("paper", "method", "protocol", "metric", "value")
 
 

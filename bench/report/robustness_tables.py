@@ -24,6 +24,19 @@ def _mean(values: list[float | None]) -> float | None:
     return sum(real) / len(real) if real else None
 
 
+def _std(values: list[float | None]) -> float | None:
+    """Sample standard deviation (ddof=1) over seeds; None with fewer than two numbers."""
+    real = [v for v in values if isinstance(v, (int, float)) and not math.isnan(v)]
+    if len(real) < 2:
+        return None
+    mean = sum(real) / len(real)
+    return math.sqrt(sum((v - mean) ** 2 for v in real) / (len(real) - 1))
+
+
+def _pct_spread(value: float | None, std: float | None) -> str:
+    return _pct(value) + (f" ± {100 * std:.1f}" if value is not None and std is not None else "")
+
+
 def _pct(value: float | None, signed: bool = False) -> str:
     if value is None:
         return MISSING
@@ -45,7 +58,8 @@ def _flatten(rob: Mapping[str, Any]) -> dict[str, float | None]:
 
 
 def _groups(records: Iterable[Mapping[str, Any]]) -> dict[tuple, list[Mapping[str, Any]]]:
-    """Finished records with robustness numbers, grouped by (scenario, strategy label, backbone, settings)."""
+    """Finished records with robustness numbers, grouped by (scenario, strategy label, backbone, settings,
+    submitted): a submitted record never averages into (or stands in for) the suite's own row."""
     groups: dict[tuple, list[Mapping[str, Any]]] = defaultdict(list)
     for record in records:
         rob = record.get("robustness")
@@ -54,7 +68,8 @@ def _groups(records: Iterable[Mapping[str, Any]]) -> dict[tuple, list[Mapping[st
         config, strategy = record.get("config") or {}, record.get("strategy") or {}
         key = (str((record.get("scenario") or {}).get("name") or config.get("scenario")),
                str(strategy.get("label") or strategy.get("name") or config.get("strategy")),
-               str(config.get("backbone")), json.dumps(rob.get("settings") or {}, sort_keys=True))
+               str(config.get("backbone")), json.dumps(rob.get("settings") or {}, sort_keys=True),
+               record.get("submitted") is True)
         groups[key].append(record)
     return groups
 
@@ -64,6 +79,7 @@ def _summary(records: list[Mapping[str, Any]]) -> dict[str, Any]:
     columns = list(dict.fromkeys(c for row in rows for c in row))
     first = records[0]
     return {"values": {c: _mean([row.get(c) for row in rows]) for c in columns}, "seeds": len(records),
+            "stds": {c: _std([row.get(c) for row in rows]) for c in columns},
             "strategy_name": (first.get("strategy") or {}).get("name") or (first.get("config") or {}).get("strategy"),
             "family": (first.get("strategy") or {}).get("backbone_family") or "",
             "flags": flags_label((first.get("strategy") or {}).get("flags")),
@@ -97,7 +113,8 @@ def _pgd_kept(values: Mapping[str, float | None]) -> float | None:
 
 def _reference(summaries: list[dict[str, Any]], family: str) -> dict[str, Any] | None:
     """Full fine-tuning on the same backbone family (its own-name variant first)."""
-    candidates = [s for s in summaries if s["strategy_name"] == REFERENCE and s["family"] == family]
+    candidates = [s for s in summaries if s["strategy_name"] == REFERENCE and s["family"] == family
+                  and not s["submitted"]]
     candidates.sort(key=lambda s: (s["label"] != REFERENCE, s["label"]))
     return candidates[0] if candidates else None
 
@@ -122,7 +139,8 @@ def _legend(summaries: list[dict[str, Any]]) -> list[str]:
         lines.append("- Settings: " + "; ".join(parts) + ".")
     return lines + [
         "- Accuracy in %, among each evaluation set's label space, averaged over its evaluation sets (weighted by "
-        "subset size) and over seeds. L-infinity budgets on pixels in [0, 1].",
+        "subset size) and over seeds: mean ± sample std (ddof=1) where a row has several seeds (n in Seeds); drops "
+        "and shares are of the means. L-infinity budgets on pixels in [0, 1].",
         "- FGSM/PGD: an image counts as robust at a budget only if it is correct clean and under that attack at "
         "that budget and every smaller one.",
         "- PGD drop = clean - PGD at the largest budget; Corr. drop = clean - mean corruption accuracy. "
@@ -154,7 +172,7 @@ def _scenario_section(scenario: str, summaries: list[dict[str, Any]]) -> tuple[l
         versus = {k: drops[k] - ref_drops[k] if drops[k] is not None and ref_drops[k] is not None else None
                   for k in drops}
         cells = [s["label"], s["backbone"], s["flags"], str(s["seeds"]),
-                 *[_pct(s["values"].get(c)) for c in value_cols],
+                 *[_pct_spread(s["values"].get(c), s["stds"].get(c)) for c in value_cols],
                  _pct(drops["pgd"]), _pct(versus["pgd"], True), _pct(drops["corruption"]),
                  _pct(versus["corruption"], True), _pct(drops["kept"]), _pct(versus["kept"], True)]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
@@ -172,8 +190,10 @@ def write_robustness_tables(records: Iterable[Mapping[str, Any]], out_dir: Path 
     record has robustness numbers. Returns the written paths."""
     out = Path(out_dir)
     by_scenario: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for (scenario, label, backbone, _), group in _groups(records).items():
-        by_scenario[scenario].append({**_summary(group), "label": label, "backbone": backbone})
+    for (scenario, label, backbone, _, submitted), group in _groups(records).items():
+        shown = f"{label} †submitted" if submitted else label  # the same mark as every other table
+        by_scenario[scenario].append({**_summary(group), "label": shown, "backbone": backbone,
+                                      "submitted": submitted})
     paths = [out / MARKDOWN, out / CSV]
     if not by_scenario:
         for path in paths:

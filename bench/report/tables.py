@@ -18,11 +18,12 @@ from typing import Any
 import pandas as pd
 
 from bench.core.store import config_hash
-from bench.eval.metrics import harmonic_mean
+from bench.eval.metrics import forward_transfer, harmonic_mean
+from bench.report.columns import (B2N_AVERAGE_COLUMNS, B2N_AVERAGE_LEGEND, HEADLINE_METRIC, MISSING, Column,
+                                  legend_lines, prepare_rows, scenario_columns)
 
 __all__ = [
     "ACCURACY_METRICS",
-    "KIND_COLUMNS",
     "HEADLINE_METRIC",
     "VALUE_COLUMNS",
     "B2N_AVERAGE_SLUG",
@@ -30,10 +31,14 @@ __all__ = [
     "base_to_new_average",
     "flags_label",
     "records_to_frame",
+    "scenario_name",
+    "strategy_labels",
+    "strategy_name",
+    "variant_of",
+    "first_line",
+    "slug",
     "write_tables",
 ]
-
-MISSING = "—"
 
 # Metrics stored as fractions in [0, 1] (forgetting/BWT may be negative) and
 # printed as percentages.
@@ -48,6 +53,7 @@ ACCURACY_METRICS: tuple[str, ...] = (
     "harmonic_mean",
     "source_acc",
     "target_acc",
+    "fwt",
 )
 
 # Cost columns, averaged over seeds like the metrics.
@@ -59,6 +65,7 @@ COST_COLUMNS: tuple[str, ...] = (
     "seconds",
     "train_seconds",
     "eval_seconds",
+    "robustness_seconds",
     "peak_memory_mb",
 )
 
@@ -83,71 +90,6 @@ META_COLUMNS: tuple[str, ...] = (
     "flags",
     "memory_measure",
 )
-
-_INCREMENTAL = (
-    ("final_accuracy", "Final acc (%)"),
-    ("avg_incremental_accuracy", "Avg incr. acc (%)"),
-    ("forgetting_avalanche", "Forgetting, avalanche (%)"),
-    ("forgetting_max", "Forgetting, max (%)"),
-    ("bwt", "BWT (%)"),
-)
-
-KIND_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
-    "class_incremental": _INCREMENTAL,
-    "domain_incremental": _INCREMENTAL,
-    "base_to_new": (("base_acc", "Base (%)"), ("new_acc", "New (%)"), ("harmonic_mean", "HM (%)")),
-    "domain_adaptation": (("source_acc", "Source (%)"), ("target_acc", "Target (%)")),
-    "joint": (("final_accuracy", "Final acc (%)"),),
-}
-
-HEADLINE_METRIC: dict[str, str] = {
-    "class_incremental": "final_accuracy",
-    "domain_incremental": "final_accuracy",
-    "base_to_new": "harmonic_mean",
-    "domain_adaptation": "target_acc",
-    "joint": "final_accuracy",
-}
-
-_METRIC_LABELS: dict[str, str] = {key: label for cols in KIND_COLUMNS.values() for key, label in cols}
-
-_COMMON_LEGEND = (
-    "- Accuracy-type columns are percentages. Cells are mean ± sample standard deviation "
-    "(ddof=1) over seeds; a single seed shows the mean only. \"—\" means the value was "
-    "not reported.",
-    "- Trainable params: parameters updated by the strategy, with their share of the "
-    "backbone's parameters; params / new task: parameters added per new task.",
-    "- Flags: task-id = task identity given at test time; batch-vote = predictions depend "
-    "on other samples in the test batch; +k fwd = k extra forward passes per sample; "
-    "replay = stores past training images; unlabelled-target = trains on unlabelled "
-    "target-domain images; class-names = reads class names (text prompts); joint = trained "
-    "on all tasks at once (an upper bound, not a continual learner).",
-    "- †submitted = result submitted from outside, not reproduced by this harness.",
-)
-
-_INCREMENTAL_LEGEND = (
-    "- Final acc: mean accuracy over all tasks' test sets after training the last task "
-    "(not the average incremental accuracy).",
-    "- Avg incr. acc: mean over steps i of the mean accuracy on tasks 0..i after step i.",
-    "- Forgetting, avalanche: avalanche-lib's definition, accuracy on task j just after "
-    "training task j minus its final accuracy, averaged over all tasks but the last.",
-    "- Forgetting, max: Mammoth/PILOT definition, best accuracy on task j after training "
-    "tasks j..T-2 minus its final accuracy, averaged over all tasks but the last; a task "
-    "that ends above its earlier best counts negatively (those codebases clip it to 0).",
-    "- BWT: backward transfer (Lopez-Paz & Ranzato, GEM), final minus just-after accuracy; "
-    "equals minus the avalanche forgetting.",
-)
-
-_KIND_LEGEND: dict[str, tuple[str, ...]] = {
-    "class_incremental": _INCREMENTAL_LEGEND,
-    "domain_incremental": _INCREMENTAL_LEGEND,
-    "base_to_new": (
-        "- Base / New: accuracy on the base (seen) and new (unseen) classes.",
-        "- HM: harmonic mean 2·base·new / (base + new), computed per seed, then averaged.",
-    ),
-    "domain_adaptation": ("- Source / Target: accuracy on the source and target domains.",),
-    "joint": ("- Final acc: mean accuracy over the evaluation sets after joint training.",),
-}
-
 
 def _num(value: Any) -> float:
     """A float for real numbers, NaN for anything else (None, bools, strings)."""
@@ -211,7 +153,7 @@ def _memory(memory: Any) -> tuple[float, str]:
     return rss, ("peak RSS" if not math.isnan(rss) else "")
 
 
-def _variant(config: Any) -> str:
+def variant_of(config: Any) -> str:
     if not isinstance(config, Mapping):
         return ""
     try:
@@ -220,12 +162,12 @@ def _variant(config: Any) -> str:
         return ""
 
 
-def _scenario_name(record: Mapping[str, Any]) -> str:
+def scenario_name(record: Mapping[str, Any]) -> str:
     name = _get(record.get("scenario"), "name") or _get(record.get("config"), "scenario")
     return str(name) if name else ""
 
 
-def _strategy_name(record: Mapping[str, Any]) -> str:
+def strategy_name(record: Mapping[str, Any]) -> str:
     strategy = record.get("strategy")
     name = _get(strategy, "label") or _get(strategy, "name") or _get(record.get("config"), "strategy")
     return str(name) if name else ""
@@ -252,13 +194,13 @@ def records_to_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         row: dict[str, Any] = {
             "cell_id": record.get("cell_id"),
             "suite": _get(config, "suite") or "",
-            "scenario": _scenario_name(record),
+            "scenario": scenario_name(record),
             "kind": _get(scenario, "kind") or "",
             "num_steps": _num(_get(scenario, "num_steps")),
-            "strategy": _strategy_name(record),
+            "strategy": strategy_name(record),
             "family": _get(strategy, "family") or "",
             "backbone": _get(config, "backbone") or "",
-            "variant": _variant(config),
+            "variant": variant_of(config),
             "seed": _get(config, "seed"),
             "submitted": bool(record.get("submitted", False)),
             "flags": flags_label(_get(strategy, "flags")),
@@ -277,10 +219,24 @@ def records_to_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         row["seconds"] = _num(_get(timing, "total_seconds"))
         row["train_seconds"] = _num(_get(timing, "train_seconds"))
         row["eval_seconds"] = _num(_get(timing, "eval_seconds"))
+        row["robustness_seconds"] = _num(_get(timing, "robustness_seconds"))
+        if math.isnan(row.get("fwt", math.nan)):
+            row["fwt"] = _fwt(record)
         row["peak_memory_mb"], row["memory_measure"] = _memory(memory)
         rows.append(row)
     columns = [*META_COLUMNS, *ACCURACY_METRICS, *extra_metrics, *COST_COLUMNS]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _fwt(record: Mapping[str, Any]) -> float:
+    """Forward transfer from the stored matrix and the untrained start row; NaN without either."""
+    results = record.get("results")
+    if _get(record.get("scenario"), "kind") not in ("class_incremental", "domain_incremental"):
+        return math.nan
+    try:
+        return forward_transfer(results["acc_matrix"], results.get("initial_accuracy"))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return math.nan
 
 
 def _value_columns(frame: pd.DataFrame) -> list[str]:
@@ -340,6 +296,9 @@ def aggregate(frame: pd.DataFrame) -> pd.DataFrame:
                 mean = std = math.nan
             row[f"{col}_mean"] = float(mean)
             row[f"{col}_std"] = float(std)
+        if "harmonic_mean" in values and {"base_acc", "new_acc"} <= set(values):
+            # The CoOp/CoCoOp rule: HM of the mean base and mean new accuracy, not the mean of per-seed HMs.
+            row["harmonic_mean_mean"] = _hm_or_nan(row["base_acc_mean"], row["new_acc_mean"])
         rows.append(row)
     return pd.DataFrame(rows, columns=out_columns).reset_index(drop=True)
 
@@ -360,7 +319,7 @@ def _seed_sort_key(seed: str) -> tuple[int, float, str]:
         return (1, 0.0, seed)
 
 
-def _slug(name: str) -> str:
+def slug(name: str) -> str:
     """A file-name-safe version of a scenario name."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
     return slug or "unnamed"
@@ -379,34 +338,6 @@ def _md_table(headers: Sequence[str], right: Sequence[bool], rows: Sequence[Sequ
     return "\n".join(lines)
 
 
-def _fmt(value: float, fmt: str) -> str:
-    text = format(value, fmt)
-    # Avoid "-0.0" for tiny negatives that round to zero.
-    return text[1:] if text.startswith("-") and float(text.replace(",", "")) == 0 else text
-
-
-def _mean_std(mean: Any, std: Any, n: int, fmt: str, scale: float = 1.0) -> str:
-    if mean is None or math.isnan(mean):
-        return MISSING
-    text = _fmt(mean * scale, fmt)
-    if n > 1 and std is not None and not math.isnan(std):
-        text += " ± " + _fmt(std * scale, fmt)
-    return text
-
-
-def _params_cell(row: pd.Series) -> str:
-    count = row["trainable_params_mean"]
-    if math.isnan(count):
-        return MISSING
-    text = _fmt(count, ",.0f")
-    if row["trainable_params_std"] > 0:
-        text += " ± " + _fmt(row["trainable_params_std"], ",.0f")
-    share = row["trainable_share_mean"]
-    if not math.isnan(share):
-        text += f" ({share * 100:.3g}%)"
-    return text
-
-
 def _scenario_kind(agg: pd.DataFrame, scenario: str) -> str:
     kinds = Counter(agg["kind"].astype(str))
     kind, _ = kinds.most_common(1)[0]
@@ -419,18 +350,7 @@ def _scenario_kind(agg: pd.DataFrame, scenario: str) -> str:
     return kind
 
 
-def _metric_columns(kind: str, agg: pd.DataFrame) -> list[tuple[str, str]]:
-    if kind in KIND_COLUMNS:
-        return list(KIND_COLUMNS[kind])
-    # Unknown kind: show whichever known metrics have data.
-    return [
-        (m, _METRIC_LABELS.get(m, m))
-        for m in ACCURACY_METRICS
-        if f"{m}_mean" in agg and agg[f"{m}_mean"].notna().any()
-    ]
-
-
-def _strategy_labels(agg: pd.DataFrame) -> list[str]:
+def strategy_labels(agg: pd.DataFrame) -> list[str]:
     """Strategy names, with a config hash where one name has several variants."""
     base = list(zip(agg["strategy"], agg["submitted"], agg["backbone"]))
     counts = Counter(base)
@@ -446,75 +366,49 @@ def _strategy_labels(agg: pd.DataFrame) -> list[str]:
     return labels
 
 
-def _scenario_markdown(scenario: str, agg: pd.DataFrame) -> str:
+def render_rows(columns: Sequence[Column], agg: pd.DataFrame) -> list[list[str]]:
+    """The shown text of every cell, row by row (the Markdown table; the HTML page reads the same columns)."""
+    return [[column.render(row)[0] for column in columns] for _, row in agg.iterrows()]
+
+
+def _scenario_markdown(scenario: str, agg: pd.DataFrame, checks: Sequence[str] = ()) -> str:
     kind = _scenario_kind(agg, scenario)
-    metric_cols = _metric_columns(kind, agg)
-    headline = HEADLINE_METRIC.get(kind, metric_cols[0][0] if metric_cols else "")
-    agg = agg.copy()
-    agg["_label"] = _strategy_labels(agg)
-    sort_col = f"{headline}_mean"
-    if sort_col in agg:
-        agg = agg.sort_values([sort_col, "_label"], ascending=[False, True], na_position="last")
-    else:
-        agg = agg.sort_values("_label")
-
+    agg = prepare_rows(kind, agg, strategy_labels(agg))  # labels carry "†submitted" where it applies
+    columns = scenario_columns(kind, agg)
+    headline = HEADLINE_METRIC.get(kind, "")
     backbones = sorted(set(agg["backbone"].astype(str)) - {""})
-    show_backbone = len(backbones) > 1
     measures = sorted(set(agg["memory_measure"].astype(str)) - {""})
-
-    headers = ["Strategy"] + (["Backbone"] if show_backbone else [])
-    headers += [label for _, label in metric_cols]
-    headers += ["Trainable params", "Params / new task", "Time (s)", "Peak memory (MB)"]
-    headers += ["Flags", "Seeds"]
-    right = [False] + ([False] if show_backbone else []) + [True] * (len(metric_cols) + 4)
-    right += [False, True]
-
-    rows = []
-    for _, row in agg.iterrows():
-        n = int(row["n_seeds"])
-        cells = [row["_label"]] + ([str(row["backbone"]) or MISSING] if show_backbone else [])
-        for metric, _ in metric_cols:
-            cells.append(
-                _mean_std(row.get(f"{metric}_mean"), row.get(f"{metric}_std"), n, ".1f", 100.0)
-            )
-        cells.append(_params_cell(row))
-        cells.append(_mean_std(row["params_per_new_task_mean"], 0.0, 1, ",.0f"))
-        cells.append(_mean_std(row["seconds_mean"], row["seconds_std"], n, ".1f"))
-        memory = _mean_std(row["peak_memory_mb_mean"], row["peak_memory_mb_std"], n, ".0f")
-        if len(measures) > 1 and row["memory_measure"] in measures:
-            memory += f" [{measures.index(row['memory_measure']) + 1}]"
-        cells.append(memory)
-        cells += [str(row["flags"]) or MISSING, str(n)]
-        rows.append(cells)
-
     steps = agg["num_steps"].max()
     facts = [f"kind: {kind.replace('_', '-') or 'unknown'}"]
     if not math.isnan(steps):
         facts.append(f"training steps: {int(steps)}")
-    if backbones and not show_backbone:
+    if len(backbones) == 1:
         facts.append(f"backbone: {backbones[0]}")
-    head_label = _METRIC_LABELS.get(headline, headline)
-    legend = [*_KIND_LEGEND.get(kind, ()), *_COMMON_LEGEND]
-    if len(measures) == 1:
-        legend.append(f"- Peak memory (MB): {measures[0]}.")
-    elif measures:
-        keyed = "; ".join(f"[{i}] {m}" for i, m in enumerate(measures, start=1))
-        legend.append(f"- Peak memory (MB), measured differently per row: {keyed}.")
-    parts = [
-        f"# Scenario `{scenario}`",
-        "",
+    head_label = next((c.label for c in columns if c.key == headline), headline or "name")
+    parts = [f"# Scenario `{scenario}`", ""]
+    if checks:
+        parts += ["**Sanity checks that fail on this table** (see [sanity.md](sanity.md)):", "",
+                  *[f"- FAIL {line}" for line in checks], ""]
+    parts += [
         " · ".join(facts) + f" · rows sorted by {head_label}, best first.",
         "",
-        *legend,
+        *[f"- {line}" for line in legend_lines(kind, columns, measures)],
         "",
-        _md_table(headers, right, rows),
+        _md_table([c.label for c in columns], [c.numeric for c in columns], render_rows(columns, agg)),
         "",
     ]
     return "\n".join(parts)
 
 
 def _scenario_csv_frame(agg: pd.DataFrame) -> pd.DataFrame:
-    """The aggregate rows of one scenario, minus metric columns with no data at all."""
+    """The aggregate rows of one scenario, minus metric columns with no data at all, plus the headline's 95%
+    interval half-width (`headline_ci95`) and the "within noise of the best" mark (`within_noise_of_best`)."""
+    kind = _scenario_kind(agg, str(agg["scenario"].iat[0])) if len(agg) else ""
+    headline = HEADLINE_METRIC.get(kind, "final_accuracy")
+    if f"{headline}_mean" in agg:
+        ranked = prepare_rows(kind, agg.assign(_row=range(len(agg))), strategy_labels(agg)).set_index("_row")
+        agg = agg.assign(headline=headline, headline_ci95=ranked["_ci95"].sort_index().to_numpy(),
+                         within_noise_of_best=ranked["_near_best"].sort_index().to_numpy())
     keep = []
     for col in agg.columns:
         if col.endswith("_std"):
@@ -534,17 +428,6 @@ _B2N_AVERAGE_COLUMNS: tuple[str, ...] = (
     "strategy", "submitted", "backbone", "flags", "n_scenarios", "n_b2n_scenarios", "scenarios", "missing",
     "seeds_per_scenario", "base_acc_avg", "new_acc_avg", "harmonic_mean_of_avgs",
 )
-
-_B2N_AVERAGE_LEGEND = (
-    "- Base / New: accuracy on the base and new classes, averaged over the base-to-new scenarios with equal "
-    "weight (each scenario's number is first its mean over seeds).",
-    "- HM: the harmonic mean of those two averages, 2·base·new / (base + new), as the CoOp/CoCoOp papers report "
-    "their average over data sets (not the mean of the per-scenario HM columns).",
-    "- Scenarios: how many base-to-new scenarios the row ran on. A row that missed any is listed without "
-    "averages (\"—\"): averages over different sets of scenarios are not comparable.",
-    "- Flags and †submitted as in the per-scenario tables.",
-)
-
 
 def _hm_or_nan(base: float, new: float) -> float:
     return math.nan if math.isnan(base) or math.isnan(new) else harmonic_mean(base, new)
@@ -573,7 +456,7 @@ def base_to_new_average(agg: pd.DataFrame) -> pd.DataFrame:
     for scenario in scenarios:
         sub = b2n[b2n["scenario"] == scenario].copy()
         # The per-scenario label: a config hash is added where one name has several variants in that scenario.
-        sub["_label"] = [label.replace(" †submitted", "") for label in _strategy_labels(sub)]
+        sub["_label"] = [label.replace(" †submitted", "") for label in strategy_labels(sub)]
         parts.append(sub)
     rows: list[dict[str, Any]] = []
     keys = ["_label", "submitted", "backbone"]
@@ -598,20 +481,9 @@ def base_to_new_average(agg: pd.DataFrame) -> pd.DataFrame:
 def _b2n_average_markdown(average: pd.DataFrame) -> str:
     n_total = int(average["n_b2n_scenarios"].max())
     show_backbone = average["backbone"].astype(str).nunique() > 1
-    headers = ["Strategy"] + (["Backbone"] if show_backbone else [])
-    headers += ["Base (%)", "New (%)", "HM (%)", "Scenarios", "Seeds / scenario", "Flags"]
-    right = [False] + ([False] if show_backbone else []) + [True, True, True, True, True, False]
-    rows = []
-    for _, row in average.iterrows():
-        label = str(row["strategy"]) + (" †submitted" if row["submitted"] else "")
-        ran = f"{row['n_scenarios']} of {row['n_b2n_scenarios']}"
-        if row["missing"]:
-            ran += f" (missing {row['missing'].replace(';', ', ')})"
-        cells = [label] + ([str(row["backbone"]) or MISSING] if show_backbone else [])
-        cells += [_mean_std(row[c], 0.0, 1, ".1f", 100.0)
-                  for c in ("base_acc_avg", "new_acc_avg", "harmonic_mean_of_avgs")]
-        cells += [ran, str(row["seeds_per_scenario"]), str(row["flags"]) or MISSING]
-        rows.append(cells)
+    columns = [c for c in B2N_AVERAGE_COLUMNS if show_backbone or c.key != "backbone"]
+    average = average.assign(_label=[f"{s} †submitted" if sub else str(s)
+                                     for s, sub in zip(average["strategy"], average["submitted"])])
     names = ", ".join(f"`{s}`" for s in sorted({s for text in average["scenarios"] for s in text.split(";")}))
     facts = [f"scenarios: {names}"]
     if not show_backbone:
@@ -621,9 +493,9 @@ def _b2n_average_markdown(average: pd.DataFrame) -> str:
         "",
         " · ".join(facts) + " · rows sorted by HM (%), best first.",
         "",
-        *_B2N_AVERAGE_LEGEND,
+        *[f"- {line}" for line in B2N_AVERAGE_LEGEND],
         "",
-        _md_table(headers, right, rows),
+        _md_table([c.label for c in columns], [c.numeric for c in columns], render_rows(columns, average)),
         "",
     ]
     return "\n".join(parts)
@@ -642,7 +514,7 @@ def write_b2n_average(agg: pd.DataFrame, out: Path) -> list[Path]:
     return [md_path, csv_path]
 
 
-def _first_line(error: Any) -> str:
+def first_line(error: Any) -> str:
     if not error:
         return MISSING
     line = str(error).strip().splitlines()[0] if str(error).strip() else MISSING
@@ -655,17 +527,17 @@ def _failures_markdown(failed: list[Mapping[str, Any]]) -> str:
 
     failed = sorted(
         failed,
-        key=lambda r: (_scenario_name(r), _strategy_name(r), str(seed_of(r)), str(r.get("cell_id"))),
+        key=lambda r: (scenario_name(r), strategy_name(r), str(seed_of(r)), str(r.get("cell_id"))),
     )
     rows = [
         [
-            _scenario_name(r) or MISSING,
-            _strategy_name(r) or MISSING,
+            scenario_name(r) or MISSING,
+            strategy_name(r) or MISSING,
             str(_get(r.get("config"), "backbone") or MISSING),
             MISSING if seed_of(r) is None else str(seed_of(r)),
             f"`{r.get('cell_id')}`",
             str(r.get("status")),
-            _first_line(r.get("error")),
+            first_line(r.get("error")),
         ]
         for r in failed
     ]
@@ -687,14 +559,15 @@ def _failures_markdown(failed: list[Mapping[str, Any]]) -> str:
 
 
 def write_tables(records: Iterable[Mapping[str, Any]], out_dir: Path | str,
-                 index_notes: Sequence[str] = ()) -> list[Path]:
+                 index_notes: Sequence[str] = (), checks: Mapping[str, Sequence[str]] | None = None) -> list[Path]:
     """Write per-scenario ``<scenario>.md``/``.csv``, ``index.md`` and, if needed, ``failures.md`` and the
     base-to-new average (``base_to_new_average.md``/``.csv``). ``index_notes``: lines the index ends with (links to
     tables written elsewhere, such as the robustness table).
 
     Returns the written paths. A stale ``failures.md`` from an earlier call is
     removed when there are no failures any more. CSVs hold the aggregate rows
-    (fractions, not percentages) for that scenario.
+    (fractions, not percentages) for that scenario. ``checks``: failing sanity checks by scenario, printed at the
+    top of that scenario's table (`bench.report.sanity`).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -707,12 +580,12 @@ def write_tables(records: Iterable[Mapping[str, Any]], out_dir: Path | str,
     used_slugs: dict[str, str] = {B2N_AVERAGE_SLUG: ""}  # reserved for the base-to-new average table
     for scenario in sorted(set(agg["scenario"].astype(str))):
         sub = agg[agg["scenario"] == scenario].reset_index(drop=True)
-        slug = _slug(scenario)
-        if slug in used_slugs:
-            slug = f"{slug}-{config_hash({'scenario': scenario})[:6]}"
-        used_slugs[slug] = scenario
-        md_path, csv_path = out / f"{slug}.md", out / f"{slug}.csv"
-        md_path.write_text(_scenario_markdown(scenario, sub), encoding="utf-8")
+        name = slug(scenario)
+        if name in used_slugs:
+            name = f"{name}-{config_hash({'scenario': scenario})[:6]}"
+        used_slugs[name] = scenario
+        md_path, csv_path = out / f"{name}.md", out / f"{name}.csv"
+        md_path.write_text(_scenario_markdown(scenario, sub, (checks or {}).get(scenario, ())), encoding="utf-8")
         _scenario_csv_frame(sub).to_csv(csv_path, index=False)
         written += [md_path, csv_path]
         kinds = ", ".join(sorted(set(sub["kind"].astype(str)))).replace("_", "-")

@@ -148,10 +148,12 @@ class PoolExecutor:
 def _worker_main(task: CellTask, send: Any, threads: int) -> None:
     _init_worker(threads)
     try:
-        record = _in_worker(task)
+        outcome = ("record", _in_worker(task))
     except KeyboardInterrupt:
         return  # interrupted: nothing to report, the cell wrote nothing and released its claim
-    send.send(record)
+    except Exception as error:  # noqa: BLE001 - not a failed cell (run_cell records those) but e.g. a record
+        outcome = ("raise", error)  # that could not be written: the parent raises it, as a serial run would
+    send.send(outcome)
     send.close()
 
 
@@ -159,7 +161,7 @@ def _receive(receive: Any, process: Any, task: CellTask) -> dict[str, Any]:
     """The worker's record; if it died without one (killed, out of memory), a failed record that is not written:
     the cell stays unfinished and a rerun retries it."""
     try:
-        record = receive.recv()
+        kind, record = receive.recv()
     except EOFError:
         process.join()
         return {"cell_id": task.config.cell_id(), "status": "failed",
@@ -167,6 +169,8 @@ def _receive(receive: Any, process: Any, task: CellTask) -> dict[str, Any]:
     finally:
         receive.close()
     process.join()
+    if kind == "raise":
+        raise record
     return record
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("bench", "strategies", "scenarios")
-LISTING_VERSION = 1
+LISTING_VERSION = 2
 
 
 def cache_dir() -> Path:
@@ -62,8 +62,8 @@ def collect(plugins: list[str]) -> dict[str, Any]:
                            "flags": STRATEGIES.get(n).flags.short(),
                            "config": STRATEGIES.get(n).config_cls().to_dict(),
                            "help": STRATEGIES.get(n).config_cls.help()} for n in STRATEGIES.names()},
-        "scenarios": {n: {"kind": SCENARIOS.get(n).kind, "description": SCENARIOS.get(n).description}
-                      for n in SCENARIOS.names()},
+        "scenarios": {n: {"kind": SCENARIOS.get(n).kind, "description": SCENARIOS.get(n).description,
+                          "source": SCENARIOS.get(n).source} for n in SCENARIOS.names()},
         "backbones": {n: {"family": BACKBONES.get(n).family, "description": BACKBONES.get(n).description}
                       for n in BACKBONES.names()},
         "suites": sorted(p.stem for p in SUITE_DIR.glob("*.yaml")),

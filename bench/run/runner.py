@@ -25,12 +25,13 @@ from tqdm.auto import tqdm
 from bench.core.data import TensorData, TrainStep
 from bench.core.device import select_device
 from bench.core.seeding import seed_everything
-from bench.core.store import ResultStore, config_hash
+from bench.core.store import ResultStore, config_hash, to_strict_json
 from bench.core.strategy import STRATEGIES, build_strategy
 from bench.eval.metrics import summarize
 from bench.models.backbones import BACKBONES, count_parameters, create_backbone
 from bench.run.cell_claims import ClaimHeld, claim_path, claimed, read_owner, wait_until_free
 from bench.run.executors import SerialExecutor
+from bench.train.guards import check_frozen, frozen_state
 from bench.train.harness import run_stream
 
 SCHEMA_VERSION = 1
@@ -53,14 +54,15 @@ class CellConfig:
     scenario_overrides: dict[str, Any] = field(default_factory=dict)
     weights: str | None = None  # a local weights file for the backbone; None = the backbone's default
     robustness: dict[str, Any] | None = None  # robustness evaluation settings; None = clean accuracy only
-    label: str | None = field(default=None, compare=False)  # leaderboard name of a variant; not part of the id
+    label: str | None = None  # leaderboard name of a variant; part of the id when set, so it gets its own row
 
     def resolved(self) -> dict[str, Any]:
         """The canonical config: strategy defaults filled in, so changing a default changes the cell id."""
         cls = STRATEGIES.get(self.strategy)
         cfg = cls.config_cls.from_dict(dict(self.strategy_config))
         out = dataclasses.asdict(self)
-        del out["label"]
+        if not self.label or self.label == self.strategy:
+            del out["label"]  # unlabelled cells keep their ids; a labelled variant is its own cell (own row)
         out["strategy_config"] = cfg.to_dict()
         if self.robustness:  # defaults filled in too: a changed attack default must not reuse old numbers
             from bench.eval.robustness import RobustnessConfig
@@ -76,6 +78,11 @@ class CellConfig:
 @lru_cache(maxsize=1)
 def code_version() -> str:
     root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():  # an installed wheel: git here would describe whatever repo holds the venv
+        try:
+            return f"promptshift-{metadata.version('promptshift')}"
+        except metadata.PackageNotFoundError:
+            return "unknown"
     try:
         head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
                               text=True, timeout=10).stdout.strip()
@@ -122,6 +129,9 @@ def prepare(cfg: CellConfig):
     scenario = build_scenario(cfg.scenario, cfg.seed, **cfg.scenario_overrides)
     seed_everything(cfg.seed)  # randomly initialised backbones must not depend on earlier cells
     backbone = create_backbone(cfg.backbone, cfg.weights)
+    if getattr(scenario, "preprocess", None) is not None:  # on-disk images decode at this backbone's input size
+        from scenarios.source_streams import configure_preprocess
+        configure_preprocess(scenario, backbone)
     module = backbone.visual if (spec.family == "clip" and not cls.needs_text) else backbone
     backbone_params = count_parameters(module)  # before the strategy injects anything (LoRA, adapters)
     seed_everything(cfg.seed)
@@ -170,7 +180,9 @@ def _compute_cell(cfg: CellConfig, results_dir: Path | str, device: str, show_pr
         log.info("cell %s: %s", cell_id, json.dumps(cfg.resolved(), sort_keys=True))
         scenario, backbone_params, strategy = prepare(cfg)
         steps = [merged_step(scenario.steps)] if strategy.flags.joint_training else scenario.steps
+        frozen = frozen_state(strategy)
         result = run_stream(strategy, steps, scenario.eval_sets, torch_device, cfg.seed, show_progress)
+        check_frozen(strategy, frozen)
         kind = "joint" if strategy.flags.joint_training else scenario.kind
         per_step_classes = [len(s.classes) for s in scenario.steps]
         new_classes = per_step_classes[-1] if scenario.kind == "class_incremental" else 0
@@ -190,7 +202,9 @@ def _compute_cell(cfg: CellConfig, results_dir: Path | str, device: str, show_pr
                        == "cuda" else "peak RSS increase during the cell (sampled)"},
         })
         if after_training is not None and cfg.robustness:
+            robustness_started = time.perf_counter()
             record["robustness"] = after_training(strategy, scenario, cfg.robustness, torch_device)
+            record["timing"]["robustness_seconds"] = time.perf_counter() - robustness_started
         log.info("cell %s finished: %s", cell_id, json.dumps(record["metrics"]))
     except Exception as error:  # noqa: BLE001 - a failing cell is a result, never a crash of the grid
         log.error("cell %s failed:\n%s", cell_id, traceback.format_exc())
@@ -199,7 +213,27 @@ def _compute_cell(cfg: CellConfig, results_dir: Path | str, device: str, show_pr
         log.removeHandler(handler)
         handler.close()
     record.setdefault("timing", {})["total_seconds"] = time.perf_counter() - started
-    return store.write_unless_ok(record)  # a late failure never replaces an ok result written meanwhile
+    return _write_or_keep(store, record)
+
+
+class ResultWriteError(OSError):
+    """A finished cell's record could not be written to the results folder (it was kept elsewhere)."""
+
+
+def _write_or_keep(store: ResultStore, record: dict[str, Any]) -> dict[str, Any]:
+    """Write the record and return the one that stands: a late failure never replaces an ok result written
+    meanwhile. If the results folder refuses it, keep it in the temp folder and say where, so a finished cell is
+    never lost silently."""
+    try:
+        return store.write_unless_ok(record)
+    except OSError as error:
+        import tempfile
+
+        kept = Path(tempfile.gettempdir()) / f"promptshift-unsaved-{record['cell_id']}.json"
+        kept.write_text(json.dumps(to_strict_json(record), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        raise ResultWriteError(f"could not write the result of cell {record['cell_id']} to {store.root} "
+                               f"({error}); the record was kept at {kept}: copy it into the results folder "
+                               f"once it is writable") from None
 
 
 def _cell_log_handler(path: Path) -> logging.Handler:
@@ -296,6 +330,6 @@ def _headline(record: dict[str, Any]) -> str:
         return (record.get("error") or "").splitlines()[0][:100]
     m = record["metrics"]
     for key, label in (("final_accuracy", "final acc"), ("harmonic_mean", "HM"), ("target_acc", "target acc")):
-        if key in m:
+        if isinstance(m.get(key), (int, float)):  # a stored NaN reads back as None
             return f"{label} {100 * m[key]:.1f}%  ({record['timing'].get('total_seconds', 0):.0f}s)"
     return ""

@@ -1,9 +1,18 @@
 """`run_bench.py submit FILE.json`: merge a result computed elsewhere into the leaderboards, as data only.
 
-A submission is one cell's record (schema: `bench/schema/result.schema.json`). It is parsed with `json` (never
-pickle, never imported or evaluated), validated against the schema, and its metrics are recomputed from its
-accuracy matrix with `bench.eval.metrics.summarize`: a claimed metric that disagrees rejects the submission, and the
-stored record carries the recomputed values only, so every number on a leaderboard comes from a matrix.
+A submission is one cell's record (`bench.run.record.Record`; JSON Schema in `bench/schema/result.schema.json`).
+It is parsed with `json` (never pickle, never imported or evaluated) and validated. Then every number it claims
+that this suite can recompute is recomputed, and a claim that disagrees rejects the submission:
+- metrics, from its accuracy matrix (`bench.eval.metrics.summarize`);
+- the config, normalised as the runner would (`CellConfig.resolved()`): same protocol version, valid fields;
+- the scenario's facts (steps, evaluation sets and their sizes), by building the scenario of that config;
+- the strategy's facts (family, paper, comparability flags, trainable parameters, parameters per new task) and
+  the backbone's size, by building the registered strategy on the registered backbone (nothing is trained);
+- robustness: the top-level numbers from the per-evaluation-set ones, attacked accuracy never above clean nor
+  rising with the budget, and each set's clean accuracy (a seeded subset of that set) consistent with the
+  matrix's final row (a binomial test: a 1.0 claimed where the matrix says 0.125 is refused).
+The stored record carries the recomputed values, is marked `submitted` (shown with † on every table) and has its
+own id space; the same config submitted again is refused unless `replace`.
 """
 from __future__ import annotations
 
@@ -14,10 +23,12 @@ from typing import Any
 
 from bench.core.store import ResultStore, config_hash
 from bench.eval.metrics import summarize
+from bench.run.record import record_problems
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schema" / "result.schema.json"
 MAX_BYTES = 5 * 2**20  # one cell's record is a few kB; anything this large is not one
+MAX_DEPTH = 32  # a record nests 5 levels deep; deeper is not a record (and must not reach a recursive parser)
 METRIC_TOLERANCE = 1e-6  # claimed metrics may differ by float rounding only
+CLEAN_P_VALUE = 1e-4  # a real subset's clean accuracy fails this test once in 10,000 submissions
 
 
 class SubmissionError(ValueError):
@@ -28,37 +39,50 @@ class SubmissionError(ValueError):
         self.problems = problems
 
 
-def load_schema() -> dict[str, Any]:
-    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-
-
 def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a number JSON allows")
+    raise ValueError(f"{name} is not a number JSON allows (write null)")
+
+
+def _depth(text: str) -> int:
+    """The deepest bracket nesting of JSON text, counted without parsing (strings skipped)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (char == "\\", char != '"')
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def parse(text: str) -> Any:
-    """Strict JSON: NaN and Infinity are refused, so a matrix can never hide a non-number."""
+    """Strict JSON: NaN and Infinity are refused (null stands for a missing number); deep nesting is refused
+    before parsing, so no input can exhaust the parser's recursion."""
+    if _depth(text) > MAX_DEPTH:
+        raise SubmissionError([f"$: nested more than {MAX_DEPTH} levels deep; a result record is not"])
     try:
         return json.loads(text, parse_constant=_reject_constant)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:
         raise SubmissionError([f"$: not valid JSON: {error}"]) from None
 
 
 def schema_problems(record: Any) -> list[str]:
-    """Every schema violation as "JSON path: message", in document order."""
-    from jsonschema import Draft202012Validator
-
-    validator = Draft202012Validator(load_schema())
-    errors = sorted(validator.iter_errors(record), key=lambda e: [str(p) for p in e.absolute_path])
-    return [f"{error.json_path}: {error.message}" for error in errors]
+    """Every type or range problem as "JSON path: message" (see `bench.run.record.Record`)."""
+    return record_problems(record)
 
 
 def metric_problems(record: dict[str, Any]) -> tuple[list[str], dict[str, float]]:
     """Recompute the metrics from the matrix; name every claimed metric that is unknown or disagrees."""
     kind = "joint" if record["strategy"]["flags"]["joint_training"] else record["scenario"]["kind"]
     results = record["results"]
+    matrix = [[math.nan if v is None else v for v in row] for row in results["acc_matrix"]]
     try:
-        computed = summarize(results["acc_matrix"], results["eval_names"], kind)
+        computed = summarize(matrix, results["eval_names"], kind)
     except ValueError as error:
         return [f"$.results.acc_matrix: {error}"], {}
     problems = []
@@ -72,29 +96,178 @@ def metric_problems(record: dict[str, Any]) -> tuple[list[str], dict[str, float]
         if name not in computed:
             problems.append(f"$.metrics.{name}: not a metric this suite computes for {kind} "
                             f"(computed: {', '.join(computed)})")
-        elif not math.isclose(claimed, computed[name], rel_tol=0.0, abs_tol=METRIC_TOLERANCE):
+        elif not _same(claimed, computed[name]):
             problems.append(f"$.metrics.{name}: claimed {claimed!r}, but the accuracy matrix gives "
                             f"{computed[name]!r}")
     return problems, computed
 
 
+def _same(claimed: float | None, computed: float | None) -> bool:
+    missing = [v is None or (isinstance(v, float) and math.isnan(v)) for v in (claimed, computed)]
+    if any(missing):
+        return all(missing)
+    return math.isclose(claimed, computed, rel_tol=0.0, abs_tol=METRIC_TOLERANCE)
+
+
 def catalog_problems(record: dict[str, Any]) -> list[str]:
-    """The scenario must be one of this suite's, of the same kind: otherwise the row would compare unlike."""
+    """The scenario, strategy and backbone must be this suite's registered ones, of the same kind: otherwise
+    the row would compare unlike, and nothing could be recomputed."""
+    import strategies  # noqa: F401  (the registered strategies; a submission never loads code of its own)
+    from bench.core.strategy import STRATEGIES
+    from bench.models.backbones import BACKBONES
     from scenarios.catalog import SCENARIOS
 
     name, kind = record["scenario"]["name"], record["scenario"]["kind"]
+    config = record["config"]
     problems = []
-    if record["config"]["scenario"] != name:
-        problems.append(f"$.config.scenario: {record['config']['scenario']!r} differs from $.scenario.name {name!r}")
+    if config["scenario"] != name:
+        problems.append(f"$.config.scenario: {config['scenario']!r} differs from $.scenario.name {name!r}")
     if name not in SCENARIOS:
         problems.append(f"$.scenario.name: {SCENARIOS.unknown_message(name)}")
     elif SCENARIOS.get(name).kind != kind:
         problems.append(f"$.scenario.kind: {name!r} is a {SCENARIOS.get(name).kind} scenario, not {kind}")
+    if config["strategy"] != record["strategy"]["name"]:
+        problems.append(f"$.strategy.name: {record['strategy']['name']!r} differs from $.config.strategy "
+                        f"{config['strategy']!r}")
+    if config["strategy"] not in STRATEGIES:
+        problems.append(f"$.config.strategy: {STRATEGIES.unknown_message(config['strategy'])} (a submission can "
+                        f"only name a registered strategy: its flags and size are checked against it)")
+    if config["backbone"] not in BACKBONES:
+        problems.append(f"$.config.backbone: {BACKBONES.unknown_message(config['backbone'])}")
+    if config.get("weights") is not None:
+        problems.append("$.config.weights: a submission must use the backbone's registered weights (null)")
+    return problems
+
+
+def recomputed_facts(record: dict[str, Any]) -> tuple[list[str], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Build (never train) the cell the record's config names; compare every fact the record claims about its
+    config, scenario, strategy and backbone. Returns problems and the normalised config, scenario and strategy."""
+    from bench.core.strategy import count_trainable
+    from bench.run.runner import PROTOCOL_VERSION, CellConfig, prepare
+    from scenarios.catalog import override_problems
+
+    config = record["config"]
+    problems: list[str] = []
+    if config["protocol_version"] != PROTOCOL_VERSION:
+        problems.append(f"$.config.protocol_version: {config['protocol_version']} is not this suite's protocol "
+                        f"{PROTOCOL_VERSION}: the numbers were computed differently")
+    problems += [f"$.config.scenario_overrides.{p}" for p in override_problems(config["scenario"],
+                                                                             config.get("scenario_overrides", {}))]
+    if problems:
+        return problems, {}, {}, {}
+    cell = CellConfig(scenario=config["scenario"], strategy=config["strategy"], backbone=config["backbone"],
+                      seed=config["seed"], strategy_config=dict(config["strategy_config"]),
+                      scenario_overrides=dict(config.get("scenario_overrides") or {}),
+                      robustness=config.get("robustness"), label=config.get("label"))
+    try:
+        resolved = json.loads(json.dumps(cell.resolved()))  # as a file holds it: tuples are lists
+        scenario, backbone_params, strategy = prepare(cell)
+    except (ValueError, KeyError, TypeError) as error:
+        return [f"$.config: {error}"], {}, {}, {}
+    claimed = {k: v for k, v in config.items() if k in resolved}
+    for key in sorted(set(resolved) - {"label"}):
+        if claimed.get(key) != resolved[key]:
+            problems.append(f"$.config.{key}: claimed {claimed.get(key)!r}, but the runner resolves it to "
+                            f"{resolved[key]!r}")
+    facts = scenario.describe()
+    for key in ("num_steps", "eval_names", "eval_sizes"):
+        if key in record["scenario"] and record["scenario"][key] != facts[key]:
+            problems.append(f"$.scenario.{key}: claimed {record['scenario'][key]!r}, but the scenario of this "
+                            f"config has {facts[key]!r}")
+    import dataclasses
+
+    from bench.models.backbones import BACKBONES
+
+    steps = scenario.steps
+    new_classes = len(steps[-1].classes) if scenario.kind == "class_incremental" else 0
+    truth = {"family": strategy.family, "paper": strategy.paper, "flags": dataclasses.asdict(strategy.flags),
+             "backbone_family": BACKBONES.get(cell.backbone).family, "backbone_params": backbone_params,
+             "trainable_params": count_trainable(strategy),
+             "params_per_new_task": strategy.params_per_new_task(new_classes)}
+    for key, value in truth.items():
+        if key in record["strategy"] and record["strategy"][key] != value:
+            problems.append(f"$.strategy.{key}: claimed {record['strategy'][key]!r}, but the registered "
+                            f"{cell.strategy!r} on {cell.backbone!r} has {value!r}")
+    truth["trainable_share"] = truth["trainable_params"] / backbone_params
+    return problems, resolved, {**record["scenario"], **facts}, truth
+
+
+def robustness_problems(record: dict[str, Any]) -> list[str]:
+    """Check a claimed robustness entry against itself and the accuracy matrix (see the module docstring)."""
+    rob = record.get("robustness")
+    if rob is None:
+        return []
+    from bench.eval.robustness import combine
+
+    per_set = rob.get("per_eval_set")
+    if not per_set:
+        return ["$.robustness.per_eval_set: missing; the top-level robustness numbers are recomputed from it"]
+    names = record["results"]["eval_names"]
+    final = dict(zip(names, record["results"]["acc_matrix"][-1]))
+    sizes = dict(zip(names, record["scenario"].get("eval_sizes") or [None] * len(names)))
+    problems = []
+    for name, numbers in per_set.items():
+        where = f"$.robustness.per_eval_set.{name}"
+        if name not in final:
+            problems.append(f"{where}: not an evaluation set of this scenario ({', '.join(names)})")
+            continue
+        problems += _set_problems(where, numbers, final[name], sizes[name])
+    if problems:
+        return problems
+    try:
+        again = combine(per_set)
+    except (KeyError, TypeError, ZeroDivisionError) as error:
+        return [f"$.robustness.per_eval_set: incomplete ({type(error).__name__}: {error})"]
+    for key in ("clean", "subset_size"):
+        if not _same(rob.get(key), again.get(key)):
+            problems.append(f"$.robustness.{key}: claimed {rob.get(key)!r}, but the evaluation sets give "
+                            f"{again.get(key)!r}")
+    for attack in ("fgsm", "pgd"):
+        for budget, value in (again.get(attack) or {}).items():
+            if not _same((rob.get(attack) or {}).get(budget), value):
+                problems.append(f"$.robustness.{attack}.{budget}: claimed {(rob.get(attack) or {}).get(budget)!r}, "
+                                f"but the evaluation sets give {value!r}")
+    for key, sub in (("autoattack", "acc"), ("corruptions", "mean")):
+        if key in again and not _same((rob.get(key) or {}).get(sub), again[key][sub]):
+            problems.append(f"$.robustness.{key}.{sub}: claimed {(rob.get(key) or {}).get(sub)!r}, but the "
+                            f"evaluation sets give {again[key][sub]!r}")
+    return problems
+
+
+def _set_problems(where: str, numbers: Any, final_acc: float | None, set_size: int | None) -> list[str]:
+    from scipy.stats import binomtest
+
+    if not isinstance(numbers, dict) or not isinstance(numbers.get("subset_size"), int) or \
+            not isinstance(numbers.get("clean"), (int, float)):
+        return [f"{where}: needs an integer subset_size and a numeric clean accuracy"]
+    n, clean = numbers["subset_size"], numbers["clean"]
+    problems = []
+    if set_size is not None and n > set_size:
+        problems.append(f"{where}.subset_size: {n} images from a set of {set_size}")
+    correct = round(clean * n)
+    if not 0 <= clean <= 1 or abs(correct - clean * n) > 1e-6:
+        problems.append(f"{where}.clean: {clean!r} is not a whole number of {n} images")
+    elif final_acc is not None and n and binomtest(correct, n, min(max(final_acc, 1e-9), 1 - 1e-9)).pvalue < \
+            CLEAN_P_VALUE:
+        problems.append(f"{where}.clean: {clean!r} on {n} images of a set the final model gets {final_acc!r} "
+                        f"right on (accuracy matrix): p < {CLEAN_P_VALUE:g}, not a subset of the same model's "
+                        f"predictions")
+    for attack in ("fgsm", "pgd"):
+        previous = clean
+        budgets = numbers.get(attack) or {}
+        from bench.eval.robustness import parse_budget
+
+        for budget in sorted(budgets, key=parse_budget):
+            acc = budgets[budget]
+            if isinstance(acc, (int, float)) and acc > previous + 1e-9:
+                problems.append(f"{where}.{attack}.{budget}: {acc!r} is above the accuracy at the smaller budget "
+                                f"or clean ({previous!r}); an image robust at a budget is robust below it")
+            previous = acc if isinstance(acc, (int, float)) else previous
     return problems
 
 
 def validate(record: Any) -> dict[str, Any]:
-    """The record as it will be stored (recomputed metrics, derived share, submitted id), or SubmissionError."""
+    """The record as it will be stored (recomputed metrics and facts, submitted id), or SubmissionError."""
     problems = schema_problems(record)
     if problems:
         raise SubmissionError(problems)
@@ -103,23 +276,29 @@ def validate(record: Any) -> dict[str, Any]:
     problems += more
     if problems:
         raise SubmissionError(problems)
+    problems, config, scenario, facts = recomputed_facts(record)
+    if not problems:
+        record = {**record, "scenario": scenario}
+        problems = robustness_problems(record)
+    if problems:
+        raise SubmissionError(problems)
     stored = dict(record)
+    stored["config"] = {**config, **({"label": record["config"]["label"]} if "label" in record["config"] else {})}
     stored["metrics"] = computed
-    strategy = dict(stored["strategy"])
+    strategy = {**stored["strategy"], **facts}
     strategy.setdefault("label", strategy["name"])
-    strategy["trainable_share"] = strategy["trainable_params"] / strategy["backbone_params"]
     stored["strategy"] = strategy
     stored["submitted"] = True
     stored["error"] = None
     # Its own id space: a submission never overwrites (or is mistaken for) a cell this suite ran.
-    stored["cell_id"] = "submitted-" + config_hash(stored["config"])
+    stored["cell_id"] = "submitted-" + config_hash({**stored["config"], "label": strategy["label"]})
     return stored
 
 
-def submit(path: Path, results_dir: Path) -> dict[str, Any]:
+def submit(path: Path, results_dir: Path, replace: bool = False) -> dict[str, Any]:
     """Validate the file at `path` and write it into the result store; returns the stored record."""
     if not path.is_file():
-        raise SubmissionError([f"$: {path} does not exist"])
+        raise SubmissionError([f"$: {path} does not exist or is not a file"])
     if path.stat().st_size > MAX_BYTES:
         raise SubmissionError([f"$: {path} is larger than {MAX_BYTES // 2**20} MiB; submit one cell's record"])
     try:
@@ -127,21 +306,38 @@ def submit(path: Path, results_dir: Path) -> dict[str, Any]:
     except UnicodeDecodeError as error:
         raise SubmissionError([f"$: {path} is not UTF-8 text: {error}"]) from None
     stored = validate(parse(text))
-    ResultStore(results_dir).write(stored)
+    store = ResultStore(results_dir)
+    earlier = store.read(stored["cell_id"])
+    if earlier is not None and not replace:
+        raise SubmissionError([f"$.config: the same config ({stored['scenario']['name']} / "
+                               f"{stored['strategy']['label']}, seed {stored['config']['seed']}) was submitted "
+                               f"before as {stored['cell_id']}; pass --replace to replace it"])
+    store.write(stored)
     return stored
 
 
-def submit_file(path: Path, results_dir: Path, leaderboards_dir: Path) -> int:
-    """CLI: submit, rebuild the leaderboards, print what happened. Exit 0 on success, 1 when rejected."""
+def submit_file(path: Path, results_dir: Path, leaderboards_dir: Path, replace: bool = False,
+                force: bool = False) -> int:
+    """CLI: submit, rebuild the leaderboards, print what happened. Exit 0 on success, 1 when rejected (nothing
+    written), 2 when the results or leaderboards folder cannot take it."""
+    from bench.core.paths import check_output_dir
     from bench.report.leaderboard import build_leaderboards
 
+    check_output_dir(results_dir, "--results")
+    check_output_dir(leaderboards_dir, "--leaderboards")
+    store = ResultStore(results_dir)
     try:
-        stored = submit(path, results_dir)
+        stored = submit(path, results_dir, replace)
     except SubmissionError as error:
         print(f"{path}: {error}")
         return 1
-    written = build_leaderboards(results_dir, leaderboards_dir)
-    metrics = ", ".join(f"{k} {v:.4f}" for k, v in stored["metrics"].items())
+    try:
+        written = build_leaderboards(results_dir, leaderboards_dir, force=force)
+    except Exception:
+        if replace is False:  # a new record: take it back, so a refused rebuild leaves the results as they were
+            store.path_for(stored["cell_id"]).unlink(missing_ok=True)
+        raise
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in stored["metrics"].items() if isinstance(v, (int, float)))
     print(f"accepted {path} as {stored['cell_id']} ({stored['scenario']['name']} / {stored['strategy']['label']}, "
           f"marked submitted): {metrics}")
     print(f"leaderboards rebuilt: {len(written)} files under {leaderboards_dir}")

@@ -1,17 +1,19 @@
 """Suites: versioned YAML files naming scenarios, strategies, backbones and seeds; validated on load."""
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bench.core.resources import package_folder
 from bench.core.strategy import STRATEGIES
 from bench.models.backbones import BACKBONES
 from bench.run.runner import CellConfig
 
-SUITE_DIR = Path(__file__).resolve().parents[1] / "suites"
+SUITE_DIR = package_folder("bench", "suites")  # package data: found in a checkout and an installed wheel alike
 
 
 class SuiteError(ValueError):
@@ -20,8 +22,8 @@ class SuiteError(ValueError):
 
 class StrategyEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str
-    label: str | None = None  # a name for this variant on leaderboards (default: the strategy name)
+    name: str = Field(min_length=1)
+    label: str | None = Field(None, min_length=1)  # a name for this variant on leaderboards (default: the strategy name)
     families: list[str] | None = None  # backbone families to run on (default: the strategy's first one)
     config: dict[str, Any] = Field(default_factory=dict)  # overrides of the strategy's config fields
     scenarios: list[str] | None = None  # restrict to these scenarios (default: every supported one)
@@ -32,10 +34,10 @@ class Suite(BaseModel):
     name: str
     version: int
     description: str = ""
-    seeds: list[int] = Field(default_factory=lambda: [0])
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     backbones: dict[str, str] = Field(default_factory=lambda: {"vit": "vit_glyph_tiny", "clip": "clip_glyph_tiny"})
-    scenarios: list[str]
-    strategies: list[StrategyEntry]
+    scenarios: list[str] = Field(min_length=1)
+    strategies: list[StrategyEntry] = Field(min_length=1)
     scenario_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)  # per scenario: builder params
     robustness: dict[str, Any] | None = None
 
@@ -57,52 +59,108 @@ class Suite(BaseModel):
         return value
 
 
-def load_suite(name_or_path: str) -> Suite:
-    """A suite by name (`bench/suites/<name>.yaml`) or path, with every field checked."""
+def suite_path(name_or_path: str) -> Path:
+    """The YAML file of a suite name (`bench/suites/<name>.yaml`) or path; an unknown name gets a did-you-mean."""
     path = Path(name_or_path)
     if not path.suffix:
         path = SUITE_DIR / f"{name_or_path}.yaml"
-    if not path.exists():
-        known = sorted(p.stem for p in SUITE_DIR.glob("*.yaml"))
-        raise SuiteError(f"no suite {name_or_path!r}; known suites: {', '.join(known)}")
+    if path.is_file():
+        return path
+    known = sorted(p.stem for p in SUITE_DIR.glob("*.yaml"))
+    close = difflib.get_close_matches(Path(name_or_path).stem, known, n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    what = "is a folder, not a suite file" if path.exists() else "does not exist"
+    raise SuiteError(f"no suite {name_or_path!r} ({path} {what}).{hint} Known suites: {', '.join(known)}")
+
+
+def load_suite(name_or_path: str) -> Suite:
+    """A suite by name (`bench/suites/<name>.yaml`) or path, with every field checked, every strategy config and
+    scenario override included, before anything is built. Errors name the file, the entry and the field."""
+    path = suite_path(name_or_path)
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise SuiteError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise SuiteError(f"{path}: expected a mapping of suite fields, got {type(raw).__name__}")
     try:
-        return Suite.model_validate(raw)
+        suite = Suite.model_validate(raw)
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         raise SuiteError(f"{path}: {problems}") from None
     except KeyError as error:  # an unknown backbone name
         raise SuiteError(f"{path}: {error}") from None
+    check_suite(suite, str(path))
+    return suite
+
+
+def _entry_name(index: int, entry: StrategyEntry) -> str:
+    return f"strategies[{index}] ({entry.label or entry.name})"
+
+
+def check_suite(suite: Suite, source: str | None = None) -> None:
+    """Check what pydantic cannot see from the suite alone: strategy and scenario names, every entry's config
+    against its strategy's config class, scenario override keys against the scenario builders."""
+    import strategies  # noqa: F401  (registers the built-in strategies; plugins are loaded before this)
+    from scenarios.catalog import SCENARIOS, override_problems
+
+    where = source or f"suite {suite.name!r}"
+    problems = [f"scenarios: {SCENARIOS.unknown_message(n)}" for n in suite.scenarios if n not in SCENARIOS]
+    for name, overrides in suite.scenario_overrides.items():
+        if name not in SCENARIOS:
+            problems.append(f"scenario_overrides.{name}: {SCENARIOS.unknown_message(name)}")
+        elif name not in suite.scenarios:
+            problems.append(f"scenario_overrides.{name}: {name!r} is not one of the suite's scenarios")
+        else:
+            problems += [f"scenario_overrides.{name}.{p}" for p in override_problems(name, overrides)]
+    for index, entry in enumerate(suite.strategies):
+        if entry.name not in STRATEGIES:
+            problems.append(f"{_entry_name(index, entry)}: {STRATEGIES.unknown_message(entry.name)}")
+            continue
+        cls = STRATEGIES.get(entry.name)
+        try:
+            cls.config_cls.from_dict(dict(entry.config))
+        except ValueError as error:
+            problems.append(f"{_entry_name(index, entry)}: config: {error}")
+        for family in entry.families or []:
+            if family not in cls.backbone_families:
+                problems.append(f"{_entry_name(index, entry)}: families: {entry.name!r} runs on "
+                                f"{list(cls.backbone_families)}, not {family!r}")
+        outside = sorted(set(entry.scenarios or ()) - set(suite.scenarios))
+        if outside:  # an entry limited to scenarios the suite never runs would silently vanish
+            problems.append(f"{_entry_name(index, entry)}: scenarios: {outside} are not in the suite's scenarios "
+                            f"{list(suite.scenarios)}")
+    if problems:
+        raise SuiteError(f"{where}: " + "; ".join(problems))
 
 
 def expand(suite: Suite, strategies: list[str] | None = None, scenarios: list[str] | None = None,
            seeds: list[int] | None = None) -> tuple[list[CellConfig], list[str]]:
-    """The suite's cells, optionally filtered. Unknown names raise before anything runs. Returns the cells and a
-    note per (strategy, scenario) pair skipped because the strategy does not support that scenario kind."""
+    """The suite's cells, optionally filtered. Unknown names, wrong configs, duplicate cells and an empty grid raise
+    before anything runs. Returns the cells and a note per (strategy, scenario) pair skipped because the strategy
+    does not support that scenario kind. An entry's own `scenarios:` limit holds under `scenarios` too."""
     from scenarios.catalog import SCENARIOS
 
+    check_suite(suite)
     for name in strategies or []:
         STRATEGIES.get(name)
-    for name in list(scenarios or []) + suite.scenarios:
+    for name in list(scenarios or []):
         SCENARIOS.get(name)
+    if strategies is not None and not strategies:
+        raise SuiteError("no strategies selected (an empty --strategies list)")
+    if scenarios is not None and not scenarios:
+        raise SuiteError("no scenarios selected (an empty --scenarios list)")
+    if seeds is not None and not seeds:
+        raise SuiteError("no seeds selected (an empty --seeds list)")
     entries = [e for e in suite.strategies if strategies is None or e.name in strategies]
     extra = [s for s in strategies or [] if s not in {e.name for e in suite.strategies}]
     entries += [StrategyEntry(name=s) for s in extra]  # a registered strategy the suite does not list
-    for entry in suite.strategies:  # an entry limited to scenarios the suite never runs would silently vanish
-        outside = sorted(set(entry.scenarios or ()) - set(suite.scenarios))
-        if outside:
-            raise SuiteError(f"suite {suite.name!r}: {entry.label or entry.name!r} lists scenarios {outside} that are "
-                             f"not in the suite's scenarios {list(suite.scenarios)}")
-    cells, skipped = [], []
-    for entry in entries:
+    cells, skipped, owner = [], [], {}
+    for index, entry in enumerate(entries):
         cls = STRATEGIES.get(entry.name)
-        cls.config_cls.from_dict(entry.config)  # a wrong field fails here, before training
         families = entry.families or [cls.backbone_families[0]]
         for scenario in scenarios or suite.scenarios:
-            if entry.scenarios is not None and scenario not in entry.scenarios and scenarios is None:
+            if entry.scenarios is not None and scenario not in entry.scenarios:
                 continue
             kind = SCENARIOS.get(scenario).kind
             if kind not in cls.supported_scenarios:
@@ -112,8 +170,18 @@ def expand(suite: Suite, strategies: list[str] | None = None, scenarios: list[st
                 if family not in suite.backbones:
                     raise SuiteError(f"suite {suite.name!r} names no {family!r} backbone for {entry.name!r}")
                 for seed in seeds or suite.seeds:
-                    cells.append(CellConfig(scenario=scenario, strategy=entry.name, backbone=suite.backbones[family],
-                                            seed=seed, strategy_config=dict(entry.config),
-                                            scenario_overrides=dict(suite.scenario_overrides.get(scenario, {})),
-                                            robustness=suite.robustness, label=entry.label))
+                    cell = CellConfig(scenario=scenario, strategy=entry.name, backbone=suite.backbones[family],
+                                      seed=seed, strategy_config=dict(entry.config),
+                                      scenario_overrides=dict(suite.scenario_overrides.get(scenario, {})),
+                                      robustness=suite.robustness, label=entry.label)
+                    cell_id = cell.cell_id()
+                    if cell_id in owner:  # one experiment listed twice: it would run once and be counted twice
+                        raise SuiteError(f"suite {suite.name!r}: {_entry_name(index, entry)} repeats "
+                                         f"{owner[cell_id]} ({scenario}, seed {seed}): remove one, or give it "
+                                         f"a different config or label")
+                    owner[cell_id] = _entry_name(index, entry)
+                    cells.append(cell)
+    if not cells:
+        raise SuiteError(f"suite {suite.name!r}: the selection leaves no cell to run "
+                         f"(strategies {strategies or 'all'}, scenarios {scenarios or suite.scenarios})")
     return cells, skipped

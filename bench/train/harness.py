@@ -17,9 +17,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from bench.core.data import Batch, EvalSet, TaskContext, TensorData, TrainStep, label_space_for
+from bench.core.data import Batch, EvalSet, TaskContext, TensorData, TrainStep, image_batches, label_space_for
 from bench.core.device import autocast
 from bench.core.strategy import Strategy, count_trainable, freeze_all_but_trainable, mask_logits
+from bench.train.guards import check_finite_logits, check_finite_loss
 from bench.train.augment import augment, augment_generator, check_augment
 
 # ---------------------------------------------------------------------------------------- device & seeding
@@ -85,9 +86,9 @@ def fill_cache(strategy: Strategy, data: TensorData, device: torch.device, batch
     was_training = strategy.training
     strategy.eval()  # frozen parts never run dropout
     parts = []
-    for index in index_batches(len(data), batch_size, None):
+    for _, images in image_batches(data, batch_size):  # on-disk data: decoded by DataLoader workers
         with autocast(device):
-            out = strategy.frozen_inputs(to_pixels(data.images[index], device))
+            out = strategy.frozen_inputs(to_pixels(images, device))
         if out is None:
             strategy.train(was_training)
             return
@@ -186,10 +187,17 @@ def build_optimizer(strategy: Strategy, params: list[torch.nn.Parameter]) -> tor
     raise ValueError(f"{strategy.name}: unknown optimizer {cfg.optimizer!r}; valid: sgd, adam, adamw")
 
 
-def warmup_cosine(total_steps: int, warmup_steps: int) -> "callable":
+def warmup_cosine(total_steps: int, warmup_steps: int, schedule: str = "cosine",
+                  warmup_factor: float | None = None) -> "callable":
+    """Learning-rate factor per optimiser step: warm-up (a linear ramp, or the constant `warmup_factor` of the peak
+    as Dassl's ConstantWarmupScheduler), then cosine decay to 0 or (`schedule="constant"`) the peak rate."""
+    if schedule not in ("cosine", "constant"):  # configs are checked on load; this catches a hand-built one
+        raise ValueError(f"schedule {schedule!r}; valid: cosine, constant")
     def factor(step: int) -> float:
         if step < warmup_steps:
-            return (step + 1) / warmup_steps
+            return warmup_factor if warmup_factor is not None else (step + 1) / warmup_steps
+        if schedule == "constant":
+            return 1.0
         progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
     return factor
@@ -200,7 +208,7 @@ def train_step_data(strategy: Strategy, data: TensorData, ctx: TaskContext, devi
                     augmenter: TrainAugment | None = None) -> float:
     """Train on one step's data for `cfg.epochs` epochs; returns the mean loss of the last epoch."""
     cfg = strategy.cfg
-    if not params or cfg.epochs <= 0 or len(data) == 0:
+    if not params or cfg.epochs <= 0 or len(data) == 0 or not strategy.trains_on(ctx):
         return float("nan")
     unlabelled = ctx.unlabelled
     views = target_views = None
@@ -220,7 +228,9 @@ def train_step_data(strategy: Strategy, data: TensorData, ctx: TaskContext, devi
     optimizer = build_optimizer(strategy, params)
     steps_per_epoch = math.ceil(len(data) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total, cfg.warmup_epochs * steps_per_epoch))
+    warmup_factor = cfg.warmup_lr / cfg.lr if cfg.warmup_lr > 0 else None
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_cosine(total, cfg.warmup_epochs * steps_per_epoch, cfg.schedule, warmup_factor))
     bar = tqdm(total=total, desc=f"  {strategy.name} step {ctx.index + 1}/{ctx.num_steps}", leave=False,
                disable=not show, unit="batch")
     strategy.train()
@@ -240,6 +250,7 @@ def train_step_data(strategy: Strategy, data: TensorData, ctx: TaskContext, devi
                 batch.target_x, batch.target_cached = target.x, target.cached
             with autocast(device):
                 loss = strategy.training_loss(batch, ctx)
+            check_finite_loss(loss, ctx.index, epoch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
@@ -264,6 +275,7 @@ def evaluate(strategy: Strategy, data: TensorData, label_space: Sequence[int] | 
         batch = make_batch(strategy, data, index, device)
         with autocast(device):
             logits = strategy(batch.x, batch.cached)
+        check_finite_logits(logits, f"{len(data)} images")
         correct += int((mask_logits(logits.float(), label_space).argmax(-1) == batch.y).sum())
     return correct / len(data)
 

@@ -1,0 +1,156 @@
+"""CODA-Prompt: the prompt is a weighted sum of learned components, weighted by attention between the query and
+each component's key; components grow per task and those of past tasks are frozen."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.core.data import Batch, ScenarioInfo, TaskContext
+from bench.core.strategy import Flags, Strategy, StrategyConfig, hp, mask_logits, register_strategy
+from bench.models.backbones import VisionBackbone
+from strategies._vit_prompting import FrozenEncoderMixin, attach_prefix_attention, run_with_prefixes, scale_layers
+
+PAPER = ("Smith et al., CODA-Prompt: COntinual Decomposed Attention-based Prompting for Rehearsal-Free Continual "
+         "Learning, CVPR 2023")
+
+
+@dataclass(frozen=True)
+class CodaPromptConfig(StrategyConfig):
+    layers: tuple = hp((0, 1, 2, 3, 4), "prompted layers, in ViT-B's 12-block numbering (scaled to the depth)")
+    components_per_task: int = hp(10, "components added per task (official: pool 100 over 10 tasks)")
+    max_tasks: int = hp(10, "tasks the component pool is sized for (pool = max_tasks x components_per_task)")
+    length: int = hp(8, "prompt length Lp: the first half are prefix keys, the second half prefix values")
+    ortho_weight: float = hp(0.0, "weight of the orthogonality penalty (the official configs use 0.0)")
+    optimizer: str = hp("adam", "sgd | adam | adamw")
+    lr: float = hp(0.001, "peak learning rate (official: Adam, lr 0.001, cosine)")
+    epochs: int = hp(20, "passes over each task's training data (official Split CIFAR-100 config)")
+    batch_size: int = hp(128, "training batch size (official)")
+
+
+def gram_schmidt_rows(matrix: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """Rows `start:stop` of `matrix` (n, D) replaced by fresh random unit vectors orthogonal to every earlier row
+    (the official `gram_schmidt`, which redraws the new task's rows); once D rows exist no direction is left, and
+    the extra rows are random unit vectors."""
+    out = matrix.detach().clone()
+    for k in range(start, stop):
+        row = torch.randn(out.shape[1], dtype=out.dtype)
+        if 0 < k < out.shape[1]:
+            # Earlier rows were orthonormal at their init but trained since: project out their span, not each row.
+            span, _ = torch.linalg.qr(out[:k].t())
+            row = row - span @ (span.t() @ row)
+        out[k] = F.normalize(row, dim=0)
+    return out
+
+
+def component_weights(query: torch.Tensor, keys: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+    """alpha_m = cos(q * A_m, K_m): query `(B, D)`, keys and attention `(M, D)` -> weights `(B, M)`."""
+    attended = F.normalize(query.unsqueeze(1) * attention.unsqueeze(0), dim=-1)  # (B, M, D)
+    return torch.einsum("bmd,md->bm", attended, F.normalize(keys, dim=-1))
+
+
+def ortho_penalty(t: torch.Tensor) -> torch.Tensor:
+    """Mean squared deviation of the rows' Gram matrix from the identity (the official penalty)."""
+    t = t.flatten(1)
+    return (t @ t.t() - torch.eye(t.shape[0], device=t.device, dtype=t.dtype)).pow(2).mean()
+
+
+@register_strategy("coda_prompt", config=CodaPromptConfig)
+class CodaPrompt(FrozenEncoderMixin, Strategy):
+    """CODA-Prompt (Smith et al., CVPR 2023). The query q is the frozen ViT's pooled feature (cached once per
+    image). Each component m has a key K_m, an attention vector A_m (both in the query's space) and a prompt P_m per
+    prompted layer; the image's prompt is sum_m alpha_m P_m with alpha_m = cos(q * A_m, K_m); its first half is
+    prefixed to the attention's keys, the second to its values. Task t trains components [t*n, (t+1)*n); earlier
+    ones are used but detached (frozen), later ones unused. Each task's new components start Gram-Schmidt
+    orthogonal to all earlier ones (K, A and the flattened P alike). Loss: CE over the task's classes (+ the
+    orthogonality penalty when its weight is > 0). The head reads the class token after the final norm.
+    Differences from the official code: layer indices are given for ViT-B and scaled to smaller ViTs (`l * depth //
+    12`); the pool is sized by `max_tasks` (the official code reads the task count from the dataset); once the
+    pool outgrows the query width, new rows cannot be orthogonal and are random unit vectors.
+    Trains: keys, attention vectors and prompt components of the current task, linear head. Freezes: the ViT
+    (eval mode) and every earlier task's components."""
+
+    family = "continual"
+    paper = PAPER
+    supported_scenarios = ("class_incremental", "domain_incremental")
+    flags = Flags(extra_forward_passes=1)  # the query pass (cached: once per image)
+    backbone_families = ("vit", "clip")
+    needs_pixels = True
+
+    def __init__(self, cfg: CodaPromptConfig, backbone: VisionBackbone, info: ScenarioInfo) -> None:
+        super().__init__(cfg, backbone, info)
+        if cfg.weight_decay != 0:  # decay would move the frozen components of past tasks
+            raise ValueError(f"coda_prompt: weight_decay must be 0 (got {cfg.weight_decay}): it would change the "
+                             f"frozen components of past tasks")
+        if cfg.length < 2 or cfg.length % 2:
+            raise ValueError(f"coda_prompt: length must be even and >= 2 (key half, value half), got {cfg.length}")
+        self.layers = scale_layers(cfg.layers, backbone.num_blocks)
+        attach_prefix_attention(backbone.blocks, self.layers)
+        pool, q, d = cfg.max_tasks * cfg.components_per_task, backbone.num_features, backbone.embed_dim
+        self.keys = nn.Parameter(torch.zeros(pool, q))
+        self.attention = nn.Parameter(torch.zeros(pool, q))
+        self.prompts = nn.Parameter(torch.zeros(len(self.layers), pool, cfg.length, d))
+        self.head = nn.Linear(d, info.num_classes)
+        self.register_buffer("task", torch.zeros((), dtype=torch.long))
+        self.init_components(0)
+
+    @torch.no_grad()
+    def init_components(self, task: int) -> None:
+        """Gram-Schmidt initialisation of task `task`'s components against every earlier component."""
+        n = self.cfg.components_per_task
+        start, stop = task * n, (task + 1) * n
+        self.keys.copy_(gram_schmidt_rows(self.keys, start, stop))
+        self.attention.copy_(gram_schmidt_rows(self.attention, start, stop))
+        for i in range(len(self.layers)):
+            flat = self.prompts[i].flatten(1)
+            self.prompts[i].copy_(gram_schmidt_rows(flat, start, stop).view_as(self.prompts[i]))
+
+    def active(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Keys, attention vectors and prompts of every component trained so far, earlier tasks' detached."""
+        n = self.cfg.components_per_task
+        start, stop = int(self.task) * n, (int(self.task) + 1) * n
+
+        def part(t: torch.Tensor, dim: int) -> torch.Tensor:
+            past, current = t.narrow(dim, 0, start).detach(), t.narrow(dim, start, stop - start)
+            return torch.cat([past, current], dim=dim)
+
+        return part(self.keys, 0), part(self.attention, 0), part(self.prompts, 1)
+
+    def frozen_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)
+
+    def forward(self, x: torch.Tensor | None, cached: torch.Tensor | None = None) -> torch.Tensor:
+        bb = self.backbone
+        if cached is None:
+            with torch.no_grad():
+                cached = bb(x)
+        keys, attention, prompts = self.active()
+        alpha = component_weights(cached.to(keys.dtype), keys, attention)  # (B, M)
+        mixed = torch.einsum("bm,lmpd->lbpd", alpha, prompts)  # (layers, B, Lp, d)
+        half = self.cfg.length // 2
+        prefixes = {layer: (mixed[i, :, :half], mixed[i, :, half:]) for i, layer in enumerate(self.layers)}
+        tokens = run_with_prefixes(bb, bb.embed(x), prefixes)
+        return self.head(bb.final_norm()(tokens)[:, 0])
+
+    def training_loss(self, batch: Batch, ctx: TaskContext) -> torch.Tensor:
+        loss = F.cross_entropy(mask_logits(self(batch.x, batch.cached), ctx.train_classes), batch.y)
+        if self.cfg.ortho_weight > 0:
+            keys, attention, prompts = self.active()
+            penalty = ortho_penalty(keys) + ortho_penalty(attention) + sum(ortho_penalty(p) for p in prompts)
+            loss = loss + self.cfg.ortho_weight * penalty
+        return loss
+
+    def before_task(self, ctx: TaskContext) -> None:
+        if ctx.index >= self.cfg.max_tasks:
+            raise ValueError(f"coda_prompt: step {ctx.index + 1} of {ctx.num_steps} exceeds max_tasks "
+                             f"{self.cfg.max_tasks}; set max_tasks >= {ctx.num_steps}")
+        self.task.fill_(ctx.index)
+        if ctx.index > 0:  # task 0's components were initialised at construction
+            self.init_components(ctx.index)
+
+    def params_per_new_task(self, new_classes: int) -> int:
+        n = self.cfg.components_per_task
+        per_component = 2 * self.keys.shape[1] + len(self.layers) * self.cfg.length * self.prompts.shape[-1]
+        return n * per_component + (self.head.in_features + 1) * new_classes

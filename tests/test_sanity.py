@@ -1,0 +1,97 @@
+"""Tests for bench.report.sanity: each check passes on a clean result set and fails on a doctored one."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bench.core.store import ResultStore
+from bench.report.leaderboard import build_leaderboards
+from bench.report.sanity import run_checks
+from test_html_report import record
+
+TASKS = [[0, 1, 2, 3], [4, 5, 6, 7]]
+NAMES = [f"class {i}" for i in range(8)]
+
+
+def ci(strategy: str, final: float, seed: int, *, joint: bool = False, start: list[float] | None = None,
+       trainable: int = 100) -> dict[str, Any]:
+    """A 2-task class-incremental cell over 8 classes whose last row averages to `final`."""
+    rec = record(strategy, "ci2", "class_incremental", [[0.9, 0.0], [final, final]], ["task1", "task2"],
+                 trainable=trainable, seed=seed, flags={"joint_training": joint})
+    rec["scenario"].update(classes_per_step=TASKS, class_names=NAMES, domains=["clean"], eval_sizes=[40, 40])
+    if joint:
+        rec["metrics"] = {"final_accuracy": final}
+    if start is not None:
+        rec["results"]["initial_accuracy"] = start
+    return rec
+
+
+def verdicts(records: list[dict[str, Any]], check: str) -> dict[str, str]:
+    quality = lambda: ({"clip_glyph_tiny": {"zero_shot_bench_fonts": 0.96}}, 1000, 62)  # noqa: E731
+    return {f.row.split(" (")[0]: f.verdict for f in run_checks(records, quality) if f.check == check}
+
+
+def test_joint_upper_bound_below_a_continual_learner_fails() -> None:
+    clean = [ci("joint", 0.90 + 0.01 * s, s, joint=True) for s in range(3)] + \
+            [ci("l2p", 0.70 + 0.01 * s, s) for s in range(3)]
+    assert verdicts(clean, "upper bound") == {"l2p": "pass"}
+    doctored = [ci("joint", 0.50 + 0.01 * s, s, joint=True) for s in range(3)] + \
+               [ci("l2p", 0.70 + 0.01 * s, s) for s in range(3)]
+    assert verdicts(doctored, "upper bound") == {"l2p": "fail"}
+    # within noise: a wide spread over seeds makes it undecided, not a failure
+    noisy = [ci("joint", v, s, joint=True) for s, v in enumerate((0.5, 0.9, 0.7))] + \
+            [ci("l2p", 0.72 + 0.01 * s, s) for s in range(3)]
+    assert verdicts(noisy, "upper bound") == {"l2p": "undecided"}
+
+
+def test_a_trained_row_at_chance_fails() -> None:
+    # 8 classes seen at the end, no task identity: chance 1/8 = 12.5%
+    assert verdicts([ci("l2p", 0.7 + 0.01 * s, s) for s in range(3)], "chance") == {"l2p": "pass"}
+    assert verdicts([ci("l2p", 0.125, s) for s in range(3)], "chance") == {"l2p": "fail"}
+    training_free = [ci("simplecil", 0.125, 0, trainable=0)]  # prototypes at chance are broken too
+    assert verdicts(training_free, "chance") == {"simplecil": "fail"}
+
+
+def test_a_trained_row_below_its_untrained_start_fails() -> None:
+    clean = [ci("coop", 0.70 + 0.01 * s, s, start=[0.5, 0.5]) for s in range(3)]
+    assert verdicts(clean, "untrained start") == {"coop": "pass"}
+    doctored = [ci("coop", 0.40 + 0.01 * s, s, start=[0.5, 0.5]) for s in range(3)]
+    assert verdicts(doctored, "untrained start") == {"coop": "fail"}
+    assert verdicts([ci("coop", 0.7, 0)], "untrained start") == {}  # no start row: no verdict
+    # a null start entry (not evaluated) leaves that set out of both sides: task 2 alone, 0.45 < 0.5
+    partial = [ci("coop", 0.45, s, start=[None, 0.5]) for s in range(3)]
+    assert verdicts(partial, "untrained start") == {"coop": "fail"}
+
+
+def zero_shot(base: float, new: float, seed: int = 0) -> dict[str, Any]:
+    rec = record("zeroshot_clip", "b2n", "base_to_new", [[base, new]], ["base", "new"], trainable=0, seed=seed)
+    rec["config"]["backbone"] = "clip_glyph_tiny"
+    rec["scenario"].update(classes_per_step=[list(range(31))], class_names=[f"c{i}" for i in range(62)],
+                           domains=["clean"], eval_sizes=[200, 200])
+    return rec
+
+
+def test_zero_shot_must_equal_the_measured_quality_within_a_binomial_interval() -> None:
+    # q = 0.96 on 1000 images; 200 images here: margin 1.96·sqrt(.96·.04/1000 + p(1-p)/200) ≈ 2.7-3.0 points.
+    # Base and new each predict among 31 of 62 classes: only the lower bound applies.
+    assert set(verdicts([zero_shot(0.97, 0.99)], "zero-shot quality").values()) == {"pass"}
+    found = [f for f in run_checks([zero_shot(0.97, 0.80)],
+                                   lambda: ({"clip_glyph_tiny": {"zero_shot_bench_fonts": 0.96}}, 1000, 62))
+             if f.check == "zero-shot quality"]
+    assert [f.verdict for f in found] == ["pass", "fail"] and "'new'" in found[1].detail
+
+
+def test_failing_checks_are_printed_and_head_their_table(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path / "results")
+    for rec in [ci("l2p", 0.125, s) for s in range(2)] + [ci("naive", 0.6, 0)]:
+        store.write(rec)
+    printed: list[str] = []
+    build_leaderboards(tmp_path / "results", tmp_path / "boards", echo=printed.append)
+    assert printed == ["sanity check FAILED [chance] ci2 / l2p (vit_glyph_tiny): headline 12.5% ± 0.0 (n=2) vs "
+                       "chance 12.5%"]
+    table = (tmp_path / "boards" / "ci2.md").read_text()
+    assert table.index("FAIL [chance] ci2 / l2p") < table.index("| Strategy")
+    page = (tmp_path / "boards" / "index.html").read_text()
+    assert page.index("Sanity checks that fail on this table") < page.index("[chance] ci2 / l2p") < \
+        page.index('<table class="board" data-scenario="ci2"')
+    assert "(1 failing)" in (tmp_path / "boards" / "index.md").read_text()

@@ -1,0 +1,149 @@
+"""The tuning protocol: same budget for every strategy, validation carved from the first task's training data, and
+never a read of a test split."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from bench.contract.tiny import TINY_SCENARIOS
+from bench.core.data import EvalSet, TensorData
+from bench.core.strategy import STRATEGIES
+from bench.run import tune
+from bench.run.suite import StrategyEntry, Suite, load_suite, suite_path
+from bench.run.tune import TuneBudget, carve_validation, grid, pick, trains_from_cache, tune_suite
+
+TRAINING_FREE = {"zeroshot_clip", "simplecil", "ranpac"}  # nothing to tune: `tune` finds nothing trainable
+SMALL = TuneBudget(lr_factors=(0.3, 3.0), epochs_pixels=(1,), epochs_cached=(2,), epochs_per_image_text=(1,))
+
+
+def tiny_suite(*entries: StrategyEntry) -> Suite:
+    name, overrides = TINY_SCENARIOS["class_incremental"]
+    return Suite(name="t", version=1, scenarios=[name], scenario_overrides={name: overrides},
+                 backbones={"vit": "vit_test_micro", "clip": "clip_test_micro"}, strategies=list(entries))
+
+
+class Poisoned:
+    """Stands in for a test split's data: any use of it fails the test."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __getattr__(self, attr: str):
+        raise AssertionError(f"the tuning protocol read test split {self.name!r} ({attr})")
+
+    def __len__(self) -> int:
+        raise AssertionError(f"the tuning protocol read test split {self.name!r} (len)")
+
+
+def test_tuning_never_reads_a_test_split(tmp_path, monkeypatch):
+    real_prepare = tune.prepare
+    trained_on: list[TensorData] = []
+
+    def poisoned_prepare(cell):
+        scenario, params, strategy = real_prepare(cell)
+        scenario.eval_sets = [EvalSet(e.name, Poisoned(e.name), e.label_space) for e in scenario.eval_sets]
+        scenario.benchmark = Poisoned("avalanche benchmark")  # its test stream holds the same images
+        trained_on.append(scenario.steps[0].data)
+        return scenario, params, strategy
+
+    monkeypatch.setattr(tune, "prepare", poisoned_prepare)
+    suite = tiny_suite(StrategyEntry(name="linear_probe", families=["vit"]), StrategyEntry(name="naive"))
+    rows = tune_suite(suite, tmp_path / "t.yaml", SMALL, torch.device("cpu"), say=lambda _: None)
+    assert len(rows) == 2 * SMALL.trials and len(trained_on) == 2 * SMALL.trials
+    assert all(0.0 <= r["val_accuracy"] <= 1.0 for r in rows)
+
+
+def test_validation_is_carved_per_class_from_training_data_disjoint_and_seeded():
+    labels = torch.tensor([0] * 10 + [1] * 5 + [2] * 2)
+    data = TensorData(torch.arange(17).view(17, 1, 1, 1).to(torch.uint8), labels)
+    train, val = carve_validation(data, 0.2, seed=0)
+    assert sorted(val.labels.tolist()) == [0, 0, 1, 2]  # 20% of each class, at least one, one left to train on
+    ids = lambda d: set(d.images.flatten().tolist())
+    assert ids(train).isdisjoint(ids(val)) and ids(train) | ids(val) == set(range(17))
+    again = carve_validation(data, 0.2, seed=0)[1]
+    assert torch.equal(again.images, val.images)
+    assert not torch.equal(carve_validation(data, 0.2, seed=1)[1].images, val.images)
+    with pytest.raises(ValueError, match="cannot carve"):
+        carve_validation(TensorData(torch.zeros(2, 1, 1, 1), torch.tensor([0, 1])), 0.2, 0)
+
+
+def test_every_strategy_gets_the_same_budget_and_cached_ones_train_longer():
+    budget = TuneBudget()
+    for name in STRATEGIES.names():
+        cls = STRATEGIES.get(name)
+        trials = grid(cls, budget)
+        assert len(trials) == budget.trials == 10, name
+        base = cls.config_cls().lr
+        assert {lr for lr, _ in trials} == {float(f"{base * f:.3g}") for f in budget.lr_factors}
+    assert trains_from_cache(STRATEGIES.get("linear_probe")) and trains_from_cache(STRATEGIES.get("coop"))
+    assert not trains_from_cache(STRATEGIES.get("cocoop"))  # its text encoder runs per image
+    assert {e for _, e in grid(STRATEGIES.get("cocoop"), budget)} == set(budget.epochs_per_image_text)
+    assert not trains_from_cache(STRATEGIES.get("vpt_deep"))
+    assert {e for _, e in grid(STRATEGIES.get("coop"), budget)} == set(budget.epochs_cached)
+    with pytest.raises(ValueError, match="same budget"):
+        TuneBudget(epochs_pixels=(2,), epochs_cached=(10, 30), epochs_per_image_text=(1, 2))
+
+
+def test_pick_prefers_accuracy_then_the_default_rate_then_fewer_epochs():
+    row = lambda acc, loss, epochs, lr: {"val_accuracy": acc, "val_loss": loss, "epochs": epochs, "lr": lr}
+    rows = [row(0.5, 0.1, 2, 0.1), row(0.7, 0.4, 5, 0.1), row(0.7, 0.1, 2, 1.0), row(0.7, 0.4, 2, 0.003),
+            row(float("nan"), float("nan"), 1, 1.0)]
+    assert pick(rows, base_lr=0.01) is rows[3]  # 0.003 is closer to 0.01 than 0.1 is, in log scale
+    assert pick(rows, base_lr=0.1) is rows[1]  # the default rate, though with more epochs
+    rows.append(row(0.7, 0.9, 2, 0.1))  # the default rate itself, fewer epochs
+    assert pick(rows, base_lr=0.1) is rows[-1]
+    rows.append(row(0.8, 2.0, 5, 1.0))  # better accuracy beats everything, however far from the default
+    assert pick(rows, base_lr=0.1) is rows[-1]
+    assert pick([row(float("nan"), float("nan"), 1, 1.0)], 0.1) is None
+
+
+def test_tuning_files_hold_every_trial_and_the_winner(tmp_path, monkeypatch):
+    suite = tiny_suite(StrategyEntry(name="linear_probe", families=["vit"]), StrategyEntry(name="zeroshot_clip"))
+    tune_suite(suite, tmp_path / "t.yaml", SMALL, torch.device("cpu"), say=lambda _: None)
+    table = list(csv.DictReader((tmp_path / "tuning" / "t.csv").open()))
+    assert len(table) == SMALL.trials and {r["label"] for r in table} == {"linear_probe"}  # zero-shot: nothing trains
+    doc = yaml.safe_load((tmp_path / "tuning" / "t.yaml").read_text())
+    rows = [{**r, "lr": float(r["lr"]), "epochs": int(r["epochs"]), "val_accuracy": float(r["val_accuracy"])}
+            for r in table]
+    best = pick(rows, STRATEGIES.get("linear_probe").config_cls().lr)
+    assert [r["chosen"] for r in table].count("True") == 1
+    assert (doc["chosen"]["linear_probe"]["lr"], doc["chosen"]["linear_probe"]["epochs"]) == \
+        (best["lr"], best["epochs"])
+    assert doc["protocol"]["trials_per_strategy"] == SMALL.trials
+    # A rerun reuses the recorded trials (nothing trains again) and picks the same winner.
+    real_trial = tune.run_trial
+
+    def no_rerun(cell, *args):
+        if cell.strategy == "linear_probe":
+            pytest.fail("a recorded trial was run again")
+        return real_trial(cell, *args)  # zero-shot: nothing recorded, found again to train nothing
+
+    monkeypatch.setattr(tune, "run_trial", no_rerun)
+    tune_suite(suite, tmp_path / "t.yaml", SMALL, torch.device("cpu"), say=lambda _: None)
+    assert yaml.safe_load((tmp_path / "tuning" / "t.yaml").read_text())["chosen"] == doc["chosen"]
+    monkeypatch.undo()
+    # Retuning one label keeps the others' rows.
+    suite.strategies.append(StrategyEntry(name="naive"))
+    tune_suite(suite, tmp_path / "t.yaml", SMALL, torch.device("cpu"), labels=["naive"], say=lambda _: None)
+    table = list(csv.DictReader((tmp_path / "tuning" / "t.csv").open()))
+    assert {r["label"] for r in table} == {"linear_probe", "naive"}
+
+
+def test_default_suite_carries_the_tuned_values():
+    path = suite_path("default")
+    chosen = yaml.safe_load((path.parent / "tuning" / "default.yaml").read_text())["chosen"]
+    suite = load_suite("default")
+    tuned = 0
+    for entry in suite.strategies:
+        label = entry.label or entry.name
+        if label in chosen:
+            assert (entry.config.get("lr"), entry.config.get("epochs")) == \
+                (chosen[label]["lr"], chosen[label]["epochs"]), label
+            tuned += 1
+        else:  # only strategies with nothing to train are left out
+            assert entry.name in TRAINING_FREE, label
+    assert tuned == len([e for e in suite.strategies if e.name not in TRAINING_FREE])
