@@ -286,14 +286,18 @@ def _overrides(items: list[str]) -> dict[str, object]:
 
 
 def cmd_check_plugin(args: argparse.Namespace) -> int:
-    from bench.contract.plugins import precheck_plugin_file
+    from bench.contract.plugins import PluginError, precheck_plugin_file
 
     try:
         overrides = _overrides(args.set)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    precheck_plugin_file(args.path)  # a missing file or a syntax error is reported before torch loads
+    try:
+        precheck_plugin_file(args.path)  # a missing file or a syntax error is reported before torch loads
+    except PluginError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(f"checking {args.path} on tiny CPU models...", flush=True)
     from bench.contract.check import main as check
 
@@ -324,18 +328,26 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "tune": cmd_tune,
                 "pretrain": cmd_pretrain,
                 "check-plugin": cmd_check_plugin, "submit": cmd_submit}
+    try:
+        return handlers[args.command](args)
+    except KeyboardInterrupt:
+        return _interrupted(args)
+    except Exception as error:
+        if not isinstance(error, _user_errors()):
+            raise
+        # one clear paragraph, not a traceback wall (OSError: a folder that cannot be written, a record kept aside)
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Errors shown as one line. Imported only once one happened: the leaderboard module loads pandas and torch,
+    which `list`, `--help` and `check-plugin` on a bad file must not wait for."""
     from bench.contract.plugins import PluginError
     from bench.core.registry import UnknownNameError
     from bench.report.leaderboard import LeaderboardLossError
 
-    try:
-        return handlers[args.command](args)
-    except (PluginError, LeaderboardLossError, UnknownNameError, OSError, ValueError) as error:
-        # one clear paragraph, not a traceback wall (OSError: a folder that cannot be written, a record kept aside)
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return _interrupted(args)
+    return (PluginError, LeaderboardLossError, UnknownNameError, OSError, ValueError)
 
 
 def _interrupted(args: argparse.Namespace) -> int:

@@ -207,3 +207,17 @@ def test_a_preempted_slurm_task_requeues_its_chunk_which_skips_finished_cells(tm
 def test_ray_gives_the_records_of_a_serial_run(tmp_path, serial):
     records = run_grid(CELLS, tmp_path, "cpu", False, executor=RayExecutor(num_cpus=2))
     assert numbers(records) == serial
+
+
+class _ReadEnv:
+    """A task that reports a variable of its worker's environment."""
+
+    def __call__(self) -> dict:
+        return {"status": "ok", "value": os.environ.get("PROMPTSHIFT_TEST_VALUE")}
+
+
+def test_a_worker_sees_the_environment_of_the_run_not_of_the_fork_servers_start(monkeypatch):
+    pool = PoolExecutor(1)
+    list(pool.map([_ReadEnv()]))  # the fork server is running from here on
+    monkeypatch.setenv("PROMPTSHIFT_TEST_VALUE", "set-later")  # as --data-root sets PROMPTSHIFT_DATA
+    assert [r["value"] for _, r in pool.map([_ReadEnv()])] == ["set-later"]

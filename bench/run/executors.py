@@ -133,7 +133,8 @@ class PoolExecutor:
                 while queue and len(running) < self.workers:
                     index, task = queue.pop(0)
                     receive, send = ctx.Pipe(duplex=False)
-                    process = ctx.Process(target=_worker_main, args=(task, send, self.threads), daemon=True)
+                    process = ctx.Process(target=_worker_main, args=(task, send, self.threads, dict(os.environ)),
+                                          daemon=True)
                     process.start()
                     send.close()  # the parent keeps only the reading end: EOF when the worker is gone
                     running[receive] = (index, process, task)
@@ -145,7 +146,11 @@ class PoolExecutor:
             raise
 
 
-def _worker_main(task: CellTask, send: Any, threads: int) -> None:
+def _worker_main(task: CellTask, send: Any, threads: int, environ: dict[str, str]) -> None:
+    # A fork of the fork server has the server's environment, from when it started; a cell must see this run's
+    # (e.g. PROMPTSHIFT_DATA set by --data-root), as a spawned child of the run would.
+    os.environ.clear()
+    os.environ.update(environ)
     _init_worker(threads)
     try:
         outcome = ("record", _in_worker(task))
