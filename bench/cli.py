@@ -2,6 +2,8 @@
 
     promptshift                      run the default suite, then rebuild the leaderboards
     promptshift run --suite NAME     run another suite (same options as the default run)
+    promptshift run --workers N      N local worker processes (default: one per core)
+    promptshift run --executor slurm|ray   run the cells as a SLURM job array (submitit) or Ray tasks
     promptshift plan --suite NAME    print the cells and which data sources / weights are missing
     promptshift list [--json]        every registered strategy, scenario, backbone and suite
     promptshift leaderboard          rebuild every leaderboard from stored results (no training)
@@ -20,6 +22,7 @@ import argparse
 import difflib
 import json
 import os
+import shlex
 import sys
 import warnings
 from importlib import metadata
@@ -58,6 +61,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--leaderboards", default=str(ROOT / "leaderboards"), help="where tables are written")
     run.add_argument("--plugin", action="append", default=[], help="a Python file registering a strategy")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--workers", type=int, default=None, metavar="N",
+                     help="local: N worker processes, a fresh one per cell (default: one per core; 0: in this "
+                          "process, one cell after another); ray: CPUs of a local Ray instance")
+    run.add_argument("--executor", default="local", choices=("local", "slurm", "ray"),
+                     help="where cells run: local processes, a SLURM job array (submitit), or Ray tasks")
+    run.add_argument("--cells-per-task", type=int, default=1, metavar="K",
+                     help="slurm: cells run one after another in each array task")
+    run.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
+                     help="slurm: a submitit parameter, e.g. --slurm slurm_partition=gpu --slurm timeout_min=120")
+    run.add_argument("--ray-address", default=None, help="ray: the cluster to join (default: RAY_ADDRESS or a "
+                                                         "local instance)")
     run.add_argument("--data-root", help="folder holding the real data sets (sets PROMPTSHIFT_DATA for this run)")
     run.add_argument("--dry-run", action="store_true", help="print the plan (cells, missing sources / weights), "
                      "run nothing")
@@ -67,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     lst.add_argument("--json", action="store_true", help="machine-readable output")
     lst.add_argument("--plugin", action="append", default=[])
     lst.add_argument("--data-root", help="where to look for the real data sets (default: $PROMPTSHIFT_DATA)")
+    lst.add_argument("--fresh", action="store_true", help="rebuild the cached listing (import every strategy)")
     board = sub.add_parser("leaderboard", help="rebuild leaderboards from stored results")
     board.add_argument("--results", default=str(ROOT / "results"))
     board.add_argument("--leaderboards", default=str(ROOT / "leaderboards"))
@@ -107,35 +122,19 @@ def load_plugins(paths: list[str]) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    import strategies  # noqa: F401  (registers every strategy)
-    from bench.core.strategy import STRATEGIES
-    from bench.models.backbones import BACKBONES
-    from bench.run.suite import SUITE_DIR
-    from scenarios.catalog import SCENARIOS
+    from bench.run.listing import listing  # cached: no torch import unless the sources changed
     from scenarios.sources import source_status
 
-    load_plugins(args.plugin)
+    data = listing(args.plugin, fresh=args.fresh)
 
-    def data_needs(name: str) -> dict[str, object]:
-        source = SCENARIOS.get(name).source
+    def data_needs(source: str | None) -> dict[str, object]:  # live: the data root is not part of the cache
         if not source:
             return {"source": None, "needs_root": False}
         found, text = source_status(source, args.data_root)
         return {"source": source, "needs_root": True, "found": found, "status": text}
 
-    data = {
-        "strategies": {n: {"family": STRATEGIES.get(n).family, "paper": STRATEGIES.get(n).paper,
-                           "backbones": list(STRATEGIES.get(n).backbone_families),
-                           "scenarios": list(STRATEGIES.get(n).supported_scenarios),
-                           "flags": STRATEGIES.get(n).flags.short(),
-                           "config": STRATEGIES.get(n).config_cls().to_dict(),
-                           "help": STRATEGIES.get(n).config_cls.help()} for n in STRATEGIES.names()},
-        "scenarios": {n: {"kind": SCENARIOS.get(n).kind, "description": SCENARIOS.get(n).description,
-                          **data_needs(n)} for n in SCENARIOS.names()},
-        "backbones": {n: {"family": BACKBONES.get(n).family, "description": BACKBONES.get(n).description}
-                      for n in BACKBONES.names()},
-        "suites": sorted(p.stem for p in SUITE_DIR.glob("*.yaml")),
-    }
+    for info in data["scenarios"].values():
+        info.update(data_needs(info.get("source")))
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True))
         return 0
@@ -167,6 +166,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.core.registry import UnknownNameError
     from bench.eval.robustness import robustness_hook
     from bench.report.leaderboard import build_leaderboards
+    from bench.run.executors import make_executor
     from bench.run.runner import run_grid
     from bench.core.device import select_device
     from bench.core.paths import check_output_dir
@@ -199,8 +199,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
         return 2
-    print(f"suite {suite.name} v{suite.version}: {len(cells)} cells -> {args.results}")
-    records = run_grid(cells, args.results, args.device, not args.no_progress, after_training=robustness_hook())
+    if args.workers is not None and args.workers < 0:
+        print(f"error: --workers {args.workers}: expected 0 or more", file=sys.stderr)
+        return 2
+    try:
+        executor = make_executor(args.executor, args.workers, args.results, args.device, args.cells_per_task,
+                                 _overrides(args.slurm), args.ray_address)
+    except (ValueError, ImportError) as error:
+        print(f"error: --executor {args.executor}: {error}", file=sys.stderr)
+        return 2
+    print(f"suite {suite.name} v{suite.version}: {len(cells)} cells -> {args.results}, {executor.describe()}")
+    records = run_grid(cells, args.results, args.device, not args.no_progress, after_training=robustness_hook(),
+                       executor=executor, plugins=args.plugin)
     failed = [r for r in records if r.get("status") != "ok"]
     if len(failed) == len(records):  # nothing new to show: the tables stay as they are
         print(f"error: all {len(failed)} cells failed (see {args.results}/logs/); leaderboards left unchanged",
@@ -276,13 +286,21 @@ def _overrides(items: list[str]) -> dict[str, object]:
 
 
 def cmd_check_plugin(args: argparse.Namespace) -> int:
-    from bench.contract.check import main as check
+    from bench.contract.plugins import PluginError, precheck_plugin_file
 
     try:
         overrides = _overrides(args.set)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    try:
+        precheck_plugin_file(args.path)  # a missing file or a syntax error is reported before torch loads
+    except PluginError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"checking {args.path} on tiny CPU models...", flush=True)
+    from bench.contract.check import main as check
+
     return check(args.path, overrides)
 
 
@@ -310,16 +328,37 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "tune": cmd_tune,
                 "pretrain": cmd_pretrain,
                 "check-plugin": cmd_check_plugin, "submit": cmd_submit}
+    try:
+        return handlers[args.command](args)
+    except KeyboardInterrupt:
+        return _interrupted(args)
+    except Exception as error:
+        if not isinstance(error, _user_errors()):
+            raise
+        # one clear paragraph, not a traceback wall (OSError: a folder that cannot be written, a record kept aside)
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Errors shown as one line. Imported only once one happened: the leaderboard module loads pandas and torch,
+    which `list`, `--help` and `check-plugin` on a bad file must not wait for."""
     from bench.contract.plugins import PluginError
     from bench.core.registry import UnknownNameError
     from bench.report.leaderboard import LeaderboardLossError
 
-    try:
-        return handlers[args.command](args)
-    except (PluginError, LeaderboardLossError, UnknownNameError, OSError, ValueError) as error:
-        # one clear paragraph, not a traceback wall (OSError: a folder that cannot be written, a record kept aside)
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return (PluginError, LeaderboardLossError, UnknownNameError, OSError, ValueError)
+
+
+def _interrupted(args: argparse.Namespace) -> int:
+    """Ctrl-C: workers have stopped and finished cells are on disk; say how to go on, exit 130 (128 + SIGINT)."""
+    print("\ninterrupted.", file=sys.stderr)
+    if args.command == "run":
+        script = sys.argv[0]
+        command = [sys.executable, script, *sys.argv[1:]] if script.endswith(".py") else sys.argv
+        print(f"Finished cells are saved in {args.results}; interrupted cells were released, not recorded.\n"
+              f"Resume (finished cells are skipped) with:\n  {shlex.join(command)}", file=sys.stderr)
+    return 130
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
 """`run_bench.py check-plugin`: a good plugin passes every check; broken ones fail the right check, clearly."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -155,3 +158,15 @@ def test_training_free_is_a_declaration(tmp_path):
     assert all(r.passed for r in checked), [r.line() for r in checked]
     liar = run("liar_probe_test", "\n    training_free = True\n")["trainable"][0]
     assert not liar.passed and "training_free = True, yet" in liar.detail
+
+
+def test_a_missing_or_broken_plugin_is_refused_before_torch_loads(tmp_path):
+    broken = tmp_path / "broken.py"
+    broken.write_text("def oops(:\n")
+    probe = ("import sys; from bench import cli; "
+             "print([cli.main(['check-plugin', p]) for p in sys.argv[1:]], 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "missing.py"), str(broken)],
+                         capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert out.stdout.split() == ["[2,", "2]", "False"], out.stderr
+    assert "does not exist" in out.stderr and "SyntaxError" in out.stderr and "line 1" in out.stderr

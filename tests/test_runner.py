@@ -178,3 +178,35 @@ def test_a_label_only_variant_reaches_the_leaderboard_as_its_own_row(tmp_path):
     write_tables(records, tmp_path / "b")
     table = (tmp_path / "b" / "ci5_glyphs.md").read_text()
     assert "| probe_b" in table and "| linear_probe" in table
+
+
+def test_a_cell_claimed_by_another_run_is_waited_for_and_read_not_recomputed(tmp_path):
+    import json as _json
+    import shutil
+    import socket
+    import threading
+    from dataclasses import asdict, replace
+
+    from bench.run.cell_claims import claim_path, current_owner
+
+    elsewhere = run_cell(cell(), tmp_path / "elsewhere", "cpu", show_progress=False)
+    here = tmp_path / "here"
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # a live run on this host
+    try:
+        path = claim_path(here, elsewhere["cell_id"])
+        path.parent.mkdir(parents=True)
+        path.write_text(_json.dumps(asdict(replace(current_owner(), pid=owner.pid, host=socket.gethostname(),
+                                                   proc_start=0.0, token="theirs"))))
+        out: list = []
+        grid = threading.Thread(target=lambda: out.extend(run_grid([cell()], here, "cpu", show_progress=False)))
+        grid.start()
+        time.sleep(2)
+        assert grid.is_alive() and not (here / f"{elsewhere['cell_id']}.json").exists()  # waiting, not computing
+        shutil.copy(tmp_path / "elsewhere" / f"{elsewhere['cell_id']}.json", here)  # the owner finishes
+        path.unlink()
+        grid.join(timeout=60)
+        assert out == [elsewhere]
+        assert not (here / "logs" / f"{elsewhere['cell_id']}.log").exists()  # never computed here
+    finally:
+        owner.kill()
+        owner.wait()

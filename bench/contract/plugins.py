@@ -16,6 +16,22 @@ class PluginError(RuntimeError):
     """A plugin could not be loaded; the message says which file and why, without a traceback wall."""
 
 
+def precheck_plugin_file(path: str | Path) -> None:
+    """The errors found without importing anything (so before torch loads, in milliseconds): a missing file, not
+    a .py file, a syntax error."""
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise PluginError(f"plugin {path} does not exist")
+    if path.suffix != ".py":
+        raise PluginError(f"plugin {path} is not a .py file")
+    try:
+        compile(path.read_bytes(), str(path), "exec")
+    except (SyntaxError, ValueError) as error:
+        line = f" (line {error.lineno}: {(error.text or '').strip()})" if isinstance(error, SyntaxError) else ""
+        raise PluginError(f"plugin {path} failed to import: {type(error).__name__}: {error.msg if line else error}"
+                          f"{line}") from None
+
+
 def load_plugin_file(path: str | Path) -> object:
     """Import one plugin file as a module (under a name derived from its path, so two files never clash)."""
     path = Path(path).resolve()

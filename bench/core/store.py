@@ -114,6 +114,19 @@ class ResultStore:
         self._fsync_dir()
         return target
 
+    def write_unless_ok(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Write ``record`` unless an "ok" record of that cell is already stored; return the record that stands.
+
+        An ok result is never replaced by run_cell: not by a late failure of another worker, nor by a second
+        computation of the same (deterministic) cell. Checked here, at write time, and not only before the
+        cell ran, since the cell may have been finished elsewhere meanwhile.
+        """
+        existing = self.read(record["cell_id"])
+        if existing is not None and existing.get("status") == "ok":
+            return existing
+        self.write(record)
+        return record
+
     def _fsync_dir(self) -> None:
         """Persist the rename itself; best effort because not every OS/FS allows it."""
         try:

@@ -29,6 +29,8 @@ from bench.core.store import ResultStore, config_hash, to_strict_json
 from bench.core.strategy import STRATEGIES, build_strategy
 from bench.eval.metrics import summarize
 from bench.models.backbones import BACKBONES, count_parameters, create_backbone
+from bench.run.cell_claims import ClaimHeld, claim_path, claimed, read_owner, wait_until_free
+from bench.run.executors import SerialExecutor
 from bench.train.feature_cache import default_feature_store
 from bench.train.guards import check_frozen, frozen_state
 from bench.train.harness import run_stream
@@ -138,9 +140,31 @@ def prepare(cfg: CellConfig):
     return scenario, backbone_params, strategy
 
 
+BUSY = "busy"  # status of a cell another worker is computing: returned, never written
+
+
 def run_cell(cfg: CellConfig, results_dir: Path | str, device: str = "auto", show_progress: bool = True,
              after_training: Callable[..., dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Run one cell unless its result exists; write and return its record (status "ok" or "failed")."""
+    """Run one cell unless its result exists; write and return its record (status "ok" or "failed").
+
+    The cell is claimed first (`bench.run.cell_claims`): if a live worker, of this run or another, holds it, nothing
+    runs and a record with status "busy" (not written) comes back. Ctrl-C leaves no record and releases the claim.
+    """
+    store = ResultStore(Path(results_dir))
+    cell_id = cfg.cell_id()
+    existing = store.read(cell_id)
+    if existing is not None and existing.get("status") == "ok":
+        return existing
+    try:
+        with claimed(results_dir, cell_id):
+            return _compute_cell(cfg, results_dir, device, show_progress, after_training)
+    except ClaimHeld as held:
+        return {"cell_id": cell_id, "status": BUSY, "error": str(held), "owner": dataclasses.asdict(held.owner)}
+
+
+def _compute_cell(cfg: CellConfig, results_dir: Path | str, device: str, show_progress: bool,
+                  after_training: Callable[..., dict[str, Any]] | None) -> dict[str, Any]:
+    """The body of `run_cell`, run under the cell's claim."""
     store = ResultStore(Path(results_dir))
     cell_id = cfg.cell_id()
     existing = store.read(cell_id)
@@ -191,19 +215,19 @@ def run_cell(cfg: CellConfig, results_dir: Path | str, device: str = "auto", sho
         log.removeHandler(handler)
         handler.close()
     record.setdefault("timing", {})["total_seconds"] = time.perf_counter() - started
-    _write_or_keep(store, record)
-    return record
+    return _write_or_keep(store, record)
 
 
 class ResultWriteError(OSError):
     """A finished cell's record could not be written to the results folder (it was kept elsewhere)."""
 
 
-def _write_or_keep(store: ResultStore, record: dict[str, Any]) -> None:
-    """Write the record; if the results folder refuses it, keep it in the temp folder and say where, so a
-    finished cell is never lost silently."""
+def _write_or_keep(store: ResultStore, record: dict[str, Any]) -> dict[str, Any]:
+    """Write the record and return the one that stands: a late failure never replaces an ok result written
+    meanwhile. If the results folder refuses it, keep it in the temp folder and say where, so a finished cell is
+    never lost silently."""
     try:
-        store.write(record)
+        return store.write_unless_ok(record)
     except OSError as error:
         import tempfile
 
@@ -223,24 +247,84 @@ def _cell_log_handler(path: Path) -> logging.Handler:
     return handler
 
 
+@dataclass(frozen=True)
+class CellTask:
+    """One cell as a picklable callable of plain data (module-level functions included by reference): what every
+    executor in `bench.run.executors` ships to a worker."""
+
+    config: CellConfig
+    results_dir: str
+    device: str = "auto"
+    plugins: tuple[str, ...] = ()  # plugin files a fresh worker loads before the cell (entry points load anyway)
+    after_training: Callable[..., dict[str, Any]] | None = None
+    show_progress: bool = False
+
+    def __call__(self) -> dict[str, Any]:
+        import strategies  # noqa: F401  (a fresh worker registers the built-in strategies)
+        from bench.contract.plugins import load_plugins
+
+        load_plugins(list(self.plugins))
+        return run_cell(self.config, self.results_dir, self.device, self.show_progress, self.after_training)
+
+
 def run_grid(cells: Iterable[CellConfig], results_dir: Path | str, device: str = "auto",
-             show_progress: bool = True, after_training: Callable[..., dict[str, Any]] | None = None
-             ) -> list[dict[str, Any]]:
-    """Run cells one after another (finished ones are skipped); return every cell's record."""
+             show_progress: bool = True, after_training: Callable[..., dict[str, Any]] | None = None,
+             executor: Any = None, plugins: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """Run every unfinished cell on `executor` (default: in this process, one after another); return every
+    cell's record, in the order of `cells`.
+
+    Finished cells are read, not rerun. A cell another worker holds (status "busy") is waited for, then read or,
+    if its owner failed or died, run here. Ctrl-C raises KeyboardInterrupt after the executor stopped its workers;
+    every finished cell is on disk by then.
+    """
     cells = list(cells)
+    executor = executor or SerialExecutor()
     store = ResultStore(Path(results_dir))
-    records = []
-    bar = tqdm(cells, desc="cells", unit="cell", disable=not show_progress)
-    for cfg in bar:
-        bar.set_postfix_str(f"{cfg.scenario} / {cfg.strategy} / seed {cfg.seed}")
-        done = store.is_done(cfg.cell_id())
-        record = run_cell(cfg, results_dir, device, show_progress, after_training)
-        records.append(record)
-        status = "cached" if done else record["status"]
-        headline = _headline(record)
-        tqdm.write(f"{status:>6}  {cfg.scenario:<14} {cfg.label or cfg.strategy:<22} {cfg.backbone:<16} "
-                   f"seed {cfg.seed}  {headline}")
-    return records
+    records: list[dict[str, Any] | None] = [store.read(c.cell_id()) for c in cells]
+    records = [r if r is not None and r.get("status") == "ok" else None for r in records]
+    bar = tqdm(total=len(cells), desc="cells", unit="cell", disable=not show_progress)
+    try:
+        for index, record in enumerate(records):
+            if record is not None:
+                _report(bar, cells[index], "cached", record)
+        todo = [i for i, r in enumerate(records) if r is None]
+        inner_progress = show_progress and isinstance(executor, SerialExecutor)  # workers' bars would interleave
+        while todo:
+            tasks = [CellTask(cells[i], str(results_dir), device, tuple(plugins), after_training, inner_progress)
+                     for i in todo]
+            busy = []
+            for position, record in executor.map(tasks):
+                index = todo[position]
+                if record.get("status") == BUSY:
+                    busy.append(index)
+                    continue
+                records[index] = record
+                _report(bar, cells[index], record["status"], record)
+            if busy:
+                tqdm.write(f"waiting for {len(busy)} cell(s) that another run is computing "
+                           f"({_busy_owner(busy, cells, results_dir)})")
+                wait_until_free(results_dir, [cells[i].cell_id() for i in busy])
+                for index in busy:  # finished by their owner: read here, no worker needed
+                    if store.is_done(cells[index].cell_id()):
+                        records[index] = store.read(cells[index].cell_id())
+                        _report(bar, cells[index], "cached", records[index])
+            todo = [i for i in busy if records[i] is None]  # their owner failed or died: run them here
+    finally:
+        bar.close()
+    return [r for r in records if r is not None]
+
+
+def _busy_owner(busy: list[int], cells: list[CellConfig], results_dir: Path | str) -> str:
+    owner = read_owner(claim_path(results_dir, cells[busy[0]].cell_id()))
+    return f"e.g. {owner.describe()}" if owner else "now released"
+
+
+def _report(bar: Any, cfg: CellConfig, status: str, record: dict[str, Any]) -> None:
+    """One line per finished cell, above the overall bar."""
+    bar.update()
+    bar.set_postfix_str(f"{cfg.scenario} / {cfg.label or cfg.strategy} / seed {cfg.seed}")
+    tqdm.write(f"{status:>6}  {cfg.scenario:<14} {cfg.label or cfg.strategy:<22} {cfg.backbone:<16} "
+               f"seed {cfg.seed}  {_headline(record)}")
 
 
 def _headline(record: dict[str, Any]) -> str:
