@@ -67,6 +67,9 @@ class RanPAC(FrozenEncoderMixin, Strategy):
     def frozen_inputs(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)
 
+    def frozen_key(self) -> str | None:
+        return "vision.pooled"  # the backbone's pooled output: the same entry linear probe and MLP-k read
+
     def expand(self, features: torch.Tensor) -> torch.Tensor:
         """Frozen features `(N, d)` -> random features h `(N, M)`."""
         return F.relu(features.float() @ self.projection)

@@ -48,6 +48,9 @@ class SimpleCIL(FrozenEncoderMixin, Strategy):
     def frozen_inputs(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)
 
+    def frozen_key(self) -> str | None:
+        return "vision.pooled"  # the backbone's pooled output: the same entry linear probe and MLP-k read
+
     @property
     def prototypes(self) -> torch.Tensor:
         """Class means `(C, d)`; zero rows for classes not seen yet."""

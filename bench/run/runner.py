@@ -37,7 +37,8 @@ from bench.train.harness import run_stream
 
 SCHEMA_VERSION = 1
 # Bump when the harness, a scenario or a metric changes what a cell computes: old results then rerun.
-PROTOCOL_VERSION = 1
+# 2: untrained class-incremental tasks stored as null (not scored), initial_accuracy recorded.
+PROTOCOL_VERSION = 2
 PACKAGES = ("torch", "torchvision", "timm", "open_clip_torch", "avalanche-lib", "numpy", "scikit-learn", "peft")
 log = logging.getLogger("promptshift")
 log.propagate = False  # cell details go to each cell's log file; the console gets one line per cell
