@@ -16,16 +16,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from scenarios.cache import cache_dir  # the project's one cache directory rule ($PROMPTSHIFT_CACHE, XDG, ~/.cache)
+
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("bench", "strategies", "scenarios")
 LISTING_VERSION = 2
-
-
-def cache_dir() -> Path:
-    """$PROMPTSHIFT_CACHE, else $XDG_CACHE_HOME/promptshift, else ~/.cache/promptshift."""
-    if os.environ.get("PROMPTSHIFT_CACHE"):
-        return Path(os.environ["PROMPTSHIFT_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "promptshift"
 
 
 def fingerprint(plugins: list[str]) -> str:
