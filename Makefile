@@ -14,7 +14,7 @@ setup: $(STAMP)
 # `promptshift` (the console command) runs this checkout's code.
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q -c constraints.txt -e '.[test]'
+	$(VENV)/bin/pip install -q -c constraints.txt -e '.[test,cluster]'
 	touch $(STAMP)
 
 # Rewrite constraints.txt from the current environment, keeping its header comment.

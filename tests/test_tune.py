@@ -3,6 +3,7 @@ never a read of a test split."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -45,8 +46,10 @@ def test_tuning_never_reads_a_test_split(tmp_path, monkeypatch):
 
     def poisoned_prepare(cell):
         scenario, params, strategy = real_prepare(cell)
-        scenario.eval_sets = [EvalSet(e.name, Poisoned(e.name), e.label_space) for e in scenario.eval_sets]
-        scenario.benchmark = Poisoned("avalanche benchmark")  # its test stream holds the same images
+        # A poisoned copy: the built scenario is cached and shared with every later test that builds it.
+        scenario = dataclasses.replace(
+            scenario, eval_sets=[EvalSet(e.name, Poisoned(e.name), e.label_space) for e in scenario.eval_sets],
+            benchmark=Poisoned("avalanche benchmark"))  # its test stream holds the same images
         trained_on.append(scenario.steps[0].data)
         return scenario, params, strategy
 

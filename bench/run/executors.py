@@ -12,6 +12,7 @@ cell writes nothing and releases its claim) and re-raises `KeyboardInterrupt`.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import multiprocessing
 import os
@@ -39,6 +40,22 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def environment(updates: dict[str, str]) -> Iterator[None]:
+    """`os.environ` with `updates` while the block runs, restored after: the settings are for the workers and jobs
+    started inside the block, and must not leak into the caller (a later run, a test, a library in this process)."""
+    saved = {key: os.environ.get(key) for key in updates}
+    os.environ.update(updates)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def worker_env(threads: int) -> dict[str, str]:
@@ -124,7 +141,10 @@ class PoolExecutor:
         if not tasks:
             return
         # Set before the fork server starts: OpenMP reads these once, when the library loads.
-        os.environ.update(worker_env(self.threads))
+        with environment(worker_env(self.threads)):
+            yield from self._map(tasks)
+
+    def _map(self, tasks: Sequence[CellTask]) -> Iterator[tuple[int, dict[str, Any]]]:
         ctx = _mp_context()
         queue = list(enumerate(tasks))
         running: dict[Any, tuple[int, Any, Any]] = {}  # result pipe -> (index, process, task)
@@ -252,7 +272,10 @@ class SubmititExecutor:
     def map(self, tasks: Sequence[CellTask]) -> Iterator[tuple[int, dict[str, Any]]]:
         if not tasks:
             return
-        os.environ.update({**worker_env(self.threads), **_importable_env()})  # jobs inherit this environment
+        with environment({**worker_env(self.threads), **_importable_env()}):  # jobs inherit this environment
+            yield from self._map(tasks)
+
+    def _map(self, tasks: Sequence[CellTask]) -> Iterator[tuple[int, dict[str, Any]]]:
         starts = list(range(0, len(tasks), self.chunk))
         chunks = [_Chunk(tasks[s:s + self.chunk], self.threads) for s in starts]
         executor = self._executor()
