@@ -42,6 +42,8 @@ class Reference:
     note: str = ""
     strategy: str = ""  # this suite's name for the method, where one exists
     unit: str = ""
+    scenario: str = ""  # our preset that reproduces the paper's protocol, where one does
+    backbone_name: str = ""  # our registry name of the paper's backbone (with `scenario`: shown beside our number)
 
 
 def parse_references(data: Any, source: str = "references") -> list[Reference]:
@@ -67,7 +69,9 @@ def parse_references(data: Any, source: str = "references") -> list[Reference]:
         out.append(Reference(paper=str(entry["paper"]), method=str(entry["method"]),
                              protocol=str(entry["protocol"]), metric=str(entry["metric"]), value=value,
                              backbone=str(entry.get("backbone") or ""), note=str(entry.get("note") or ""),
-                             strategy=str(entry.get("strategy") or ""), unit=str(entry.get("unit") or unit)))
+                             strategy=str(entry.get("strategy") or ""), unit=str(entry.get("unit") or unit),
+                             scenario=str(entry.get("scenario") or ""),
+                             backbone_name=str(entry.get("backbone_name") or "")))
     return out
 
 

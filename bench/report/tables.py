@@ -21,6 +21,8 @@ from bench.core.store import config_hash
 from bench.eval.metrics import forward_transfer, harmonic_mean
 from bench.report.columns import (B2N_AVERAGE_COLUMNS, B2N_AVERAGE_LEGEND, HEADLINE_METRIC, MISSING, Column,
                                   legend_lines, prepare_rows, scenario_columns)
+from bench.report.published import published_markdown
+from bench.report.references import Reference, load_references
 
 __all__ = [
     "ACCURACY_METRICS",
@@ -371,7 +373,8 @@ def render_rows(columns: Sequence[Column], agg: pd.DataFrame) -> list[list[str]]
     return [[column.render(row)[0] for column in columns] for _, row in agg.iterrows()]
 
 
-def _scenario_markdown(scenario: str, agg: pd.DataFrame, checks: Sequence[str] = ()) -> str:
+def _scenario_markdown(scenario: str, agg: pd.DataFrame, checks: Sequence[str] = (),
+                       references: Sequence[Reference] = ()) -> str:
     kind = _scenario_kind(agg, scenario)
     agg = prepare_rows(kind, agg, strategy_labels(agg))  # labels carry "†submitted" where it applies
     columns = scenario_columns(kind, agg)
@@ -396,6 +399,7 @@ def _scenario_markdown(scenario: str, agg: pd.DataFrame, checks: Sequence[str] =
         "",
         _md_table([c.label for c in columns], [c.numeric for c in columns], render_rows(columns, agg)),
         "",
+        *published_markdown(scenario, agg, references),
     ]
     return "\n".join(parts)
 
@@ -559,7 +563,8 @@ def _failures_markdown(failed: list[Mapping[str, Any]]) -> str:
 
 
 def write_tables(records: Iterable[Mapping[str, Any]], out_dir: Path | str,
-                 index_notes: Sequence[str] = (), checks: Mapping[str, Sequence[str]] | None = None) -> list[Path]:
+                 index_notes: Sequence[str] = (), checks: Mapping[str, Sequence[str]] | None = None,
+                 references: Sequence[Reference] | None = None) -> list[Path]:
     """Write per-scenario ``<scenario>.md``/``.csv``, ``index.md`` and, if needed, ``failures.md`` and the
     base-to-new average (``base_to_new_average.md``/``.csv``). ``index_notes``: lines the index ends with (links to
     tables written elsewhere, such as the robustness table).
@@ -567,13 +572,15 @@ def write_tables(records: Iterable[Mapping[str, Any]], out_dir: Path | str,
     Returns the written paths. A stale ``failures.md`` from an earlier call is
     removed when there are no failures any more. CSVs hold the aggregate rows
     (fractions, not percentages) for that scenario. ``checks``: failing sanity checks by scenario, printed at the
-    top of that scenario's table (`bench.report.sanity`).
+    top of that scenario's table (`bench.report.sanity`). ``references``: published numbers (default: the
+    committed `references.yaml`); those that name a scenario and backbone of ours are shown beside our number.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     records = list(records)
     agg = aggregate(records_to_frame(records))
     failed = [r for r in records if r.get("status") != "ok"]
+    references = load_references() if references is None else references
 
     written: list[Path] = []
     index_rows: list[list[str]] = []
@@ -585,7 +592,8 @@ def write_tables(records: Iterable[Mapping[str, Any]], out_dir: Path | str,
             name = f"{name}-{config_hash({'scenario': scenario})[:6]}"
         used_slugs[name] = scenario
         md_path, csv_path = out / f"{name}.md", out / f"{name}.csv"
-        md_path.write_text(_scenario_markdown(scenario, sub, (checks or {}).get(scenario, ())), encoding="utf-8")
+        md_path.write_text(_scenario_markdown(scenario, sub, (checks or {}).get(scenario, ()), references),
+                           encoding="utf-8")
         _scenario_csv_frame(sub).to_csv(csv_path, index=False)
         written += [md_path, csv_path]
         kinds = ", ".join(sorted(set(sub["kind"].astype(str)))).replace("_", "-")
