@@ -326,8 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _quiet_libraries()
     handlers = {"run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "tune": cmd_tune,
-                "pretrain": cmd_pretrain,
-                "check-plugin": cmd_check_plugin, "submit": cmd_submit}
+                "pretrain": cmd_pretrain, "check-plugin": cmd_check_plugin, "submit": cmd_submit}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:
