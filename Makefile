@@ -22,8 +22,10 @@ constraints: $(STAMP)
 	{ sed -n '/^#/!q;p' constraints.txt; $(VENV)/bin/pip freeze --all --exclude-editable --exclude promptshift --exclude pip; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
 
+# --force: the default suite's own results replace its tables whole (after a suite change, rows of the old version
+# are meant to go; `promptshift leaderboard` without --force refuses to drop rows).
 bench: $(STAMP)
-	$(VENV)/bin/promptshift
+	$(VENV)/bin/promptshift run --suite default --force
 
 # The HTML leaderboard test drives a real headless Chromium (Debian's package); without root or apt it skips.
 browser:

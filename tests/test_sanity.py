@@ -81,6 +81,26 @@ def test_zero_shot_must_equal_the_measured_quality_within_a_binomial_interval() 
     assert [f.verdict for f in found] == ["pass", "fail"] and "'new'" in found[1].detail
 
 
+def zero_shot_ci(task_accuracies: list[float]) -> dict[str, Any]:
+    """A zero-shot class-incremental cell: 31 + 31 classes in two tasks, each set predicted among all 62."""
+    matrix = [[task_accuracies[0], None], task_accuracies]  # the second task is not scored before step 2
+    rec = record("zeroshot_clip", "ci2z", "class_incremental", matrix, ["task1", "task2"], trainable=0)
+    rec["config"]["backbone"] = "clip_glyph_tiny"
+    rec["scenario"].update(classes_per_step=[list(range(31)), list(range(31, 62))],
+                           class_names=[f"c{i}" for i in range(62)], domains=["clean"], eval_sizes=[500, 500])
+    return rec
+
+
+def test_zero_shot_task_sets_are_pooled_over_every_class_before_comparing() -> None:
+    # One task's classes are easier than the other's: alone, 0.995 is above q + margin and 0.925 below q - margin;
+    # pooled over all 62 classes (the measurement's population) the 1000 images score 0.96 = q.
+    quality = lambda: ({"clip_glyph_tiny": {"zero_shot_bench_fonts": 0.96}}, 1000, 62)  # noqa: E731
+    found = [f for f in run_checks([zero_shot_ci([0.995, 0.925])], quality) if f.check == "zero-shot quality"]
+    assert [f.verdict for f in found] == ["pass"] and "'task1', 'task2'" in found[0].detail
+    found = [f for f in run_checks([zero_shot_ci([0.90, 0.90])], quality) if f.check == "zero-shot quality"]
+    assert [f.verdict for f in found] == ["fail"]
+
+
 def test_failing_checks_are_printed_and_head_their_table(tmp_path: Path) -> None:
     store = ResultStore(tmp_path / "results")
     for rec in [ci("l2p", 0.125, s) for s in range(2)] + [ci("naive", 0.6, 0)]:
