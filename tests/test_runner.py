@@ -210,3 +210,23 @@ def test_a_cell_claimed_by_another_run_is_waited_for_and_read_not_recomputed(tmp
     finally:
         owner.kill()
         owner.wait()
+
+
+def test_the_record_names_the_weights_a_cell_ran_on(tmp_path):
+    import hashlib
+
+    from safetensors.torch import save_file
+
+    from bench.models.backbones import create_backbone
+
+    source = create_backbone("vit_test_micro")
+    path = tmp_path / "micro.safetensors"
+    save_file({k: v.contiguous() for k, v in source.encoder.state_dict().items()}, str(path))
+    record = run_cell(cell(weights=str(path)), tmp_path / "results", "cpu", show_progress=False)
+    assert record["status"] == "ok"
+    assert record["env"]["weights"] == {"backbone": "vit_test_micro", "source": "local file", "file": str(path),
+                                        "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    embedded = run_cell(cell(backbone="vit_glyph_tiny"), tmp_path / "results", "cpu", show_progress=False)
+    manifest = json.loads((Path(__file__).resolve().parents[1] / "bench" / "models" / "checkpoints_data"
+                           / "MANIFEST.json").read_text())
+    assert embedded["env"]["weights"]["sha256"] == manifest["vit_glyph_tiny"]["sha256"]

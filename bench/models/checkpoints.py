@@ -45,3 +45,22 @@ def update_manifest(stem: str, entry: dict) -> None:
     manifest = json.loads(path.read_text()) if path.exists() else {}
     manifest[stem] = {**manifest.get(stem, {}), **entry}
     path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def weights_identity(backbone: str, weights: str | None) -> dict[str, str | None]:
+    """Which weights a cell ran on, for its record: the backbone's full registry tag, the file (when one was given)
+    and a sha256 (of that file, or of the embedded checkpoint from the manifest). Library-default weights (a hub
+    download) have no file here: their tag is their identity."""
+    if weights == "none":
+        return {"backbone": backbone, "source": "random initialisation", "file": None, "sha256": None}
+    if weights is not None:  # a missing file fails the cell when the backbone loads, with its own message
+        path = Path(weights)
+        return {"backbone": backbone, "source": "local file", "file": str(weights),
+                "sha256": sha256_of(path) if path.is_file() else None}
+    manifest_path = CHECKPOINT_DIR / "MANIFEST.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    if backbone in manifest:
+        return {"backbone": backbone, "source": "embedded checkpoint", "file": None,
+                "sha256": manifest[backbone].get("sha256")}
+    return {"backbone": backbone, "source": "the backbone's default (library weights or random for test models)",
+            "file": None, "sha256": None}

@@ -111,6 +111,8 @@ class RecordEnv(_Part):
                                            "promptshift-VERSION for an installed wheel")
     packages: dict[str, str]
     device: str | None = None
+    weights: dict[str, str | None] | None = Field(
+        default=None, description="the backbone's full tag, where its weights came from, the file and its sha256")
 
 
 class RecordAutoAttack(_Part):

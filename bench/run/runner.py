@@ -29,6 +29,7 @@ from bench.core.store import ResultStore, config_hash, to_strict_json
 from bench.core.strategy import STRATEGIES, build_strategy
 from bench.eval.metrics import summarize
 from bench.models.backbones import BACKBONES, count_parameters, create_backbone
+from bench.models.checkpoints import weights_identity
 from bench.run.cell_claims import ClaimHeld, claim_path, claimed, read_owner, wait_until_free
 from bench.run.executors import SerialExecutor
 from bench.train.feature_cache import default_feature_store
@@ -177,7 +178,8 @@ def _compute_cell(cfg: CellConfig, results_dir: Path | str, device: str, show_pr
     record: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "cell_id": cell_id, "config": cfg.resolved(),
                               "submitted": False,
                               "env": {"code_version": code_version(), "packages": package_versions(),
-                                      "device": describe_device(torch_device)}}
+                                      "device": describe_device(torch_device),
+                                      "weights": weights_identity(cfg.backbone, cfg.weights)}}
     try:
         log.info("cell %s: %s", cell_id, json.dumps(cfg.resolved(), sort_keys=True))
         scenario, backbone_params, strategy = prepare(cfg)
