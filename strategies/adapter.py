@@ -35,6 +35,19 @@ class Bottleneck(nn.Module):
         return h + self.up(self.act(self.down(h)))
 
 
+def bottleneck_adapters(owner: str, placement: str, reduction: int, backbone: nn.Module) -> nn.ModuleList:
+    """One bottleneck per block and placement site (`PLACEMENTS[placement]`), width embed_dim // reduction; the
+    caller registers the hooks that apply them. `owner` names the strategy in the error messages."""
+    if placement not in PLACEMENTS:
+        raise ValueError(f"{owner}: unknown placement {placement!r}; valid: {', '.join(PLACEMENTS)}")
+    if reduction < 1:
+        raise ValueError(f"{owner}: reduction={reduction} must be at least 1")
+    dim = backbone.embed_dim
+    hidden = max(1, dim // reduction)
+    return nn.ModuleList(nn.ModuleDict({site: Bottleneck(dim, hidden) for site in PLACEMENTS[placement]})
+                         for _ in backbone.blocks)
+
+
 def _apply_to_output(adapter: Bottleneck):
     """A forward hook running `adapter` on a sublayer's output; nn.MultiheadAttention returns (out, weights)."""
 
@@ -64,15 +77,7 @@ class Adapter(Strategy):
 
     def __init__(self, cfg: AdapterConfig, backbone: nn.Module, info: ScenarioInfo) -> None:
         super().__init__(cfg, backbone, info)
-        if cfg.placement not in PLACEMENTS:
-            raise ValueError(f"adapter: unknown placement {cfg.placement!r}; valid: {', '.join(PLACEMENTS)}")
-        if cfg.reduction < 1:
-            raise ValueError(f"adapter: reduction={cfg.reduction} must be at least 1")
-        dim = backbone.embed_dim
-        hidden = max(1, dim // cfg.reduction)
-        sites = PLACEMENTS[cfg.placement]
-        self.adapters = nn.ModuleList(
-            nn.ModuleDict({site: Bottleneck(dim, hidden) for site in sites}) for _ in backbone.blocks)
+        self.adapters = bottleneck_adapters("adapter", cfg.placement, cfg.reduction, backbone)
         for block, per_block in zip(backbone.blocks, self.adapters):
             for site, adapter in per_block.items():
                 getattr(block, site).register_forward_hook(_apply_to_output(adapter))

@@ -13,7 +13,7 @@ from bench.core.data import Batch, ScenarioInfo, TaskContext
 from bench.core.strategy import Flags, Strategy, StrategyConfig, hp, mask_logits, register_strategy
 from strategies._frozen_features import device_of, step_features
 from strategies._vit_prompting import FrozenEncoderMixin
-from strategies.adapter import PLACEMENTS, Bottleneck
+from strategies.adapter import Bottleneck, bottleneck_adapters
 
 PAPER = ("Zhou et al., Revisiting Class-Incremental Learning with Pre-Trained Models: Generalizability and "
          "Adaptivity are All You Need, IJCV 2024 (APER; ADAM in the arXiv version)")
@@ -53,14 +53,7 @@ class Aper(FrozenEncoderMixin, Strategy):
 
     def __init__(self, cfg: AperConfig, backbone: nn.Module, info: ScenarioInfo) -> None:
         super().__init__(cfg, backbone, info)
-        if cfg.placement not in PLACEMENTS:
-            raise ValueError(f"aper: unknown placement {cfg.placement!r}; valid: {', '.join(PLACEMENTS)}")
-        if cfg.reduction < 1:
-            raise ValueError(f"aper: reduction={cfg.reduction} must be at least 1")
-        dim = backbone.embed_dim
-        hidden = max(1, dim // cfg.reduction)
-        self.adapters = nn.ModuleList(nn.ModuleDict({site: Bottleneck(dim, hidden) for site in PLACEMENTS[
-            cfg.placement]}) for _ in backbone.blocks)
+        self.adapters = bottleneck_adapters("aper", cfg.placement, cfg.reduction, backbone)
         self.adapting = False  # the hooks apply the adapters only inside `adapted()`: one backbone, two models
         for block, per_block in zip(backbone.blocks, self.adapters):
             for site, adapter in per_block.items():
