@@ -55,10 +55,13 @@ class CoCoOp(Strategy):
         hidden = max(1, image_dim // cfg.reduction)
         self.meta_net = nn.Sequential(nn.Linear(image_dim, hidden), nn.ReLU(), nn.Linear(hidden, width))
 
+    def context(self, image: torch.Tensor) -> torch.Tensor:
+        """Normalised image features `(B, d)` -> each image's context `(B, M, w)`: one bias shared by all M tokens."""
+        return self.ctx + self.meta_net(image).unsqueeze(1)
+
     def prompts(self, image: torch.Tensor, classes: torch.Tensor | None = None) -> torch.Tensor:
         """Normalised image features `(B, d)` -> per-image prompt embeddings `(B, C, L, w)`."""
-        shifted = self.ctx + self.meta_net(image).unsqueeze(1)  # (B, M, w): one bias shared by all M tokens
-        return self.layout.splice(shifted.unsqueeze(1), classes)
+        return self.layout.splice(self.context(image).unsqueeze(1), classes)
 
     def class_logits(self, image: torch.Tensor, classes: torch.Tensor | None = None) -> torch.Tensor:
         """Logits `(B, C)` over `classes` (all when None), encoding the images' prompts in bounded chunks."""
@@ -66,7 +69,7 @@ class CoCoOp(Strategy):
         chunk = max(1, self.cfg.max_prompts // n_cls)
         parts = []
         for part in image.split(chunk):
-            text = self.layout.encode(self.backbone.text, self.prompts(part, classes), classes)  # (b, C, d)
+            text = self.layout.encode_per_image(self.backbone.text, self.context(part), classes)  # (b, C, d)
             parts.append(torch.einsum("bd,bcd->bc", part, text.to(part.dtype)))
         return self.backbone.logit_scale * torch.cat(parts)
 

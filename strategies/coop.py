@@ -95,6 +95,20 @@ class PromptLayout(nn.Module):
         return F.normalize(features, dim=-1).view(*prompts.shape[:-2], -1)
 
 
+    def encode_per_image(self, text: TextEncoder, ctx: torch.Tensor, classes: torch.Tensor | None = None
+                         ) -> torch.Tensor:
+        """Per-image context `(B, n_ctx, w)` -> normalised text features `(B, C, d)` of every image's prompts for
+        `classes` (all when None): `encode(text, splice(ctx[:, None], classes), classes)`. With the class at the end
+        the prompts of one image share their start (start token, context), which the text encoder then computes
+        once per image instead of once per (image, class) (`TextEncoder.encode_shared_prefix`)."""
+        if self.position != "end" or self.n_ctx == 0 or not bool((self.sos == self.sos[:1]).all()):
+            return self.encode(text, self.splice(ctx.unsqueeze(1), classes), classes)
+        rest = self.rest if classes is None else self.rest[classes]
+        prefix = torch.cat([self.sos[:1].expand(ctx.shape[0], 1, -1).to(ctx.dtype), ctx], dim=1)
+        features = text.encode_shared_prefix(prefix, rest.to(ctx.dtype), self.ids_of(classes))
+        return F.normalize(features, dim=-1)
+
+
 def init_context(clip: ClipBackbone, n_ctx: int, phrase: str, n_sets: int, std: float = 0.02) -> torch.Tensor:
     """Context vectors `(n_sets, n_ctx, w)`: the word embeddings of `phrase` (whose token count must equal
     n_ctx), or N(0, std) when the phrase is empty, as in the official CoOp code. The official code falls back to

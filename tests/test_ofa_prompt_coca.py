@@ -153,3 +153,25 @@ def test_paper_suite_puts_the_official_prefix_settings_on_a_real_coca():
     assert {cfg.where for cfg in configs.values()} == {"both", "encoder", "decoder"}
     full = configs["ofa_prompt_coca"]
     assert (full.length, full.depth, full.reparam, full.optimizer, full.lr) == (100, 0, False, "adam", 0.03)
+
+
+def test_folded_candidate_decoding_equals_the_decoder_on_repeated_pairs():
+    """`caption_scores` folds the candidates into the cross-attention's query axis and runs the first (image-free)
+    self-attention block once per candidate; under decoder prefixes it must give the library decoder's logits on
+    every (image, candidate) pair, and the same gradient with respect to the pixels (attacks use it)."""
+    s = build_strategy("ofa_prompt_coca", micro(), INFO, {"length": 2, "where": "both"}).eval()
+    with torch.no_grad():
+        for generator in s.generators.values():
+            generator.embedding.normal_(0, 0.5)  # visible prefixes, not near-zero ones
+    coca, ids = s.backbone, s.class_ids
+    x = pixels(2).requires_grad_(True)
+    with s._prompted():
+        image_tokens, text_tokens = coca.image_tokens(x), coca.text_tokens(ids)[:, :-1]
+        folded = coca._candidate_logits(image_tokens, text_tokens)
+        n = len(ids)
+        pairs = coca.model.text_decoder(image_tokens.repeat_interleave(n, dim=0), text_tokens.repeat(2, 1, 1))
+    torch.testing.assert_close(folded, pairs.view(2, n, text_tokens.shape[1], -1), rtol=1e-5, atol=1e-5)
+    grad_folded, = torch.autograd.grad(folded.square().sum(), x, retain_graph=True)
+    grad_pairs, = torch.autograd.grad(pairs.square().sum(), x)
+    scale = float(grad_pairs.abs().max())  # float32 sums in another order: differences relative to the largest
+    torch.testing.assert_close(grad_folded, grad_pairs, rtol=1e-4, atol=1e-5 * scale)

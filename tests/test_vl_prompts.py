@@ -124,6 +124,26 @@ def test_cocoop_prompts_and_text_features_differ_per_image(clip):
     assert torch.allclose(s(None, images), loop, atol=1e-5)
 
 
+def test_shared_prefix_encoding_equals_the_concatenated_prompts(clip, monkeypatch):
+    """CoCoOp's prompts share their start per image: `encode_shared_prefix` computes it once per image and must give
+    the text encoder's features (and gradients) of every concatenated (image, class) prompt."""
+    s = build_strategy("cocoop", clip, INFO)
+    rest, ids = s.layout.rest, s.layout.ids
+    prefix = torch.randn(2, 1 + s.cfg.n_ctx, clip.text.width, generator=torch.Generator().manual_seed(3))
+    prefix.requires_grad_(True)
+    full = torch.cat([prefix.unsqueeze(1).expand(-1, len(ids), -1, -1),
+                      rest.unsqueeze(0).expand(2, -1, -1, -1)], dim=2)
+    expected = clip.text.encode_embeddings(full.reshape(-1, *full.shape[2:]), ids.repeat(2, 1)).view(2, len(ids), -1)
+    shared = clip.text.encode_shared_prefix(prefix, rest, ids)
+    assert clip.text._prefix_shareable()
+    torch.testing.assert_close(shared, expected, rtol=1e-5, atol=1e-5)
+    grad_shared, = torch.autograd.grad(shared.square().sum(), prefix, retain_graph=True)
+    grad_expected, = torch.autograd.grad(expected.square().sum(), prefix)
+    torch.testing.assert_close(grad_shared, grad_expected, rtol=1e-4, atol=1e-5 * float(grad_expected.abs().max()))
+    monkeypatch.setattr(type(clip.text), "_prefix_shareable", lambda self: False)  # the concatenated fallback
+    torch.testing.assert_close(clip.text.encode_shared_prefix(prefix, rest, ids), expected, rtol=1e-6, atol=1e-6)
+
+
 def test_cocoop_training_on_the_label_space_equals_masked_cross_entropy(clip):
     s = build_strategy("cocoop", clip, INFO, {"max_prompts": 4})  # forces several text-encoder chunks
     images, y = features(3, seed=1), torch.tensor([2, 0, 2])

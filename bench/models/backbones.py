@@ -138,6 +138,55 @@ class TextEncoder(nn.Module):
             return self.text_projection(x)
         return x @ self.text_projection if self.text_projection is not None else x
 
+    def encode_shared_prefix(self, prefix: torch.Tensor, suffix: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """Features `(B, C, embed_dim)` of the B x C sequences `[prefix_b; suffix_c]`: prefix `(B, P, width)`,
+        suffix `(C, S, width)`, `ids` `(C, P + S)` locating each sequence's end-of-text token (in the suffix).
+
+        The same numbers as `encode_embeddings` on the concatenated sequences, with less work where prompts share
+        their beginning (CoCoOp: start token and the image's context, then each class's name). Under the causal
+        mask a prefix position never sees what follows it, so its hidden states are computed once per prefix, not
+        once per sequence; each suffix attends to them as extra keys and values. Falls back to the concatenated
+        sequences where that does not hold (no causal mask, another block layout)."""
+        b, p, width = prefix.shape
+        c, s, _ = suffix.shape
+        if not self._prefix_shareable():
+            full = torch.cat([prefix.unsqueeze(1).expand(b, c, p, width),
+                              suffix.unsqueeze(0).expand(b, c, s, width)], dim=2)
+            return self.encode_embeddings(full.reshape(b * c, p + s, width), ids.repeat(b, 1)).view(b, c, -1)
+        position = self.positional_embedding[:p + s].to(prefix.dtype)
+        mask = self.attn_mask[:p + s, :p + s].to(prefix.dtype)
+        head = prefix + position[:p]  # (B, P, w)
+        tail = (suffix + position[p:]).unsqueeze(0).expand(b, c, s, width).reshape(b * c, s, width)
+        for block in self.transformer.resblocks:
+            shared = block.ln_1(head).unsqueeze(1).expand(b, c, p, width).reshape(b * c, p, width)
+            query = block.ln_1(tail)
+            keys = torch.cat([shared, query], dim=1)
+            attended = block.attn(query, keys, keys, need_weights=False, attn_mask=mask[p:])[0]
+            tail = tail + block.ls_1(attended)
+            tail = tail + block.ls_2(block.mlp(block.ln_2(tail)))
+            head = block(head, attn_mask=mask[:p, :p])
+        x = self.ln_final(tail)
+        eos = (ids.argmax(dim=-1) - p).repeat(b)
+        if bool((eos < 0).any()):
+            raise ValueError("an end-of-text token lies inside the shared prefix")
+        x = x[torch.arange(x.shape[0], device=x.device), eos]
+        if isinstance(self.text_projection, nn.Linear):
+            x = self.text_projection(x)
+        elif self.text_projection is not None:
+            x = x @ self.text_projection
+        return x.view(b, c, -1)
+
+    def _prefix_shareable(self) -> bool:
+        """open_clip's plain residual blocks (batch-first `nn.MultiheadAttention`, no cross-attention) under a
+        causal mask: what `encode_shared_prefix` re-runs piece by piece."""
+        blocks = getattr(self.transformer, "resblocks", None)
+        if self.attn_mask is None or blocks is None or getattr(self.transformer, "grad_checkpointing", False):
+            return False
+        return all(isinstance(getattr(block, "attn", None), nn.MultiheadAttention) and block.attn.batch_first
+                   and not hasattr(block, "ln_1_kv")
+                   and all(hasattr(block, name) for name in ("ln_1", "ls_1", "ln_2", "mlp", "ls_2"))
+                   for block in blocks)
+
     def forward(self, texts: Sequence[str]) -> torch.Tensor:
         ids = self.tokenize(texts)
         return self.encode_embeddings(self.embed_ids(ids), ids)
@@ -256,13 +305,39 @@ class CocaBackbone(nn.Module):
         for start in range(0, c, chunk):
             sl = slice(start, start + chunk)
             n = targets[sl].shape[0]
-            img = image_tokens.repeat_interleave(n, dim=0)  # (B * n, Q, w): image-major
-            txt = text_tokens[sl, :-1].repeat(b, 1, 1)  # (B * n, L - 1, w)
-            logp = self.model.text_decoder(img, txt).float().log_softmax(dim=-1)
-            token_logp = logp.gather(-1, targets[sl].repeat(b, 1).unsqueeze(-1)).squeeze(-1)
-            total = (token_logp * keep[sl].repeat(b, 1)).sum(dim=-1).view(b, n)
+            logp = self._candidate_logits(image_tokens, text_tokens[sl, :-1]).float().log_softmax(dim=-1)
+            token_logp = logp.gather(-1, targets[sl].expand(b, -1, -1).unsqueeze(-1)).squeeze(-1)  # (B, n, L - 1)
+            total = (token_logp * keep[sl]).sum(dim=-1)
             scores.append(total / keep[sl].sum(dim=-1) if mean else total)
         return torch.cat(scores, dim=1)
+
+    def _candidate_logits(self, image_tokens: torch.Tensor, text_tokens: torch.Tensor) -> torch.Tensor:
+        """Next-token logits `(B, n, L, vocab)` of n candidate captions (`text_tokens`: `(n, L, width)`, the same
+        for every image) under each of B images: the multimodal decoder's forward with the pairs folded.
+
+        The text decoder computes `(B * n)` sequences; two things in it do not need the pairs. Its first
+        self-attention block sees only text, so it runs once per candidate; and cross-attention has no mask, so each
+        text position attends to its image independently: the n candidates' positions become one query sequence
+        of length n * L per image, and the image's keys and values are projected once instead of n times (the
+        16 image tokens cost more than the 3-5 caption tokens). Same numbers as the decoder on the repeated pairs
+        (tests/test_ofa_prompt_coca.py), about half the time."""
+        decoder = self.model.text_decoder
+        b, (n, length, width) = image_tokens.shape[0], text_tokens.shape
+        if not decoder.batch_first or decoder.grad_checkpointing:  # the library's forward on the repeated pairs
+            img = image_tokens.repeat_interleave(n, dim=0)
+            return decoder(img, text_tokens.repeat(b, 1, 1)).view(b, n, length, -1)
+        mask = decoder.attn_mask[:length, :length]
+        x = text_tokens
+        for depth, (self_attn, cross_attn) in enumerate(zip(decoder.resblocks, decoder.cross_attn)):
+            if depth == 0:  # image-free: once per candidate, then one copy per image
+                x = self_attn(x, attn_mask=mask).unsqueeze(0).expand(b, n, length, width)
+            else:
+                x = self_attn(x.reshape(b * n, length, width), attn_mask=mask)
+            x = cross_attn(x.reshape(b, n * length, width), k_x=image_tokens, v_x=image_tokens)
+        out = decoder.ln_final(x)
+        if decoder.text_projection is not None:
+            out = out @ decoder.text_projection
+        return out.view(b, n, length, -1)
 
     @torch.no_grad()
     def generate(self, x: torch.Tensor, max_length: int | None = None) -> list[str]:
