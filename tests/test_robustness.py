@@ -97,6 +97,26 @@ def test_accuracy_never_rises_with_the_budget_and_pgd_beats_fgsm(fixed):
         assert all(r <= a + 1e-9 for r, a in zip(accs, raw[name]))  # cumulative: never above the raw attack
 
 
+def test_fgsm_at_every_budget_takes_one_gradient_per_image_and_matches_each_budget_alone(fixed):
+    model, x, y = fixed
+    clean = torch.as_tensor(model(x).argmax(-1) == y)
+    cfg = RobustnessConfig(eps=BUDGETS, pgd=False)
+    backward_rows = []
+
+    class Counting(nn.Module):
+        def forward(self, images):
+            if images.requires_grad:
+                backward_rows.append(len(images))
+            return model(images)
+
+    record = attack_accuracies(Counting(), x, y, clean, cfg, seed=0)["fgsm"]
+    assert sum(backward_rows) == len(y)  # not len(y) per budget
+    robust = clean.clone()
+    for text in sorted(BUDGETS, key=budget):  # by hand: each budget attacked on its own, cumulative over budgets
+        robust &= torch.as_tensor(model(fgsm(model, x, y, budget(text))).argmax(-1) == y)
+        assert record[text] == int(robust.sum()) / len(y), text
+
+
 def test_adversarial_examples_stay_in_the_ball_and_pixel_range(fixed):
     model, x, y = fixed
     x = x.clone()
@@ -182,6 +202,23 @@ def test_random_corruptions_follow_the_seed():
     images = _images()
     for name in ("gaussian_noise", "impulse_noise", "glass_blur", "frost"):  # global RNG / own seed / both
         assert not np.array_equal(corrupt_images(images, name, 3, seed=1), corrupt_images(images, name, 3, seed=2))
+
+
+def test_glass_blur_from_the_disk_cached_kernel_equals_the_library_kernel(monkeypatch):
+    """Glass blur's pixel-shuffling kernel is recompiled with numba's disk cache (`_glass_blur_compiled_once`):
+    it must be a cached kernel, and give the pixels of the library's own `@njit()` kernel at every severity."""
+    import numba
+    from imagecorruptions import corruptions
+
+    images = _images(3)
+    ours = [corrupt_images(images, "glass_blur", severity, seed=5) for severity in (1, 2, 3, 4, 5)]
+    kernel = corruptions._shuffle_pixels_njit_glass_blur
+    assert type(kernel._cache).__name__ != "NullCache"  # compiled once per machine, not once per process
+    monkeypatch.setattr(corruptions, "_shuffle_pixels_njit_glass_blur", numba.njit()(kernel.py_func))
+    library = [corrupt_images(images, "glass_blur", severity, seed=5) for severity in (1, 2, 3, 4, 5)]
+    for severity, (a, b) in enumerate(zip(ours, library), start=1):
+        assert np.array_equal(a, b), severity
+        assert not np.array_equal(a, images), severity
 
 
 def test_corrupted_sets_are_computed_once_and_read_back_from_disk_unchanged(tmp_path, monkeypatch):

@@ -62,10 +62,15 @@ def project(x_adv: torch.Tensor, x: torch.Tensor, eps: Budget) -> torch.Tensor:
     return (x + torch.minimum(torch.maximum(x_adv - x, -eps), eps)).clamp(0.0, 1.0)
 
 
-def fgsm(model: Classifier, x: torch.Tensor, y: torch.Tensor, eps: Budget) -> torch.Tensor:
-    """Fast Gradient Sign Method (Goodfellow et al., ICLR 2015): one step of size eps along the gradient sign."""
+def fgsm(model: Classifier, x: torch.Tensor, y: torch.Tensor, eps: Budget,
+         sign: torch.Tensor | None = None) -> torch.Tensor:
+    """Fast Gradient Sign Method (Goodfellow et al., ICLR 2015): one step of size eps along the gradient sign.
+
+    `sign`: the sign of the loss gradient at `x`, if the caller has it. It does not depend on eps, so attacking
+    the same images at several budgets needs one gradient per image, not one per budget."""
     x = x.detach()
-    x_adv = (x + _per_image(eps, x) * input_gradient(model, x, y).sign()).clamp(0.0, 1.0).detach()
+    sign = input_gradient(model, x, y).sign() if sign is None else sign.to(x.dtype)
+    x_adv = (x + _per_image(eps, x) * sign).clamp(0.0, 1.0).detach()
     check_budget(x_adv, x, eps)
     return x_adv
 

@@ -18,9 +18,11 @@ Conventions a reader of the numbers needs:
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
+import os
 import time
 from collections import OrderedDict
 from fractions import Fraction
@@ -34,7 +36,7 @@ from torch import nn
 from bench.core.data import TensorData, label_space_for
 from bench.core.seeding import derive_seed as _seed  # stable 31-bit seed per use: subset, PGD start, image
 from bench.core.strategy import Strategy
-from bench.eval.attacks import check_budget, fgsm, pgd
+from bench.eval.attacks import check_budget, fgsm, input_gradient, pgd
 from bench.train.feature_cache import FeatureStore, default_feature_store, module_fingerprint, trusted_frozen_key
 from bench.train.harness import has_frozen_inputs, to_pixels
 
@@ -209,13 +211,12 @@ def attack_accuracies(model: LabelSpaceClassifier, x: torch.Tensor, y: torch.Ten
         if not enabled:
             continue
         generator = torch.Generator().manual_seed(_seed(seed, name))
-        adv = []
-        for b in _batches(len(ys), cfg.batch_size):
-            if name == "fgsm":
-                adv.append(fgsm(model, xs[b], ys[b], eps[b]))
-            else:
-                adv.append(pgd(model, xs[b], ys[b], eps[b], cfg.pgd_steps, cfg.pgd_step_fraction * eps[b],
-                               cfg.pgd_random_start, generator))
+        if name == "fgsm":  # one gradient per image serves every budget (its sign does not depend on eps)
+            sign = torch.cat([input_gradient(model, x[b], y[b]).sign() for b in _batches(len(y), cfg.batch_size)])
+            adv = [fgsm(model, xs, ys, eps, sign=sign.repeat(len(budgets), *[1] * (x.dim() - 1)))]
+        else:
+            adv = [pgd(model, xs[b], ys[b], eps[b], cfg.pgd_steps, cfg.pgd_step_fraction * eps[b],
+                       cfg.pgd_random_start, generator) for b in _batches(len(ys), cfg.batch_size)]
         correct = _correct(model, torch.cat(adv), ys, cfg.batch_size).view(len(budgets), len(y))
         robust = clean & correct.int().cummin(0).values.bool()  # broken at a smaller budget: broken here too
         out[name] = {b: _rate(r) for b, r in zip(budgets, robust)}
@@ -261,11 +262,37 @@ _CORRUPTED: OrderedDict[str, np.ndarray] = OrderedDict()  # corrupted subsets, s
 _CACHE_BYTES = 256 * 2**20  # a 48-image 32x32 subset at 75 (corruption, severity) pairs is ~11 MB
 
 
+@functools.lru_cache(maxsize=1)
+def _glass_blur_compiled_once() -> None:
+    """Let glass blur's numba kernel be compiled once per machine instead of once per process.
+
+    imagecorruptions compiles its pixel-shuffling kernel (`@njit()`, no disk cache) on first use in every process:
+    2.3 s, most of the cost of corrupting a subset, paid again by every worker process that fills a corruption
+    cache. The same Python function compiled with numba's own on-disk cache (under the suite's cache folder,
+    unless NUMBA_CACHE_DIR says where) loads in 0.2 s. Same function, same compiler: the same pixels
+    (tests/test_robustness.py)."""
+    try:
+        import numba
+        from imagecorruptions import corruptions
+    except ImportError:
+        return
+    kernel = getattr(corruptions, "_shuffle_pixels_njit_glass_blur", None)
+    if kernel is None or not hasattr(kernel, "py_func"):  # another release: leave the library as it is
+        return
+    if not os.environ.get("NUMBA_CACHE_DIR"):
+        from scenarios.cache import cache_dir
+
+        numba.config.CACHE_DIR = str(cache_dir() / "numba")
+    corruptions._shuffle_pixels_njit_glass_blur = numba.njit(cache=True)(kernel.py_func)
+
+
 def corrupt_images(images: np.ndarray, name: str, severity: int, seed: int) -> np.ndarray:
     """Corrupt uint8 images `(N, H, W, 3)`; image i uses its own seed, so a result does not depend on which
     other images are in the batch. The global numpy RNG is restored afterwards."""
     from imagecorruptions import corrupt
 
+    if name == "glass_blur":
+        _glass_blur_compiled_once()
     out = np.empty_like(images)
     for i, image in enumerate(images):
         image_seed = _seed(seed, name, severity, i)
