@@ -101,6 +101,26 @@ def test_page_is_self_contained_and_keeps_references_apart(tmp_path):
     assert "PGD ε=4/255 (%)" in page and "AutoAttack ε=4/255 (%)" in page
 
 
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="sections are drawn in parallel only with 2+ cores")
+def test_sections_drawn_in_parallel_processes_give_the_same_page(monkeypatch):
+    import concurrent.futures
+
+    import bench.report.html_report as html_report
+
+    serial = render_page(synthetic_records(), REFERENCES)
+    pools = []
+
+    class Recording(concurrent.futures.ProcessPoolExecutor):
+        def __init__(self, workers, **kwargs):
+            pools.append(workers)
+            super().__init__(workers, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", Recording)
+    monkeypatch.setattr(html_report, "PARALLEL_FROM_RECORDS", 0)  # this small page takes the parallel path too
+    assert render_page(synthetic_records(), REFERENCES) == serial
+    assert pools == [2]  # two scenarios, two processes
+
+
 def test_page_shows_the_base_to_new_average_over_scenarios():
     records = [*synthetic_records(),
                record("coop", "b2n_other", "base_to_new", [[0.7, 0.8]], ["base", "new"], trainable=512,

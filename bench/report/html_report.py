@@ -515,6 +515,30 @@ def failures_section(failed: Sequence[Mapping[str, Any]]) -> str:
             f"</thead><tbody>{rows}</tbody></table></section>")
 
 
+PARALLEL_FROM_RECORDS = 60  # pages with fewer finished cells are drawn in this process
+
+
+def _section(job: tuple[str, pd.DataFrame, list[Mapping[str, Any]], tuple[str, ...]]) -> str:
+    return scenario_section(*job)
+
+
+def _render_sections(jobs: list[tuple[str, pd.DataFrame, list[Mapping[str, Any]], tuple[str, ...]]]) -> list[str]:
+    """Every scenario's section, in order. Drawing the figures is most of a leaderboard rebuild (16 s of the
+    default suite's on this 2-core machine, at the end of `make bench`, with nothing else running): where there
+    are cores to spare, the sections are drawn in parallel processes (from a fork server, never a plain fork of
+    this process, whose other threads may hold locks)."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    small = sum(len(records) for _, _, records, _ in jobs) < PARALLEL_FROM_RECORDS  # start-up would cost more
+    if small or len(jobs) < 2 or cores < 2 or "forkserver" not in multiprocessing.get_all_start_methods():
+        return [_section(job) for job in jobs]
+    with ProcessPoolExecutor(min(cores, len(jobs)), mp_context=multiprocessing.get_context("forkserver")) as pool:
+        return list(pool.map(_section, jobs))
+
+
 def render_page(records: Iterable[Mapping[str, Any]], references: Sequence[Reference] = (),
                 checks: Mapping[str, Sequence[str]] | None = None, claims: str = "") -> str:
     """The whole page as one string. `checks`: failing sanity checks by scenario; `claims`: the claims section's
@@ -523,12 +547,13 @@ def render_page(records: Iterable[Mapping[str, Any]], references: Sequence[Refer
     ok = [r for r in records if r.get("status") == "ok"]
     failed = [r for r in records if r.get("status") != "ok"]
     agg = _frame(ok)
-    sections, nav = [], []
+    jobs, nav = [], []
     for scenario in sorted(set(agg["scenario"].astype(str))) if not agg.empty else []:
         sub = agg[agg["scenario"] == scenario].reset_index(drop=True)
         members = [r for r in ok if scenario_name(r) == scenario]
-        sections.append(scenario_section(scenario, sub, members, (checks or {}).get(scenario, ())))
+        jobs.append((scenario, sub, members, tuple((checks or {}).get(scenario, ()))))
         nav.append(f'<a href="#scenario-{_esc(slug(scenario))}">{_esc(scenario)}</a>')
+    sections = _render_sections(jobs)
     if claims:
         nav.insert(0, '<a href="#claims">claims of the papers</a>')
     if checks is not None:
