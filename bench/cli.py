@@ -162,11 +162,16 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.executor == "local" and args.workers != 0 and not args.dry_run:
+        from bench.run.executors import prestart_pool
+
+        prestart_pool(args.workers if args.workers and args.workers > 0 else None)
     import strategies  # noqa: F401
     from bench.core.registry import UnknownNameError
     from bench.eval.robustness import robustness_hook
     from bench.report.leaderboard import build_leaderboards
     from bench.run.executors import make_executor
+    from bench.run.order import by_past_seconds
     from bench.run.runner import run_grid
     from bench.core.device import select_device
     from bench.core.paths import check_output_dir
@@ -210,7 +215,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     print(f"suite {suite.name} v{suite.version}: {len(cells)} cells -> {args.results}, {executor.describe()}")
     records = run_grid(cells, args.results, args.device, not args.no_progress, after_training=robustness_hook(),
-                       executor=executor, plugins=args.plugin)
+                       executor=executor, plugins=args.plugin, estimate=by_past_seconds(args.leaderboards))
     failed = [r for r in records if r.get("status") != "ok"]
     if len(failed) == len(records):  # nothing new to show: the tables stay as they are
         print(f"error: all {len(failed)} cells failed (see {args.results}/logs/); leaderboards left unchanged",

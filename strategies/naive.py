@@ -23,5 +23,6 @@ class Naive(FullFinetune):
     optimisation fixed while `full_finetune` keeps the VPT baseline's settings."""
 
     family = "continual"
+    same_computation_as = "full_finetune"  # with the same config, a run computes the pair once
     paper = "avalanche-lib Naive (Lomonaco et al., 2021); lower bound in Kirkpatrick et al., PNAS 2017"
     supported_scenarios = ("class_incremental", "domain_incremental")

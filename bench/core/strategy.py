@@ -144,6 +144,11 @@ class Strategy(nn.Module):
     # True: nothing trains by gradient (zero-shot, class-mean prototypes, closed-form heads set in `after_task`);
     # the contract then expects `trainable_parameters()` to be empty, and the harness's loss to be NaN.
     training_free: ClassVar[bool] = False
+    # The registered strategy whose computation this one is, line for line: a subclass that overrides no method and
+    # whose config has the same fields and defaults, registered apart only to name it in another family's tables
+    # (naive is full fine-tuning). A run computes such a pair once (`bench.run.twins`); tests/test_twins.py holds
+    # every declaration to that. Read with `computation_twin`: it is not inherited (EWC subclasses naive).
+    same_computation_as: ClassVar[str | None] = None
     # The label space the harness is scoring in `evaluate` (sorted), else None. Logits outside it are masked
     # anyway, so a strategy whose cost grows with the classes (text prompts, captions) may score only these and
     # leave the rest at NEG_INF (see `scatter_logits`); others ignore it.
@@ -246,6 +251,12 @@ def register_strategy(name: str, config: type[StrategyConfig] = StrategyConfig) 
         return cls
 
     return wrap
+
+
+def computation_twin(cls: type[Strategy]) -> str | None:
+    """The strategy `cls` itself declares as its computation (`Strategy.same_computation_as`), never one a base
+    class declared: a subclass that changes the training (EWC of naive) is its own computation."""
+    return vars(cls).get("same_computation_as")
 
 
 def build_strategy(name: str, backbone: nn.Module, info: ScenarioInfo,

@@ -120,6 +120,19 @@ PRELOAD = ("bench.run.workerinit", "torch", "strategies", "bench.run.runner", "b
            "avalanche.benchmarks", "avalanche.training", "timm", "open_clip", "peft", "bench.run.workerwarm")
 
 
+def prestart_pool(workers: int | None = None) -> None:
+    """Start the local pool's fork server now, in the environment its workers get, so that its imports (torch,
+    avalanche-lib, timm, open_clip: 7 s here) run on another core while this process loads and checks the suite;
+    `PoolExecutor.map` then finds it running. Nothing happens where there is no fork server."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return
+    from multiprocessing import forkserver
+
+    with environment(worker_env(PoolExecutor(workers).threads)):
+        _mp_context()
+        forkserver.ensure_running()
+
+
 class PoolExecutor:
     """Up to `workers` local processes at once, a fresh process per cell, so a cell's peak memory does not depend
     on which cells ran before it; each worker gets `threads` torch/OpenMP threads.

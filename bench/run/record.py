@@ -164,6 +164,8 @@ class Record(BaseModel):
     memory: RecordMemory | None = None
     env: RecordEnv
     robustness: RecordRobustness | None = None
+    computed_as: str | None = Field(None, description="the cell whose computation this is (bench/run/twins.py): "
+                                    "same numbers and timing, written from its record")
     submitter: RecordSubmitter | None = None
 
 

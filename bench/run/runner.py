@@ -32,6 +32,8 @@ from bench.models.backbones import BACKBONES, count_parameters, create_backbone
 from bench.models.checkpoints import weights_identity
 from bench.run.cell_claims import ClaimHeld, claim_path, claimed, read_owner, wait_until_free
 from bench.run.executors import SerialExecutor
+from bench.run.order import longest_first
+from bench.run.twins import derived_record, twin_of
 from bench.train.feature_cache import default_feature_store
 from bench.train.guards import check_frozen, frozen_state
 from bench.train.harness import run_stream
@@ -272,9 +274,11 @@ class CellTask:
 
 def run_grid(cells: Iterable[CellConfig], results_dir: Path | str, device: str = "auto",
              show_progress: bool = True, after_training: Callable[..., dict[str, Any]] | None = None,
-             executor: Any = None, plugins: Iterable[str] = ()) -> list[dict[str, Any]]:
+             executor: Any = None, plugins: Iterable[str] = (),
+             estimate: Callable[[CellConfig], float | None] | None = None) -> list[dict[str, Any]]:
     """Run every unfinished cell on `executor` (default: in this process, one after another); return every
-    cell's record, in the order of `cells`.
+    cell's record, in the order of `cells`. With `estimate` (a cell's expected seconds, None if unknown) cells
+    start longest first (`bench.run.order`); without it, in the order of `cells`.
 
     Finished cells are read, not rerun. A cell another worker holds (status "busy") is waited for, then read or,
     if its owner failed or died, run here. Ctrl-C raises KeyboardInterrupt after the executor stopped its workers;
@@ -291,6 +295,10 @@ def run_grid(cells: Iterable[CellConfig], results_dir: Path | str, device: str =
             if record is not None:
                 _report(bar, cells[index], "cached", record)
         todo = [i for i, r in enumerate(records) if r is None]
+        twins = _twins_to_copy(cells, todo, store)
+        todo = [i for i in todo if i not in twins]
+        if estimate is not None:
+            todo = [todo[i] for i in longest_first([cells[i] for i in todo], estimate)]
         inner_progress = show_progress and isinstance(executor, SerialExecutor)  # workers' bars would interleave
         while todo:
             tasks = [CellTask(cells[i], str(results_dir), device, tuple(plugins), after_training, inner_progress)
@@ -312,9 +320,29 @@ def run_grid(cells: Iterable[CellConfig], results_dir: Path | str, device: str =
                         records[index] = store.read(cells[index].cell_id())
                         _report(bar, cells[index], "cached", records[index])
             todo = [i for i in busy if records[i] is None]  # their owner failed or died: run them here
+            for index, twin in list(twins.items()):  # the same computation, done: written from the twin's record
+                twin_record = store.read(twin.cell_id())
+                if twin_record is not None and twin_record.get("status") == "ok":
+                    records[index] = _write_or_keep(store, derived_record(cells[index], twin_record))
+                    _report(bar, cells[index], records[index]["status"], records[index])
+                else:  # the twin failed or died: this cell runs itself
+                    todo.append(index)
+                del twins[index]
     finally:
         bar.close()
     return [r for r in records if r is not None]
+
+
+def _twins_to_copy(cells: list[CellConfig], todo: list[int], store: ResultStore) -> dict[int, CellConfig]:
+    """Unfinished cells whose computation (`bench.run.twins`) another cell of this run, or one already on disk,
+    does: index -> that twin."""
+    planned = {cells[i].cell_id() for i in todo}
+    out = {}
+    for index in todo:
+        twin = twin_of(cells[index])
+        if twin is not None and (twin.cell_id() in planned or store.is_done(twin.cell_id())):
+            out[index] = twin
+    return out
 
 
 def _busy_owner(busy: list[int], cells: list[CellConfig], results_dir: Path | str) -> str:
@@ -336,5 +364,7 @@ def _headline(record: dict[str, Any]) -> str:
     m = record["metrics"]
     for key, label in (("final_accuracy", "final acc"), ("harmonic_mean", "HM"), ("target_acc", "target acc")):
         if isinstance(m.get(key), (int, float)):  # a stored NaN reads back as None
-            return f"{label} {100 * m[key]:.1f}%  ({record['timing'].get('total_seconds', 0):.0f}s)"
+            took = (f"same computation as {record['computed_as']}" if record.get("computed_as") else
+                    f"{record['timing'].get('total_seconds', 0):.0f}s")
+            return f"{label} {100 * m[key]:.1f}%  ({took})"
     return ""
