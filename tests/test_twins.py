@@ -57,6 +57,10 @@ def test_run_grid_computes_a_twin_pair_once_and_writes_both_records(tmp_path, mo
     assert derived["config"] == naive.resolved() and "computed_as" not in ran
     stored = ResultStore(tmp_path).read(naive.cell_id())
     assert stored == json.loads(json.dumps(derived)) and record_problems(stored) == []
+    # Only naive's record lost: written from full_finetune's on disk, nothing computed.
+    ResultStore(tmp_path).path_for(naive.cell_id()).unlink()
+    again = run_grid([naive, full], tmp_path, "cpu", show_progress=False, executor=SerialExecutor())
+    assert computed == ["full_finetune"] and again[0]["computed_as"] == full.cell_id()
     # The same computation run on its own gives the same numbers: the copy stands for it.
     alone = original(naive, tmp_path / "alone", "cpu", False)
     assert alone["results"]["acc_matrix"] == ran["results"]["acc_matrix"] and "computed_as" not in alone

@@ -281,7 +281,8 @@ def run_grid(cells: Iterable[CellConfig], results_dir: Path | str, device: str =
     start longest first (`bench.run.order`); without it, in the order of `cells`.
 
     Finished cells are read, not rerun. A cell another worker holds (status "busy") is waited for, then read or,
-    if its owner failed or died, run here. Ctrl-C raises KeyboardInterrupt after the executor stopped its workers;
+    if its owner failed or died, run here. A cell whose computation another cell of the run (or on disk) does
+    (`bench.run.twins`) is written from that cell's record once it is done. Ctrl-C raises KeyboardInterrupt after the executor stopped its workers;
     every finished cell is on disk by then.
     """
     cells = list(cells)
@@ -300,11 +301,11 @@ def run_grid(cells: Iterable[CellConfig], results_dir: Path | str, device: str =
         if estimate is not None:
             todo = [todo[i] for i in longest_first([cells[i] for i in todo], estimate)]
         inner_progress = show_progress and isinstance(executor, SerialExecutor)  # workers' bars would interleave
-        while todo:
+        while todo or twins:
             tasks = [CellTask(cells[i], str(results_dir), device, tuple(plugins), after_training, inner_progress)
                      for i in todo]
             busy = []
-            for position, record in executor.map(tasks):
+            for position, record in executor.map(tasks) if tasks else ():
                 index = todo[position]
                 if record.get("status") == BUSY:
                     busy.append(index)
