@@ -10,11 +10,12 @@ from typing import Callable
 import torch
 
 from bench.core.data import TensorData
+from bench.core.device import inference_batch_size
 
 
 @torch.no_grad()
 def step_features(data: TensorData, features_of: Callable[[torch.Tensor], torch.Tensor], device: torch.device,
-                  batch_size: int = 256, use_cache: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                  batch_size: int | None = None, use_cache: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Features `(N, d)` (float32, on `device`) and labels `(N,)` of a training step.
 
     Uses `data.cached` when the harness filled it (no augmentation: the cached frozen inputs are the features of
@@ -25,7 +26,7 @@ def step_features(data: TensorData, features_of: Callable[[torch.Tensor], torch.
     if use_cache and data.cached is not None:
         features = data.cached.to(device).float()
     else:
-        features = _compute(data, features_of, device, batch_size)
+        features = _compute(data, features_of, device, batch_size or inference_batch_size(device))
     keep = labels >= 0  # unlabelled images (label -1) never enter a class statistic
     return features[keep], labels[keep]
 

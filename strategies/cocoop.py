@@ -18,7 +18,8 @@ class CoCoOpConfig(StrategyConfig):
     n_ctx: int = hp(4, "number of learned context tokens M")
     ctx_init: str = hp("a photo of a", "initialise the context from this phrase; '' = N(0, 0.02)")
     reduction: int = hp(16, "meta-net bottleneck: hidden width = image feature width // reduction")
-    max_prompts: int = hp(4096, "most prompts per text-encoder call (images x classes); bounds memory only")
+    max_prompts: int = hp(1024, "most prompts per text-encoder call (images x classes): bounds memory; 1024 "
+                                "keeps the call in a CPU core's caches (1.5 ms per image against 2.1 at 4096)")
     optimizer: str = hp("sgd", "the paper's optimizer")
     lr: float = hp(0.02, "peak learning rate (paper: 0.002 at batch 1 on CLIP ViT-B/16; 10x for the tiny CLIP)")
     batch_size: int = hp(32, "training batch size (paper: 1; larger here, since the text encoder batches images)")

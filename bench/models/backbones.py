@@ -287,7 +287,7 @@ class CocaBackbone(nn.Module):
         return self.model.text_decoder(image_tokens, text_tokens[:, :-1])
 
     def caption_scores(self, image_tokens: torch.Tensor, ids: torch.Tensor, text_tokens: torch.Tensor | None = None,
-                       mean: bool = False, max_elements: int = 1 << 24) -> torch.Tensor:
+                       mean: bool = False, max_elements: int = 1 << 22) -> torch.Tensor:
         """Log-likelihood of every candidate caption for every image, `(B, C)`: the sum (or `mean`) over the
         caption's tokens after the start token of log p(token | image, earlier tokens), padding excluded.
 
@@ -299,7 +299,9 @@ class CocaBackbone(nn.Module):
         b, c = image_tokens.shape[0], ids.shape[0]
         targets = ids[:, 1:]
         keep = (targets != self.pad_id).to(image_tokens.dtype)
-        # Chunk the candidates so that the (images x candidates x length x vocab) logits stay bounded.
+        # Chunk the candidates so that the (images x candidates x length x vocab) logits stay bounded: 4M elements
+        # keeps a chunk's activations near the CPU's caches (256 images x 67 candidates, coca_glyph_tiny, one core:
+        # 4.4 ms per image at 4M against 5.4-7.0 at 16M).
         chunk = max(1, max_elements // max(1, b * targets.shape[1] * self.model.text_decoder.text_projection.shape[1]))
         scores = []
         for start in range(0, c, chunk):

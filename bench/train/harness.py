@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from bench.core.data import Batch, EvalSet, TaskContext, TensorData, TrainStep, image_batches, label_space_for
-from bench.core.device import autocast
+from bench.core.device import autocast, inference_batch_size
 from bench.core.strategy import Strategy, count_trainable, freeze_all_but_trainable, mask_logits
 from bench.train.guards import check_finite_logits, check_finite_loss
 from bench.train.augment import augment, augment_generator, check_augment
@@ -97,13 +97,14 @@ class SharedFrozen:
 
 
 @torch.no_grad()
-def fill_cache(strategy: Strategy, data: TensorData, device: torch.device, batch_size: int = 256,
+def fill_cache(strategy: Strategy, data: TensorData, device: torch.device, batch_size: int | None = None,
                shared: SharedFrozen | None = None) -> None:
     """Run the strategy's frozen computation once per image and keep it (valid while no augmentation changes
     the pixels: evaluation always, training when `cfg.augment` is "none"). With `shared`, the features come from
     (or go to) the suite-wide disk cache, so other cells computing the same function on the same images skip it."""
     if data.cached is not None or not has_frozen_inputs(strategy) or len(data) == 0:
         return
+    batch_size = batch_size or inference_batch_size(device)
 
     def compute() -> torch.Tensor | None:
         was_training = strategy.training
@@ -292,10 +293,11 @@ def train_step_data(strategy: Strategy, data: TensorData, ctx: TaskContext, devi
 
 @torch.no_grad()
 def evaluate(strategy: Strategy, data: TensorData, label_space: Sequence[int] | None, device: torch.device,
-             batch_size: int = 256) -> float:
+             batch_size: int | None = None) -> float:
     """Top-1 accuracy on `data`, predicting among `label_space` (None: all classes)."""
     if len(data) == 0:
         return float("nan")
+    batch_size = batch_size or inference_batch_size(device)
     strategy.eval()
     correct = 0
     strategy.scoring_classes = sorted(label_space) if label_space is not None else None
