@@ -11,8 +11,9 @@ Rows:
   counted apart. "Every set after every step" is the pre-cache harness.
 - harness overhead: `run_stream`'s training time against a bare PyTorch loop doing the same batches, optimiser
   steps and loss (VPT-deep: every batch runs the backbone).
-- serial vs two processes: the same cells run one after the other in one process against split over two
-  processes side by side (one torch thread each), in cells per second.
+- serial vs worker pool: the same default-suite cells through `run`'s executors, one after another in one process
+  against the pool of two worker processes (one torch thread each), in cells per second, with and without the
+  pool's one-time start.
 - robustness seconds per cell: the default suite's robustness block on one trained cell, with the corrupted sets
   computed (cold disk cache) against read back (warm).
 - our L2P vs avalanche-lib's `LearningToPrompt` on the same stream, weights and settings: seconds per epoch and
@@ -23,7 +24,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -235,46 +235,51 @@ def avalanche_l2p(scenario_name: str, epochs: int) -> dict[str, float]:
             "ours final acc": float(np.mean(result.acc_matrix[-1])), "avalanche final acc": float(np.mean(correct))}
 
 
-# ---------------------------------------------------------------------------------------- serial vs 2 procs
-CELL_SCRIPT = """
-import sys, time, torch
-torch.set_num_threads(1)
-import strategies
-from bench.perf import _scenario, _strategy
-from bench.train.harness import run_stream
-scenario = _scenario()
-start = time.perf_counter()
-for seed in map(int, sys.argv[2:]):
-    s = _strategy("vpt_shallow", scenario, sys.argv[1], seed, epochs=4)
-    run_stream(s, scenario.steps, scenario.eval_sets, torch.device("cpu"), seed, show_progress=False)
-print("CELLS", time.perf_counter() - start)
-"""
+# ------------------------------------------------------------------------------------------- serial vs pool
+def serial_vs_pool(backbone: str, seeds: int = 4) -> dict[str, float]:
+    """Cells per second through the executors `run` uses: `--workers 0` (one cell after another in this process)
+    against the worker pool (`PoolExecutor`: a fork server, a fresh process per cell, one thread each), on the same
+    default-suite cells (vpt_shallow and lora on ci5_glyphs, `seeds` seeds each, no robustness), each in an empty
+    results folder. The pool's one-time start (its fork server importing torch and the libraries, measured on a
+    first one-cell run) is counted in "speed-up" and left out of "speed-up after the pool's start"."""
+    import contextlib
+    import importlib
+    import io
 
+    from bench.run.executors import PRELOAD, PoolExecutor, SerialExecutor
+    from bench.run.runner import CellConfig, run_grid
+    from bench.run.suite import load_suite
 
-def serial_vs_two_processes(backbone: str, cells: int = 4) -> dict[str, float]:
-    """Cells per second: one process running every cell, against two processes running half each at once
-    (what a worker pool with one thread per worker does on two cores). Start-up is counted in both."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    seeds = [str(s) for s in range(cells)]
+    for module in PRELOAD:  # what the pool's fork server imports once: imported here too before the clock starts
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass
 
-    def launch(part: list[str]) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-c", CELL_SCRIPT, backbone, *part], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    suite = load_suite("default")
+    configs = {entry.name: dict(entry.config) for entry in suite.strategies}
+    cells = [CellConfig(scenario="ci5_glyphs", strategy=name, backbone=backbone, seed=seed,
+                        strategy_config=configs[name])
+             for seed in range(seeds) for name in ("vpt_shallow", "lora")]
+    timings: dict[str, float] = {}
 
-    def cell_seconds(proc: subprocess.Popen) -> float:
-        out, _ = proc.communicate()
-        assert proc.returncode == 0
-        return float(next(line.split()[1] for line in out.splitlines() if line.startswith("CELLS")))
+    def timed(label: str, executor: Any, part: list[CellConfig]) -> None:
+        begin = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):  # run_grid's line per cell is not this table's
+            records = run_grid(part, Path(tmp) / label, "cpu", show_progress=False, executor=executor)
+        timings[label] = time.perf_counter() - begin
+        assert all(r["status"] == "ok" for r in records), [r.get("error") for r in records]
+        timings[f"{label} cells"] = sum(r["timing"]["total_seconds"] for r in records)
 
-    start = time.perf_counter()
-    serial_cells = cell_seconds(launch(seeds))
-    serial = time.perf_counter() - start
-    start = time.perf_counter()
-    procs = [launch(seeds[: cells // 2]), launch(seeds[cells // 2:])]
-    parallel_cells = max(cell_seconds(p) for p in procs)
-    parallel = time.perf_counter() - start
-    return {"serial cells/s": cells / serial, "2 processes cells/s": cells / parallel, "speed-up": serial / parallel,
-            "speed-up without start-up": serial_cells / parallel_cells}
+    with tempfile.TemporaryDirectory() as tmp:
+        timed("serial", SerialExecutor(), cells)
+        timed("first", PoolExecutor(2, 1), cells[:1])  # starts the fork server: the pool's one-time cost
+        timed("pool", PoolExecutor(2, 1), cells)  # the server is running now
+    start = max(0.0, timings["first"] - timings["first cells"])
+    return {"serial cells/s": len(cells) / timings["serial"], "pool cells/s": len(cells) / timings["pool"],
+            "speed-up": timings["serial"] / (timings["pool"] + start),
+            "speed-up after the pool's start": timings["serial"] / timings["pool"],
+            "pool start s": start}
 
 
 # ---------------------------------------------------------------------------------------------- robustness
@@ -326,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
             ("harness", "harness overhead (vpt_deep training)", lambda: harness_overhead(args.backbone, args.repeats)),
             ("avalanche", f"our L2P vs avalanche-lib's ({args.l2p_scenario}, {args.l2p_epochs} epochs)",
              lambda: avalanche_l2p(args.l2p_scenario, args.l2p_epochs)),
-            ("procs", "serial vs 2 processes (vpt_shallow cells)", lambda: serial_vs_two_processes(args.backbone)),
+            ("procs", "serial vs worker pool of 2 (8 default-suite cells: vpt_shallow, lora on ci5_glyphs)",
+             lambda: serial_vs_pool(args.backbone)),
             ("robustness", "robustness seconds per cell (linear_probe)", lambda: robustness_seconds(args.backbone))]
     print(f"# bench.perf  {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC  {platform.node()}  "
           f"{platform.processor() or platform.machine()}  {os.cpu_count()} cores  "
