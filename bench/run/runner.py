@@ -282,8 +282,8 @@ def run_grid(cells: Iterable[CellConfig], results_dir: Path | str, device: str =
 
     Finished cells are read, not rerun. A cell another worker holds (status "busy") is waited for, then read or,
     if its owner failed or died, run here. A cell whose computation another cell of the run (or on disk) does
-    (`bench.run.twins`) is written from that cell's record once it is done. Ctrl-C raises KeyboardInterrupt after the executor stopped its workers;
-    every finished cell is on disk by then.
+    (`bench.run.twins`) is written from that cell's record once it is done. Ctrl-C raises KeyboardInterrupt after
+    the executor stopped its workers; every finished cell is on disk by then.
     """
     cells = list(cells)
     executor = executor or SerialExecutor()
