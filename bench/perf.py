@@ -170,7 +170,7 @@ def harness_overhead(backbone: str, repeats: int) -> dict[str, float]:
 def avalanche_l2p(scenario_name: str, epochs: int) -> dict[str, float]:
     """Our L2P against avalanche-lib 0.6's `LearningToPrompt` on the same stream, the same ViT weights
     (vit_glyph_tiny loaded into avalanche's prompt ViT) and settings (M=10, Lp=5, N=5, lambda=0.1, Adam, batch
-    64): seconds per epoch and final accuracy (mean over tasks, all classes). Avalanche's own pieces are patched
+    64, constant rate): seconds per epoch and final accuracy (mean over tasks, all classes). Avalanche's own pieces are patched
     only where they cannot run this: its class mask reads a set that numpy cannot difference (NaN loss), its head
     is hard-coded to width 768, and its ViT takes normalised pixels."""
     import numpy as np
@@ -202,7 +202,9 @@ def avalanche_l2p(scenario_name: str, epochs: int) -> dict[str, float]:
             return logits
 
     scenario = build_scenario(scenario_name, 0)
-    ours = _strategy("l2p", scenario, "vit_glyph_tiny", epochs=epochs, lr=0.0075, batch_size=64)
+    # A constant rate, as avalanche's (and the official code) trains: with our generic default (cosine decay within
+    # each task) ours ended at 41% against its 54%; at the same constant rate 55% (2026-11-30).
+    ours = _strategy("l2p", scenario, "vit_glyph_tiny", epochs=epochs, lr=0.0075, batch_size=64, schedule="constant")
     result = run_stream(ours, scenario.steps, scenario.eval_sets, torch.device("cpu"), 0, show_progress=False)
     n_tasks = len(scenario.steps)
 
