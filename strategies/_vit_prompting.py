@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.core.data import ScenarioInfo, TaskContext
+from bench.core.strategy import Flags, Strategy, StrategyConfig
 from bench.models.backbones import VisionBackbone
 
 
@@ -73,6 +75,38 @@ class FrozenEncoderMixin:
         super().train(mode)  # type: ignore[misc]
         self.backbone.eval()
         return self
+
+
+class TaskPoolPrompting(FrozenEncoderMixin, Strategy):
+    """A frozen ViT read through prefixes drawn from a pool with one slice per task (DualPrompt's E-prompts and keys,
+    CODA-Prompt's components), chosen by the frozen pooled feature (the query, cached once per image). Task t trains
+    its slice only, so nothing may move the slices of past tasks: weight decay is refused, and the pool must hold a
+    slice for every task of the stream (`start_task`). `task` holds the index of the task being trained."""
+
+    family = "continual"
+    supported_scenarios = ("class_incremental", "domain_incremental")
+    flags = Flags(extra_forward_passes=1)  # the query pass (cached: once per image)
+    backbone_families = ("vit", "clip")
+    needs_pixels = True
+    frozen_slices = "parameters of past tasks"  # what weight decay would move, for the error message
+
+    def __init__(self, cfg: StrategyConfig, backbone: VisionBackbone, info: ScenarioInfo) -> None:
+        super().__init__(cfg, backbone, info)
+        if cfg.weight_decay != 0:
+            raise ValueError(f"{self.name}: weight_decay must be 0 (got {cfg.weight_decay}): it would change the "
+                             f"frozen {self.frozen_slices}")
+        self.register_buffer("task", torch.zeros((), dtype=torch.long))
+
+    def frozen_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)
+
+    def start_task(self, ctx: TaskContext, capacity: int, setting: str, problem: str) -> None:
+        """Make `ctx`'s step the task being trained, unless the pool (`capacity` slices, the config's `setting`)
+        has no slice for it; `problem` says why in the error (the pool's own words)."""
+        if ctx.index >= capacity:
+            raise ValueError(f"{self.name}: step {ctx.index + 1} of {ctx.num_steps} {problem}; set {setting} >= "
+                             f"{ctx.num_steps}")
+        self.task.fill_(ctx.index)
 
 
 # ------------------------------------------------------------------------------------------- prefix attention

@@ -9,9 +9,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.core.data import Batch, ScenarioInfo, TaskContext
-from bench.core.strategy import Flags, Strategy, StrategyConfig, hp, mask_logits, register_strategy
+from bench.core.strategy import StrategyConfig, hp, mask_logits, register_strategy
 from bench.models.backbones import VisionBackbone
-from strategies._vit_prompting import FrozenEncoderMixin, attach_prefix_attention, run_with_prefixes, scale_layers
+from strategies._vit_prompting import TaskPoolPrompting, attach_prefix_attention, run_with_prefixes, scale_layers
 
 PAPER = ("Smith et al., CODA-Prompt: COntinual Decomposed Attention-based Prompting for Rehearsal-Free Continual "
          "Learning, CVPR 2023")
@@ -58,7 +58,7 @@ def ortho_penalty(t: torch.Tensor) -> torch.Tensor:
 
 
 @register_strategy("coda_prompt", config=CodaPromptConfig)
-class CodaPrompt(FrozenEncoderMixin, Strategy):
+class CodaPrompt(TaskPoolPrompting):
     """CODA-Prompt (Smith et al., CVPR 2023). The query q is the frozen ViT's pooled feature (cached once per
     image). Each component m has a key K_m, an attention vector A_m (both in the query's space) and a prompt P_m per
     prompted layer; the image's prompt is sum_m alpha_m P_m with alpha_m = cos(q * A_m, K_m); its first half is
@@ -72,18 +72,11 @@ class CodaPrompt(FrozenEncoderMixin, Strategy):
     Trains: keys, attention vectors and prompt components of the current task, linear head. Freezes: the ViT
     (eval mode) and every earlier task's components."""
 
-    family = "continual"
     paper = PAPER
-    supported_scenarios = ("class_incremental", "domain_incremental")
-    flags = Flags(extra_forward_passes=1)  # the query pass (cached: once per image)
-    backbone_families = ("vit", "clip")
-    needs_pixels = True
+    frozen_slices = "components of past tasks"
 
     def __init__(self, cfg: CodaPromptConfig, backbone: VisionBackbone, info: ScenarioInfo) -> None:
         super().__init__(cfg, backbone, info)
-        if cfg.weight_decay != 0:  # decay would move the frozen components of past tasks
-            raise ValueError(f"coda_prompt: weight_decay must be 0 (got {cfg.weight_decay}): it would change the "
-                             f"frozen components of past tasks")
         if cfg.length < 2 or cfg.length % 2:
             raise ValueError(f"coda_prompt: length must be even and >= 2 (key half, value half), got {cfg.length}")
         self.layers = scale_layers(cfg.layers, backbone.num_blocks)
@@ -93,7 +86,6 @@ class CodaPrompt(FrozenEncoderMixin, Strategy):
         self.attention = nn.Parameter(torch.zeros(pool, q))
         self.prompts = nn.Parameter(torch.zeros(len(self.layers), pool, cfg.length, d))
         self.head = nn.Linear(d, info.num_classes)
-        self.register_buffer("task", torch.zeros((), dtype=torch.long))
         self.init_components(0)
 
     @torch.no_grad()
@@ -118,9 +110,6 @@ class CodaPrompt(FrozenEncoderMixin, Strategy):
 
         return part(self.keys, 0), part(self.attention, 0), part(self.prompts, 1)
 
-    def frozen_inputs(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(x)
-
     def forward(self, x: torch.Tensor | None, cached: torch.Tensor | None = None) -> torch.Tensor:
         bb = self.backbone
         if cached is None:
@@ -143,10 +132,7 @@ class CodaPrompt(FrozenEncoderMixin, Strategy):
         return loss
 
     def before_task(self, ctx: TaskContext) -> None:
-        if ctx.index >= self.cfg.max_tasks:
-            raise ValueError(f"coda_prompt: step {ctx.index + 1} of {ctx.num_steps} exceeds max_tasks "
-                             f"{self.cfg.max_tasks}; set max_tasks >= {ctx.num_steps}")
-        self.task.fill_(ctx.index)
+        self.start_task(ctx, self.cfg.max_tasks, "max_tasks", f"exceeds max_tasks {self.cfg.max_tasks}")
         if ctx.index > 0:  # task 0's components were initialised at construction
             self.init_components(ctx.index)
 

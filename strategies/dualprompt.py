@@ -9,9 +9,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.core.data import Batch, ScenarioInfo, TaskContext
-from bench.core.strategy import Flags, Strategy, StrategyConfig, hp, mask_logits, register_strategy
+from bench.core.strategy import StrategyConfig, hp, mask_logits, register_strategy
 from bench.models.backbones import VisionBackbone
-from strategies._vit_prompting import FrozenEncoderMixin, attach_prefix_attention, run_with_prefixes, scale_layers
+from strategies._vit_prompting import TaskPoolPrompting, attach_prefix_attention, run_with_prefixes, scale_layers
 
 PAPER = "Wang et al., DualPrompt: Complementary Prompting for Rehearsal-free Continual Learning, ECCV 2022"
 
@@ -32,7 +32,7 @@ class DualPromptConfig(StrategyConfig):
 
 
 @register_strategy("dualprompt", config=DualPromptConfig)
-class DualPrompt(FrozenEncoderMixin, Strategy):
+class DualPrompt(TaskPoolPrompting):
     """DualPrompt (Wang et al., ECCV 2022). The query is the frozen ViT's pooled feature, computed once per image
     through `frozen_inputs`. A G-prompt shared by all tasks is a prefix (keys and values, each `Lg x d`) at the
     G layers; task t's E-prompt, a prefix of `Le x d` keys and values, at the E layers. Training uses task t's own
@@ -47,18 +47,11 @@ class DualPrompt(FrozenEncoderMixin, Strategy):
     Trains: G-prompt, E-prompts (only the current task's receives gradient), keys, linear head. Freezes: the ViT
     (kept in eval mode)."""
 
-    family = "continual"
     paper = PAPER
-    supported_scenarios = ("class_incremental", "domain_incremental")
-    flags = Flags(extra_forward_passes=1)  # the query pass (cached: once per image)
-    backbone_families = ("vit", "clip")
-    needs_pixels = True
+    frozen_slices = "E-prompts of past tasks"
 
     def __init__(self, cfg: DualPromptConfig, backbone: VisionBackbone, info: ScenarioInfo) -> None:
         super().__init__(cfg, backbone, info)
-        if cfg.weight_decay != 0:  # decay would move the frozen E-prompts and keys of past tasks
-            raise ValueError(f"dualprompt: weight_decay must be 0 (got {cfg.weight_decay}): it would change the "
-                             f"frozen E-prompts of past tasks")
         self.g_layers = scale_layers(cfg.g_layers, backbone.num_blocks)
         self.e_layers = scale_layers(cfg.e_layers, backbone.num_blocks)
         attach_prefix_attention(backbone.blocks, sorted(set(self.g_layers) | set(self.e_layers)))
@@ -68,10 +61,6 @@ class DualPrompt(FrozenEncoderMixin, Strategy):
                                       .uniform_(-r, r))
         self.keys = nn.Parameter(torch.empty(cfg.pool_size, backbone.num_features).uniform_(-r, r))
         self.head = nn.Linear(d, info.num_classes)
-        self.register_buffer("task", torch.zeros((), dtype=torch.long))  # index of the task being trained
-
-    def frozen_inputs(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(x)
 
     def select(self, query: torch.Tensor) -> torch.Tensor:
         """Query `(B, d)` -> the E-prompt index per image: the current task's while training, else top-1 key."""
@@ -112,10 +101,8 @@ class DualPrompt(FrozenEncoderMixin, Strategy):
         return ce + self.cfg.pull_weight * (1.0 - match)
 
     def before_task(self, ctx: TaskContext) -> None:
-        if ctx.index >= self.cfg.pool_size:
-            raise ValueError(f"dualprompt: step {ctx.index + 1} of {ctx.num_steps} needs an E-prompt, but "
-                             f"pool_size is {self.cfg.pool_size}; set pool_size >= {ctx.num_steps}")
-        self.task.fill_(ctx.index)
+        self.start_task(ctx, self.cfg.pool_size, "pool_size",
+                        f"needs an E-prompt, but pool_size is {self.cfg.pool_size}")
 
     def params_per_new_task(self, new_classes: int) -> int:
         expert = self.e_prompts[0].numel() + self.keys.shape[1]
