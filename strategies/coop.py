@@ -50,6 +50,7 @@ class PromptLayout(nn.Module):
         self.register_buffer("sos", embeds[:, :1].clone(), persistent=False)
         self.register_buffer("rest", embeds[:, 1 + n_ctx:].clone(), persistent=False)  # class, '.', EOS, pad
         self.name_lens = [len(clip.tokenizer.encode(name)) for name in names]
+        self.same_start = bool((embeds[:, :1] == embeds[:1, :1]).all())  # every prompt opens with one start token
         self.n_ctx, self.position = n_ctx, position
 
     @property
@@ -101,7 +102,7 @@ class PromptLayout(nn.Module):
         `classes` (all when None): `encode(text, splice(ctx[:, None], classes), classes)`. With the class at the end
         the prompts of one image share their start (start token, context), which the text encoder then computes
         once per image instead of once per (image, class) (`TextEncoder.encode_shared_prefix`)."""
-        if self.position != "end" or self.n_ctx == 0 or not bool((self.sos == self.sos[:1]).all()):
+        if self.position != "end" or self.n_ctx == 0 or not self.same_start:
             return self.encode(text, self.splice(ctx.unsqueeze(1), classes), classes)
         rest = self.rest if classes is None else self.rest[classes]
         prefix = torch.cat([self.sos[:1].expand(ctx.shape[0], 1, -1).to(ctx.dtype), ctx], dim=1)
