@@ -92,6 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--suite", default="default", help="suite name (bench/suites/NAME.yaml) or YAML path")
     tune.add_argument("--strategies", help="comma-separated labels to (re)tune; the other rows are kept")
     tune.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    tune.add_argument("--out", help="folder for <suite>.csv/.yaml (default: tuning/ beside the suite in a "
+                      "source checkout, else ./tuning; an installed package is never written to)")
     tune.add_argument("--fresh", action="store_true", help="rerun every trial, even those already in the table "
                                                            "(after a change to a strategy's code)")
     pre = sub.add_parser("pretrain", help="pretrain the embedded backbones (writes checkpoints/)")
@@ -246,7 +248,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from bench.core.device import select_device
     from bench.core.registry import UnknownNameError
     from bench.run.suite import SuiteError, load_suite, suite_path
-    from bench.run.tune import TuneBudget, tune_suite
+    from bench.run.tune import TuneBudget, default_out_dir, tune_suite
 
     try:
         suite = load_suite(args.suite)
@@ -260,9 +262,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     budget = TuneBudget()
+    out = Path(args.out) if args.out else default_out_dir(path)
     print(f"tuning suite {suite.name} v{suite.version}: {budget.trials} trials per strategy, validation = "
-          f"{budget.val_fraction:.0%} of the first task's training images")
-    tune_suite(suite, path, budget, select_device(args.device), labels, fresh=args.fresh)
+          f"{budget.val_fraction:.0%} of the first {budget.val_tasks} tasks' training images; tables in {out}")
+    tune_suite(suite, path, budget, select_device(args.device), labels, fresh=args.fresh, out_dir=out)
     return 0
 
 
