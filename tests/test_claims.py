@@ -161,7 +161,8 @@ def test_leaderboards_write_claims_md_and_link_it_from_index_and_the_page(tmp_pa
                                                                           for s in range(3)]:
         store.write(rec)
     build_leaderboards(tmp_path / "results", tmp_path / "boards")
-    assert "**holds**" in (tmp_path / "boards" / "claims.md").read_text()
+    claims = (tmp_path / "boards" / "claims.md").read_text()
+    assert "**holds**" in claims and "Generated from 6 finished result records computed by code version(s) test." in claims
     assert "[claims.md](claims.md)" in (tmp_path / "boards" / "index.md").read_text()
     page = (tmp_path / "boards" / "index.html").read_text()
     assert '<a href="#claims">' in page and '<section id="claims">' in page and 'href="claims.md"' in page
