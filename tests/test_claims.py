@@ -69,6 +69,8 @@ def test_lower_is_better_for_forgetting_and_missing_rows_are_listed_once() -> No
     text = claims_markdown(evaluate_claims(records))
     assert "## Claims these results cannot decide" in text and "**not run**" not in text
     assert text.count(cannot.claim.text) == 1
+    page = claims_html(evaluate_claims(records))
+    assert page.count(cannot.claim.text) == 1 and "These results cannot decide" in page
 
 
 def test_holm_runs_over_the_whole_page() -> None:

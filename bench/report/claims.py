@@ -375,24 +375,31 @@ def claims_html(verdicts: Sequence[Verdict]) -> str:
         return ""
     esc = html.escape
     rows = []
+    undecidable = [v for v in verdicts if not v.decided and not v.claim.decided_by]
     for v in verdicts:
+        if not v.decided and not v.claim.decided_by:
+            continue  # listed once below the table
         if v.decided:
             detail = "; ".join(f"{c.scenario}/{c.backbone}: {c.better} vs {c.worse} d = {_diff(c)}, "
                                f"{c.paired.seeds_won} seeds, p_Holm {_p(c.paired.holm_p)} → {c.verdict}"
                                for c in v.comparisons)
-            verdict = esc(v.verdict)
+            verdict, cls = esc(v.verdict), v.verdict.split(" (")[0].replace(" ", "-")
         elif v.claim.decided_by:
             target = f"{v.claim.decided_by}/index.html#claims"
             detail, verdict = "", f'decided by the <a href="{esc(target)}">{esc(v.claim.decided_by)}</a> suite'
+            cls = "elsewhere"
         else:
-            detail, verdict = v.note, "cannot decide here"
-        cls = v.verdict.split(" (")[0].replace(" ", "-")
+            detail, verdict, cls = v.note, "cannot decide here", "cannot-decide"
         rows.append(f"<tr><td>{esc(v.claim.text)}</td><td>{esc(v.claim.paper)}</td><td>{esc(_metric_name(v.claim))}"
                     f"</td><td class=\"verdict-{esc(cls)}\">{verdict}</td><td>{esc(detail)}</td></tr>")
     return ('<section id="claims"><h2>Claims of the papers, checked on these results</h2>'
             f'<p class="note">{esc(PAIRED_RULE)} Full tables: <a href="claims.md">claims.md</a>.</p>'
             '<div class="scroll"><table><thead><tr><th>Claim</th><th>Paper</th><th>Metric</th><th>Verdict</th>'
-            f"<th>Paired numbers (pt)</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div></section>")
+            f"<th>Paired numbers (pt)</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+            + (f'<p class="note verdict-cannot-decide">These results cannot decide {len(undecidable)} of the '
+               f"{len(verdicts)} claims: "
+               + "; ".join(f"{esc(v.claim.text)} ({esc(v.note)})" for v in undecidable) + ".</p>"
+               if undecidable else "") + "</section>")
 
 
 def write_claims(verdicts: Sequence[Verdict], out_dir: Path | str, source: str = "") -> Path:
