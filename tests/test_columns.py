@@ -112,9 +112,11 @@ def test_rows_say_what_they_store_their_buffer_and_their_twin(tmp_path: Path) ->
     full = record("full_finetune", "ci", "class_incremental", MONOTONE, CI, trainable=10)
     naive = record("naive", "ci", "class_incremental", MONOTONE, CI, trainable=10)
     naive["computed_as"] = full["cell_id"]
-    write_tables([ranpac, replay, full, naive], tmp_path)
+    joint = record("joint_ridge", "ci", "class_incremental", MONOTONE, CI, trainable=0, flags={"joint_training": True})
+    write_tables([ranpac, replay, full, naive, joint], tmp_path)
     text = (tmp_path / "ci.md").read_text()
     assert "0 trained, 1.85M stored" in text
     assert "replay, buffer 200 images" in text
     assert "same computation as full_finetune" in text
+    assert "joint, bounds frozen-feature learners" in text
     assert "± is the standard deviation over seeds, not an interval" in text

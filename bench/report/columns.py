@@ -140,6 +140,10 @@ _INCREMENTAL = (
      "minus the avalanche forgetting."),
 )
 
+# The joint upper bounds and the family of learners each bounds (read by the sanity check and the flags column).
+BOUND_FAMILY: dict[str, str] = {"joint": "fine-tuning", "joint_probe": "frozen features",
+                                "joint_ridge": "frozen features"}
+
 KIND_METRICS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "class_incremental": _INCREMENTAL,
     "domain_incremental": _INCREMENTAL,

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from bench.eval.metrics import harmonic_mean
+from bench.report.columns import BOUND_FAMILY
 from bench.report.stats import interval, paired
 from bench.report.tables import scenario_name, strategy_name, variant_of
 
@@ -210,10 +211,8 @@ def _spread(mean: float, std: float, n: int) -> str:
 
 
 # ------------------------------------------------------------------------------------------------- checks
-# The joint bounds and the family each bounds; every other strategy's family (a plugin's too) is "fine-tuning"
-# unless listed in FROZEN_FEATURE_LEARNERS. Names, not a strategy attribute: records carry the strategy's name.
-BOUND_FAMILY: dict[str, str] = {"joint": "fine-tuning", "joint_probe": "frozen features",
-                                "joint_ridge": "frozen features"}
+# The joint bounds and the family each bounds are `BOUND_FAMILY` (bench.report.columns); every other strategy's
+# family (a plugin's too) is "fine-tuning" unless listed in FROZEN_FEATURE_LEARNERS. Names, not a strategy attribute: records carry the strategy's name.
 FROZEN_FEATURE_LEARNERS = frozenset({"linear_probe", "mlp_k", "simplecil", "ranpac", "coop", "zeroshot_clip"})
 
 

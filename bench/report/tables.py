@@ -19,8 +19,8 @@ import pandas as pd
 
 from bench.core.store import config_hash
 from bench.eval.metrics import forward_transfer, harmonic_mean
-from bench.report.columns import (B2N_AVERAGE_COLUMNS, B2N_AVERAGE_LEGEND, HEADLINE_METRIC, MISSING, Column,
-                                  legend_lines, prepare_rows, scenario_columns)
+from bench.report.columns import (B2N_AVERAGE_COLUMNS, B2N_AVERAGE_LEGEND, BOUND_FAMILY, HEADLINE_METRIC, MISSING,
+                                  Column, legend_lines, prepare_rows, scenario_columns)
 from bench.report.published import published_markdown
 from bench.report.references import Reference, load_references
 
@@ -234,12 +234,16 @@ def records_to_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 
 
 def _flag_notes(record: Mapping[str, Any], names: Mapping[Any, str]) -> str:
-    """What a row's flags leave unsaid: a replay buffer's size, a twin's computation (`computed_as`)."""
+    """What a row's flags leave unsaid: a replay buffer's size, which family a joint bound bounds, a twin's
+    computation (`computed_as`)."""
     notes = []
     flags = _get(record.get("strategy"), "flags") or {}
     size = _get(_get(record.get("config"), "strategy_config"), "memory_size")
     if isinstance(flags, Mapping) and flags.get("replay_memory") and size is not None:
         notes.append(f"buffer {size} images")
+    bound = BOUND_FAMILY.get(str(_get(record.get("strategy"), "name") or ""))
+    if bound:
+        notes.append(f"bounds {bound.replace('frozen features', 'frozen-feature')} learners")
     twin = record.get("computed_as")
     if twin:
         notes.append(f"same computation as {names.get(twin, 'its twin')}")
