@@ -7,7 +7,7 @@
     promptshift plan --suite NAME    print the cells and which data sources / weights are missing
     promptshift list [--json]        every registered strategy, scenario, backbone and suite
     promptshift leaderboard          rebuild every leaderboard from stored results (no training)
-    promptshift tune [--suite NAME]  pick each strategy's lr and epochs on validation data (same budget for all)
+    promptshift tune [--suite NAME]  pick each strategy's lr, epochs and knobs on validation data (same budget for all)
     promptshift pretrain             re-create the embedded backbones by the suite's recipe
     promptshift check-plugin FILE    run the strategy contract on a plugin file (tiny CPU models)
     promptshift submit FILE.json     validate a results file and merge it into the leaderboards
@@ -87,8 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     board.add_argument("--leaderboards", default=str(ROOT / "leaderboards"))
     board.add_argument("--force", action="store_true",
                        help="rebuild even if that drops tables or rows the leaderboards have now")
-    tune = sub.add_parser("tune", help="tune every strategy's lr and epochs on validation data carved from the "
-                                       "first task's training images (writes bench/suites/tuning/<suite>.csv/.yaml)")
+    tune = sub.add_parser("tune", help="tune every strategy's lr, epochs and method knobs on images held out of the "
+                                       "first two tasks' training data (writes tuning/<suite>.csv/.yaml)")
     tune.add_argument("--suite", default="default", help="suite name (bench/suites/NAME.yaml) or YAML path")
     tune.add_argument("--strategies", help="comma-separated labels to (re)tune; the other rows are kept")
     tune.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
