@@ -1,4 +1,4 @@
-"""The tuning protocol: same budget for every strategy, validation carved from the first task's training data, and
+"""The tuning protocol: same budget for every strategy, validation held out of the first tasks' training data, and
 never a read of a test split."""
 from __future__ import annotations
 
