@@ -7,7 +7,7 @@
     promptshift plan --suite NAME    print the cells and which data sources / weights are missing
     promptshift list [--json]        every registered strategy, scenario, backbone and suite
     promptshift leaderboard          rebuild every leaderboard from stored results (no training)
-    promptshift tune [--suite NAME]  pick each strategy's lr and epochs on validation data (same budget for all)
+    promptshift tune [--suite NAME]  pick each strategy's lr, epochs and knobs on validation data (same budget for all)
     promptshift pretrain             re-create the embedded backbones by the suite's recipe
     promptshift check-plugin FILE    run the strategy contract on a plugin file (tiny CPU models)
     promptshift submit FILE.json     validate a results file and merge it into the leaderboards
@@ -87,11 +87,13 @@ def _parser() -> argparse.ArgumentParser:
     board.add_argument("--leaderboards", default=str(ROOT / "leaderboards"))
     board.add_argument("--force", action="store_true",
                        help="rebuild even if that drops tables or rows the leaderboards have now")
-    tune = sub.add_parser("tune", help="tune every strategy's lr and epochs on validation data carved from the "
-                                       "first task's training images (writes bench/suites/tuning/<suite>.csv/.yaml)")
+    tune = sub.add_parser("tune", help="tune every strategy's lr, epochs and method knobs on images held out of the "
+                                       "first two tasks' training data (writes tuning/<suite>.csv/.yaml)")
     tune.add_argument("--suite", default="default", help="suite name (bench/suites/NAME.yaml) or YAML path")
     tune.add_argument("--strategies", help="comma-separated labels to (re)tune; the other rows are kept")
     tune.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    tune.add_argument("--out", help="folder for <suite>.csv/.yaml (default: tuning/ beside the suite in a "
+                      "source checkout, else ./tuning; an installed package is never written to)")
     tune.add_argument("--fresh", action="store_true", help="rerun every trial, even those already in the table "
                                                            "(after a change to a strategy's code)")
     pre = sub.add_parser("pretrain", help="pretrain the embedded backbones (writes checkpoints/)")
@@ -246,7 +248,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from bench.core.device import select_device
     from bench.core.registry import UnknownNameError
     from bench.run.suite import SuiteError, load_suite, suite_path
-    from bench.run.tune import TuneBudget, tune_suite
+    from bench.run.tune import TuneBudget, default_out_dir, tune_suite
 
     try:
         suite = load_suite(args.suite)
@@ -260,9 +262,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     budget = TuneBudget()
+    out = Path(args.out) if args.out else default_out_dir(path)
     print(f"tuning suite {suite.name} v{suite.version}: {budget.trials} trials per strategy, validation = "
-          f"{budget.val_fraction:.0%} of the first task's training images")
-    tune_suite(suite, path, budget, select_device(args.device), labels, fresh=args.fresh)
+          f"{budget.val_fraction:.0%} of the first {budget.val_tasks} tasks' training images; tables in {out}")
+    tune_suite(suite, path, budget, select_device(args.device), labels, fresh=args.fresh, out_dir=out)
     return 0
 
 

@@ -1,49 +1,121 @@
-"""Tests for bench.report.claims: constructed records for each verdict (holds, fails, undecided, mixed, not run)."""
+"""Tests for bench.report.claims: doctored per-seed records for each verdict (holds, fails, depends on the scenario,
+undecided), the paired numbers checked against scipy, the registry's directions, and the page."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
-from bench.report.claims import CLAIMS, claims_html, evaluate_claims, write_claims
+import pytest
+from scipy import stats as sps
+
+from bench.report.claims import CLAIMS, claims_html, claims_markdown, evaluate_claims, load_claims, write_claims
 from test_html_report import record, robust
 
 
-def b2n(strategy: str, new: float, seed: int) -> dict[str, Any]:
-    return record(strategy, "b2n", "base_to_new", [[0.9, new]], ["base", "new"], trainable=10, seed=seed)
+def b2n(strategy: str, new: float, seed: int, base: float = 0.9, scenario: str = "b2n") -> dict[str, Any]:
+    return record(strategy, scenario, "base_to_new", [[base, new]], ["base", "new"], trainable=10, seed=seed)
 
 
-def ci(strategy: str, forgetting: float, seed: int, **kw: Any) -> dict[str, Any]:
-    # just-after 0.9 on task 1, final 0.9 - forgetting: avalanche forgetting = forgetting
-    return record(strategy, "ci2", "class_incremental", [[0.9, 0.0], [0.9 - forgetting, 0.8]], ["t1", "t2"],
-                  trainable=10, seed=seed, **kw)
+def ci(strategy: str, forgetting: float, seed: int, final: float | None = None, scenario: str = "ci2",
+       kind: str = "class_incremental", **kw: Any) -> dict[str, Any]:
+    """Just-after 0.9 on task 1, then 0.9 - forgetting (avalanche forgetting = forgetting) and 0.8 on task 2; with
+    `final`, the last row is [final, final] instead (final accuracy = final)."""
+    last = [0.9 - forgetting, 0.8] if final is None else [final, final]
+    return record(strategy, scenario, kind, [[0.9, 0.0], last], ["t1", "t2"], trainable=10, seed=seed, **kw)
 
 
 def verdict(records: list[dict[str, Any]], key: str):
     return next(v for v in evaluate_claims(records) if v.claim.key == key)
 
 
-def test_cocoop_claim_holds_fails_or_is_undecided_by_the_intervals() -> None:
-    holds = [b2n("cocoop", 0.80 + 0.01 * s, s) for s in range(3)] + [b2n("coop", 0.60 + 0.01 * s, s) for s in range(3)]
-    assert verdict(holds, "cocoop_new").verdict == "holds"
-    fails = [b2n("cocoop", 0.50 + 0.01 * s, s) for s in range(3)] + [b2n("coop", 0.60 + 0.01 * s, s) for s in range(3)]
+
+def test_each_verdict_from_doctored_seeds() -> None:
+    coop = [b2n("coop", 0.60 + 0.01 * s, s) for s in range(3)]
+    holds = [b2n("cocoop", 0.70 + 0.012 * s, s) for s in range(3)] + coop
+    v = verdict(holds, "cocoop_new")
+    assert v.verdict == "holds" and v.comparisons[0].paired.seeds_won == "3/3"
+    fails = [b2n("cocoop", 0.50 + 0.011 * s, s) for s in range(3)] + coop
     assert verdict(fails, "cocoop_new").verdict == "fails"
-    noisy = [b2n("cocoop", v, s) for s, v in enumerate((0.5, 0.9, 0.7))] + [b2n("coop", 0.65, s) for s in range(3)]
+    noisy = [b2n("cocoop", v, s) for s, v in enumerate((0.5, 0.9, 0.7))] + coop
     v = verdict(noisy, "cocoop_new")
-    assert v.verdict == "undecided" and v.comparisons[0].better_stats[2] == 3
-    assert verdict(holds[:3], "cocoop_new").verdict == "not run"
+    assert v.verdict.startswith("undecided (smallest detectable difference ") and v.verdict.endswith(" pt)")
+    # the detectable difference printed is the comparison's own: (t(.975,2) + t(.8,2)) * sd(d) / sqrt(3)
+    d = [0.5 - 0.60, 0.9 - 0.61, 0.7 - 0.62]
+    sd = float(sps.tstd(d))
+    mde = (sps.t.ppf(0.975, 2) + sps.t.ppf(0.8, 2)) * sd / math.sqrt(3)
+    assert f"{mde * 100:.1f} pt" in v.verdict
+    # holds on one scenario, fails on another: depends on the scenario
+    other = [b2n("coop", 0.60 + 0.01 * s, s, scenario="b2n_b") for s in range(3)]
+    worse = [b2n("cocoop", 0.50 + 0.011 * s, s, scenario="b2n_b") for s in range(3)]
+    assert verdict(holds + other + worse, "cocoop_new").verdict == "depends on the scenario"
 
 
-def test_lower_is_better_for_forgetting_and_missing_strategies_are_not_run() -> None:
-    records = [ci("l2p", 0.05, s) for s in range(2)] + [ci("naive", 0.6 + 0.01 * s, s) for s in range(2)]
-    assert verdict(records, "l2p_forgets_less").verdict == "holds"
-    # simplecil / ranpac not registered or not run: "not run", with the reason
-    v = verdict(records, "prompts_vs_simplecil")
-    assert v.verdict == "not run" and "simplecil" in v.note
+def test_paired_numbers_are_scipys_on_the_shared_seeds() -> None:
+    cocoop = [b2n("cocoop", 0.70 + 0.012 * s, s) for s in range(4)]  # seed 3 has no coop partner
+    coop = [b2n("coop", 0.60 + 0.01 * s, s) for s in range(3)]
+    c = verdict(cocoop + coop, "cocoop_new").comparisons[0]
+    a, b = [0.70 + 0.012 * s for s in range(3)], [0.60 + 0.01 * s for s in range(3)]
+    assert c.paired.n == 3 and c.paired.t_p == pytest.approx(sps.ttest_rel(a, b).pvalue)
+    assert c.paired.perm_p == pytest.approx(0.25)
+
+
+def test_lower_is_better_for_forgetting_and_missing_rows_are_listed_once() -> None:
+    records = [ci("l2p", 0.05 + 0.001 * s, s) for s in range(3)] + [ci("naive", 0.6 + 0.01 * s, s) for s in range(3)]
+    v = verdict(records, "l2p_forgets_less")
+    assert v.verdict == "holds" and v.comparisons[0].paired.mean_diff > 0
+    cannot = verdict(records, "simplecil_vs_prompts")
+    assert cannot.verdict == "cannot decide here" and "simplecil did not run" in cannot.note
+    text = claims_markdown(evaluate_claims(records))
+    assert "## Claims these results cannot decide" in text and "**not run**" not in text
+    assert text.count(cannot.claim.text) == 1
+    page = claims_html(evaluate_claims(records))
+    assert page.count(cannot.claim.text) == 1 and "These results cannot decide" in page
+
+
+def test_holm_runs_over_the_whole_page() -> None:
+    # a weak holds (paired p = 0.013) alone holds; among many comparisons Holm makes it undecided
+    weak = [ci("l2p", 0.3, s, final=f) for s, f in enumerate((0.62, 0.64, 0.645))] + \
+        [ci("replay", 0.3, s, final=f) for s, f in enumerate((0.60, 0.61, 0.62))]
+    assert verdict(weak, "l2p_vs_replay").verdict == "holds"
+    noise = [ci(name, 0.3, s, final=f) for name in ("ewc", "lwf", "naive", "vpt_shallow", "vpt_deep", "simplecil",
+                                                     "ranpac", "full_finetune")
+             for s, f in enumerate((0.5, 0.9, 0.7))]
+    crowded = verdict(weak + noise, "l2p_vs_replay")
+    assert crowded.verdict.startswith("undecided") and crowded.comparisons[0].paired.holm_p > 0.05
+
+
+def test_matches_or_beats_holds_within_the_margin_and_states_the_direction() -> None:
+    simple = [ci("simplecil", 0.1, s, final=0.80 + 0.001 * s) for s in range(3)]
+    vpt = [ci("vpt_deep", 0.1, s, final=0.803 + 0.001 * s) for s in range(3)]  # 0.3 pt better in every seed
+    v = verdict(simple + vpt, "simplecil_vs_prompts")
+    assert v.verdict == "holds"  # d = -0.3 pt, interval above -1 pt: matches
+    far = [ci("vpt_deep", 0.1, s, final=0.85 + 0.001 * s) for s in range(3)]
+    assert verdict(simple + far, "simplecil_vs_prompts").verdict == "fails"
+
+
+def test_registry_states_the_papers_directions() -> None:
+    claims = {c.key: c for c in CLAIMS}
+    assert claims["simplecil_vs_prompts"].better == ("simplecil",)
+    assert {"vpt_shallow", "vpt_deep", "l2p", "ofa_prompt"} <= set(claims["simplecil_vs_prompts"].worse)
+    assert claims["ranpac_vs_prompts"].better == ("ranpac",)
+    for key in ("l2p_vs_replay", "l2p_vs_regularisation", "vpt_vs_full", "vpt_low_data", "ofa_vs_finetune",
+                "ofa_vs_peft", "cocoop_hm"):
+        assert key in claims
+    assert claims["ofa_deeper"].decided_by == "ofa_ablation"
+
+
+def test_a_malformed_registry_entry_is_a_one_line_error(tmp_path: Path) -> None:
+    bad = tmp_path / "claims.yaml"
+    bad.write_text("- {key: x, claim: y, paper: z, metric: final_accuracy, kinds: [class_incremental], "
+                   "relation: sometimes, better: [a], worse: [b]}\n")
+    with pytest.raises(ValueError, match="'x': relation must be"):
+        load_claims(bad)
 
 
 def test_pgd_claim_reads_the_robustness_entry() -> None:
-    prompt = [ci("vpt_deep", 0.1, s, robustness=robust(0.8)) for s in range(2)]      # keeps (0.65/.8+.4/.8)/2
-    full = [ci("full_finetune", 0.1, s, robustness=robust(0.5)) for s in range(2)]  # keeps (.35/.5+.1/.5)/2
+    prompt = [ci("vpt_deep", 0.1, s, robustness=robust(0.8 + 0.001 * s)) for s in range(3)]
+    full = [ci("full_finetune", 0.1, s, robustness=robust(0.5 + 0.002 * s)) for s in range(3)]
     assert verdict(prompt + full, "prompt_pgd").verdict == "holds"
 
 
@@ -56,22 +128,29 @@ def ofa(length: int, depth: int, final: float, seed: int = 0) -> dict[str, Any]:
 
 
 def test_ofa_factor_claims_compare_variants_that_differ_in_one_field_only() -> None:
-    records = [ofa(2, 2, 0.5), ofa(32, 2, 0.7), ofa(2, 6, 0.8), ofa(32, 6, 0.6)]
+    records = [ofa(2, 2, 0.5 + 0.01 * s, s) for s in range(3)] + [ofa(32, 2, 0.7 + 0.011 * s, s) for s in range(3)]
+    records += [ofa(2, 6, 0.8 + 0.01 * s, s) for s in range(3)] + [ofa(32, 6, 0.6 + 0.012 * s, s) for s in range(3)]
     longer = verdict(records, "ofa_longer")
     assert {(c.better, c.worse, c.verdict) for c in longer.comparisons} == {
         ("ofa_L32_D2", "ofa_L2_D2", "holds"), ("ofa_L32_D6", "ofa_L2_D6", "fails")}
-    assert longer.verdict == "mixed" and "n = 1" in longer.note
-    assert verdict(records, "ofa_deeper").verdict == "mixed"
-    assert verdict(records, "ofa_reparam").verdict == "not run"
+    assert longer.verdict == "depends on the method"
+    # without variants, the page links the suite that decides them
+    v = verdict(records[:3], "ofa_reparam")
+    assert v.verdict == "decided by the ofa_ablation suite"
+    text = claims_markdown(evaluate_claims(records[:3]))
+    assert "[ofa_ablation/claims.md](ofa_ablation/claims.md)" in text
+    assert 'href="ofa_ablation/index.html#claims"' in claims_html(evaluate_claims(records[:3]))
 
 
 def test_claims_page_lists_every_claim_with_rule_and_numbers(tmp_path: Path) -> None:
-    records = [b2n("cocoop", 0.80 + 0.01 * s, s) for s in range(3)] + [b2n("coop", 0.60 + 0.01 * s, s) for s in range(3)]
+    records = [b2n("cocoop", 0.80 + 0.011 * s, s) for s in range(3)] + [b2n("coop", 0.60 + 0.01 * s, s)
+                                                                         for s in range(3)]
     verdicts = evaluate_claims(records)
     text = write_claims(verdicts, tmp_path).read_text()
     assert all(claim.text in text for claim in CLAIMS)
-    assert "| b2n | vit_glyph_tiny | cocoop | 81.0 ± 1.0 (n=3) | coop | 61.0 ± 1.0 (n=3) | holds |" in text
-    assert "t(0.975, n−1)" in text
+    assert "| b2n | vit_glyph_tiny | cocoop | 81.1 ± 1.1 (n=3) | coop | 61.0 ± 1.0 (n=3) | +20.1 [+19.9, +20.3] | 3/3 " \
+        in text
+    assert "Holm" in text and "exact" in text
     assert 'id="claims"' in claims_html(verdicts) and "verdict-holds" in claims_html(verdicts)
 
 
@@ -80,11 +159,12 @@ def test_leaderboards_write_claims_md_and_link_it_from_index_and_the_page(tmp_pa
     from bench.report.leaderboard import build_leaderboards
 
     store = ResultStore(tmp_path / "results")
-    for rec in [b2n("cocoop", 0.80 + 0.01 * s, s) for s in range(3)] + [b2n("coop", 0.60 + 0.01 * s, s)
-                                                                         for s in range(3)]:
+    for rec in [b2n("cocoop", 0.80 + 0.011 * s, s) for s in range(3)] + [b2n("coop", 0.60 + 0.01 * s, s)
+                                                                          for s in range(3)]:
         store.write(rec)
     build_leaderboards(tmp_path / "results", tmp_path / "boards")
-    assert "**holds**" in (tmp_path / "boards" / "claims.md").read_text()
+    claims = (tmp_path / "boards" / "claims.md").read_text()
+    assert "**holds**" in claims and "Generated from 6 finished result records computed by code version(s) test." in claims
     assert "[claims.md](claims.md)" in (tmp_path / "boards" / "index.md").read_text()
     page = (tmp_path / "boards" / "index.html").read_text()
     assert '<a href="#claims">' in page and '<section id="claims">' in page and 'href="claims.md"' in page

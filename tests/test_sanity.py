@@ -44,6 +44,23 @@ def test_joint_upper_bound_below_a_continual_learner_fails() -> None:
     assert verdicts(noisy, "upper bound") == {"l2p": "undecided"}
 
 
+def test_each_row_is_checked_against_its_own_familys_bound() -> None:
+    # RanPAC above joint fine-tuning is no failure (another family); above the joint ridge head it is one
+    joint = [ci("joint", 0.70 + 0.01 * s, s, joint=True) for s in range(3)]
+    ranpac = [ci("ranpac", 0.78 + 0.01 * s, s, trainable=0) for s in range(3)]
+    assert verdicts(joint + ranpac, "upper bound") == {}  # no frozen-feature bound ran: no verdict
+    ridge = [ci("joint_ridge", 0.80 + 0.011 * s, s, joint=True, trainable=0) for s in range(3)]
+    probe = [ci("joint_probe", 0.60 + 0.01 * s, s, joint=True) for s in range(3)]
+    assert verdicts(joint + ranpac + ridge + probe, "upper bound") == {"ranpac": "pass"}  # the best bound counts
+    low_ridge = [ci("joint_ridge", 0.70 + 0.011 * s, s, joint=True, trainable=0) for s in range(3)]
+    assert verdicts(joint + ranpac + low_ridge + probe, "upper bound") == {"ranpac": "fail"}
+    vpt = [ci("vpt_deep", 0.75 + 0.012 * s, s) for s in range(3)]  # features change: joint fine-tuning bounds it
+    found = verdicts(joint + vpt + low_ridge, "upper bound")
+    assert found == {"vpt_deep": "fail"}
+    text = [f.detail for f in run_checks(joint + vpt) if f.check == "upper bound"][0]
+    assert "the fine-tuning bound joint" in text and "paired over 3 seeds" in text
+
+
 def test_a_trained_row_at_chance_fails() -> None:
     # 8 classes seen at the end, no task identity: chance 1/8 = 12.5%
     assert verdicts([ci("l2p", 0.7 + 0.01 * s, s) for s in range(3)], "chance") == {"l2p": "pass"}

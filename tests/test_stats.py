@@ -33,3 +33,59 @@ def test_compare_says_greater_less_or_within_noise() -> None:
     assert compare(0.7, 0.01, 3, 0.9, 0.01, 3) == "less"
     assert compare(0.8, 0.1, 3, 0.7, 0.1, 3) == "within noise"
     assert compare(math.nan, 0.0, 1, 0.5, 0.0, 1) == "missing"
+
+
+# ------------------------------------------------------------------------------------------ paired comparisons
+from scipy import stats as sps  # noqa: E402
+
+from bench.report.stats import holm, min_detectable, paired, sign_flip_p, with_holm  # noqa: E402
+
+
+def test_paired_matches_scipy_on_shared_seeds_only() -> None:
+    a = {0: 0.80, 1: 0.78, 2: 0.83, 3: 0.70}
+    b = {0: 0.75, 1: 0.76, 2: 0.79, 5: 0.10}  # seed 3 and 5 are not shared
+    p = paired(a, b)
+    d = [0.05, 0.02, 0.04]
+    assert p.n == 3 and p.mean_diff == pytest.approx(sum(d) / 3) and (p.wins, p.losses) == (3, 0)
+    assert p.t_p == pytest.approx(sps.ttest_rel([0.80, 0.78, 0.83], [0.75, 0.76, 0.79]).pvalue)
+    res = sps.ttest_rel([0.80, 0.78, 0.83], [0.75, 0.76, 0.79]).confidence_interval(0.95)
+    assert p.ci == pytest.approx((res.low, res.high))
+    exact = sps.permutation_test(([0.80, 0.78, 0.83], [0.75, 0.76, 0.79]), lambda x, y: (x - y).mean(),
+                                 permutation_type="samples", n_resamples=10_000).pvalue
+    assert p.perm_p == pytest.approx(exact) == pytest.approx(0.25)  # 2 of 8 sign patterns: the floor at n = 3
+    # hand-computed: sd(d) = 0.015275, (4.302653 + 1.060660) * 0.015275 / sqrt(3) = 0.047299
+    assert p.mde == pytest.approx(0.047299, abs=1e-5)
+
+
+def test_sign_flip_p_counts_sign_patterns_exactly() -> None:
+    assert sign_flip_p([1.0, 1.0, 1.0, 1.0, 1.0]) == pytest.approx(2 / 32)
+    assert sign_flip_p([3.0, -1.0]) == pytest.approx(1.0)  # |±3 ±1|/2 >= 1 in all four patterns
+    assert sign_flip_p([3.0, 1.0]) == pytest.approx(0.5)
+    rng = [0.3, -0.1, 0.5, 0.2, 0.4, -0.05]
+    exact = sps.permutation_test((rng,), lambda x: x.mean(), permutation_type="samples").pvalue
+    assert sign_flip_p(rng) == pytest.approx(exact)
+
+
+def test_holm_matches_the_step_down_definition() -> None:
+    # sorted 0.01, 0.02, 0.04 (+NaN ignored): 3*0.01 = 0.03, max(0.03, 2*0.02) = 0.04, max(0.04, 1*0.04) = 0.04
+    assert holm([0.04, 0.01, math.nan, 0.02]) == pytest.approx([0.04, 0.03, math.nan, 0.04], nan_ok=True)
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+
+
+def test_verdicts_on_doctored_seeds() -> None:
+    base = {s: 0.6 + 0.01 * s for s in range(3)}
+    holds = paired({s: v + 0.05 + 0.002 * s for s, v in base.items()}, base)
+    fails = paired({s: v - 0.05 - 0.002 * s for s, v in base.items()}, base)
+    noisy = paired({0: 0.70, 1: 0.55, 2: 0.62}, base)
+    assert (holds.verdict(), fails.verdict(), noisy.verdict()) == ("holds", "fails", "undecided")
+    assert holds.t_p < 0.05 and holds.perm_p == pytest.approx(0.25)  # the t-test decides; the permutation cannot
+    single = paired({0: 0.9}, {0: 0.1})
+    assert single.n == 1 and single.verdict() == "undecided" and math.isnan(single.mde)
+    same = paired({0: 0.7, 1: 0.8}, {0: 0.6, 1: 0.7})  # identical differences: no spread, p = 0
+    assert same.t_p == 0.0 and same.verdict() == "holds"
+    # Holm over many comparisons can turn a nominal holds into undecided
+    weak = paired({0: 0.62, 1: 0.64, 2: 0.645}, {0: 0.60, 1: 0.61, 2: 0.62})  # d = .02, .03, .025: p = 0.013
+    assert weak.t_p < 0.05 and weak.verdict() == "holds"
+    corrected = with_holm([weak] + [noisy] * 9)
+    assert corrected[0].holm_p == pytest.approx(min(1.0, 10 * weak.t_p)) and corrected[0].verdict() == "undecided"
+    assert min_detectable(0.01, 3) > min_detectable(0.01, 10) and math.isnan(min_detectable(0.01, 1))

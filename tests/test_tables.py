@@ -268,8 +268,11 @@ def test_csv_round_trips(tmp_path: Path) -> None:
     write_tables(records, tmp_path)
     text_cols = {"scenario": str, "kind": str, "strategy": str, "backbone": str,
                  "variant": str, "family": str, "flags": str, "seeds": str}
+    header = (tmp_path / "ci3_glyphs.csv").read_text().splitlines()[0].split(",")
+    text_cols.update({c: str for c in header if c.endswith("_per_seed")})  # "0.8123;0.6": every seed's value
     back = pd.read_csv(tmp_path / "ci3_glyphs.csv", dtype=text_cols)
     expected = aggregate(records_to_frame(records))
+    assert sorted(back["final_accuracy_per_seed"].tolist()) == ["0.812346;0.6", "0.9"]
     assert len(back) == 2
     assert "base_acc_mean" not in back  # no data for this scenario's kind
     # The headline's 95% interval and the noise mark travel with the CSV: lp 0.706 ± std (0.8123 - 0.6)/√2 over

@@ -1,4 +1,4 @@
-"""The tuning protocol: same budget for every strategy, validation carved from the first task's training data, and
+"""The tuning protocol: same budget for every strategy, validation held out of the first tasks' training data, and
 never a read of a test split."""
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from bench.run import tune
 from bench.run.suite import StrategyEntry, Suite, load_suite, suite_path
 from bench.run.tune import TuneBudget, carve_validation, grid, pick, trains_from_cache, tune_suite
 
-TRAINING_FREE = {"zeroshot_clip", "simplecil", "ranpac"}  # nothing to tune: `tune` finds nothing trainable
-SMALL = TuneBudget(lr_factors=(0.3, 3.0), epochs_pixels=(1,), epochs_cached=(2,), epochs_per_image_text=(1,))
+TRAINING_FREE = {"zeroshot_clip", "simplecil", "ranpac", "joint_ridge"}  # nothing to tune: `tune` finds nothing trainable
+SMALL = TuneBudget(lr_factors=(0.3, 3.0), epochs_pixels=(1,), epochs_cached=(2,), epochs_per_image_text=(1,),
+                   epochs_joint=(1,), knob_lr_factors=(0.3, 3.0))
 
 
 def tiny_suite(*entries: StrategyEntry) -> Suite:
@@ -79,16 +80,96 @@ def test_every_strategy_gets_the_same_budget_and_cached_ones_train_longer():
     for name in STRATEGIES.names():
         cls = STRATEGIES.get(name)
         trials = grid(cls, budget)
-        assert len(trials) == budget.trials == 10, name
+        assert len(trials) == budget.trials == 6, name
         base = cls.config_cls().lr
-        assert {lr for lr, _ in trials} == {float(f"{base * f:.3g}") for f in budget.lr_factors}
+        factors = budget.knob_lr_factors if name in tune.METHOD_KNOBS else budget.lr_factors
+        assert {t["lr"] for t in trials} == {float(f"{base * f:.3g}") for f in factors}, name
     assert trains_from_cache(STRATEGIES.get("linear_probe")) and trains_from_cache(STRATEGIES.get("coop"))
     assert not trains_from_cache(STRATEGIES.get("cocoop"))  # its text encoder runs per image
-    assert {e for _, e in grid(STRATEGIES.get("cocoop"), budget)} == set(budget.epochs_per_image_text)
+    assert {t["epochs"] for t in grid(STRATEGIES.get("cocoop"), budget)} == set(budget.epochs_per_image_text)
     assert not trains_from_cache(STRATEGIES.get("vpt_deep"))
-    assert {e for _, e in grid(STRATEGIES.get("coop"), budget)} == set(budget.epochs_cached)
+    assert {t["epochs"] for t in grid(STRATEGIES.get("coop"), budget)} == set(budget.epochs_cached)
+    assert {t["epochs"] for t in grid(STRATEGIES.get("joint"), budget)} == set(budget.epochs_joint)
     with pytest.raises(ValueError, match="same budget"):
         TuneBudget(epochs_pixels=(2,), epochs_cached=(10, 30), epochs_per_image_text=(1, 2))
+
+
+def test_method_knobs_join_the_grid():
+    budget = TuneBudget()
+    ewc = grid(STRATEGIES.get("ewc"), budget)
+    assert {t["ewc_lambda"] for t in ewc} == {100.0, 1000.0, 10000.0}
+    lwf = grid(STRATEGIES.get("lwf"), budget)
+    assert {(t["alpha"], t["temperature"]) for t in lwf} == {(1.0, 2.0), (3.0, 2.0), (1.0, 4.0)}
+    # the first setting is each strategy's own default (ties go to it)
+    for name, settings in tune.METHOD_KNOBS.items():
+        defaults = STRATEGIES.get(name).config_cls().to_dict()
+        assert all(defaults[k] == v for k, v in settings[0].items()), name
+    # structural settings are fixed by the suite and stated, not tuned
+    assert tune.fixed_settings(StrategyEntry(name="replay")) == {"memory_size": 200, "policy":
+                                                                 tune.fixed_settings(StrategyEntry(name="replay"))["policy"]}
+
+
+def test_trial_ids_ignore_the_cell_protocol_version_and_twins_share_theirs(monkeypatch):
+    from bench.run import runner
+    from bench.run.runner import CellConfig
+
+    cell = CellConfig("ci5_glyphs", "full_finetune", "vit_glyph_tiny", 0, {"lr": 0.01, "epochs": 4})
+    key = tune.trial_id(cell, TuneBudget())
+    assert tune.trial_id(CellConfig("ci5_glyphs", "naive", "vit_glyph_tiny", 0, {"lr": 0.01, "epochs": 4}),
+                         TuneBudget()) == key  # naive is full fine-tuning's computation
+    assert tune.trial_id(CellConfig("ci5_glyphs", "ewc", "vit_glyph_tiny", 0, {"lr": 0.01, "epochs": 4}),
+                         TuneBudget()) != key
+    monkeypatch.setattr(runner, "PROTOCOL_VERSION", runner.PROTOCOL_VERSION + 1)  # a result-format change
+    assert tune.trial_id(cell, TuneBudget()) == key and cell.cell_id() != key
+    assert tune.trial_id(cell, TuneBudget(val_tasks=3)) != key  # another split: another trial
+
+
+def test_validation_holds_out_images_of_the_first_tasks():
+    from bench.core.data import TrainStep
+
+    def step(classes):
+        labels = torch.tensor([c for c in classes for _ in range(10)])
+        return TrainStep(TensorData(torch.zeros(len(labels), 1, 1, 1, dtype=torch.uint8), labels), list(classes))
+
+    steps, val = tune.validation_stream([step([0, 1]), step([2, 3]), step([4, 5])], TuneBudget())
+    assert len(steps) == 2 and sorted(set(val.labels.tolist())) == [0, 1, 2, 3]
+    assert len(val) == 8 and all(len(s.data) == 16 for s in steps)  # 20% of 10 per class held out
+
+
+def test_tune_writes_to_the_users_folder_never_into_an_installed_package(tmp_path, monkeypatch):
+    from pathlib import Path as P
+
+    package_suite = P(tune.__file__).resolve().parents[1] / "suites" / "default.yaml"
+    checkout = (P(tune.__file__).resolve().parents[2] / ".git").exists()
+    monkeypatch.chdir(tmp_path)
+    expected = package_suite.parent / "tuning" if checkout else tmp_path / "tuning"
+    assert tune.default_out_dir(package_suite) == expected
+    monkeypatch.setattr(P, "exists", lambda self: False if self.name == ".git" else P.is_file(self) or P.is_dir(self))
+    assert tune.default_out_dir(package_suite) == tmp_path / "tuning"  # an installed package: ./tuning
+    own = tmp_path / "mine.yaml"
+    assert tune.default_out_dir(own) == tmp_path / "tuning"  # a user's suite: beside it
+
+
+def test_committed_trials_are_all_reused_on_a_fresh_clone(monkeypatch):
+    """Every trial of the committed default search table has the id the current code computes, so `tune` reruns
+    nothing (the issue: 0 of 240 ids matched after a protocol bump)."""
+    path = suite_path("default")
+    rows = tune.read_table(tune.tuning_paths(path)[0])
+    suite = load_suite("default")
+    budget = TuneBudget()
+    expected = set()
+    for entry in suite.strategies:
+        cls = STRATEGIES.get(entry.name)
+        scenario = tune.tuning_scenario(entry, suite)
+        if scenario is None or cls.training_free:
+            continue
+        backbone = suite.backbones[(entry.families or [cls.backbone_families[0]])[0]]
+        for trial in grid(cls, budget):
+            from bench.run.runner import CellConfig
+            cell = CellConfig(scenario, entry.name, backbone, budget.seed, {**entry.config, **trial},
+                              dict(suite.scenario_overrides.get(scenario, {})))
+            expected.add(tune.trial_id(cell, budget))
+    assert expected <= {r["trial_id"] for r in rows}
 
 
 def test_pick_prefers_accuracy_then_the_default_rate_then_fewer_epochs():
@@ -112,6 +193,7 @@ def test_tuning_files_hold_every_trial_and_the_winner(tmp_path, monkeypatch):
     doc = yaml.safe_load((tmp_path / "tuning" / "t.yaml").read_text())
     rows = [{**r, "lr": float(r["lr"]), "epochs": int(r["epochs"]), "val_accuracy": float(r["val_accuracy"])}
             for r in table]
+    assert doc["protocol"]["val_tasks"] == SMALL.val_tasks and "fixed_by_the_suite" in doc
     best = pick(rows, STRATEGIES.get("linear_probe").config_cls().lr)
     assert [r["chosen"] for r in table].count("True") == 1
     assert (doc["chosen"]["linear_probe"]["lr"], doc["chosen"]["linear_probe"]["epochs"]) == \
@@ -146,6 +228,8 @@ def test_default_suite_carries_the_tuned_values():
         if label in chosen:
             assert (entry.config.get("lr"), entry.config.get("epochs")) == \
                 (chosen[label]["lr"], chosen[label]["epochs"]), label
+            for knob in tune.METHOD_KNOBS.get(entry.name, ({},))[0]:
+                assert entry.config.get(knob) == chosen[label][knob], (label, knob)
             tuned += 1
         else:  # only strategies with nothing to train are left out
             assert entry.name in TRAINING_FREE, label

@@ -280,6 +280,14 @@ def freeze_all_but_trainable(strategy: Strategy) -> list[nn.Parameter]:
     return trainable
 
 
+def count_stored(strategy: Strategy) -> int:
+    """Values a strategy keeps besides its parameters and the backbone's: its own buffers (prototype sums, RanPAC's
+    projection, Gram matrix and head), what a training-free strategy stores instead of training. Buffers inside
+    the backbone (its own state) do not count."""
+    backbone = {id(b) for b in strategy.backbone.buffers()} if isinstance(strategy.backbone, nn.Module) else set()
+    return sum(b.numel() for b in strategy.buffers() if id(b) not in backbone)
+
+
 def count_trainable(strategy: Strategy) -> int:
     seen: set[int] = set()
     total = 0

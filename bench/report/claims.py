@@ -1,86 +1,105 @@
-"""The claims page: each claim of the seed papers, checked on this suite's results (`leaderboards/claims.md` and a
-section of the HTML page).
+"""The claims page: each claim of the seed papers and the suite's method papers, in its paper's direction, decided
+on these results (`leaderboards/claims.md` and a section of the HTML page). Nothing on the page is hand-written:
+the claims are data (`claims.yaml`), the numbers come from the records.
 
-A claim is data (CLAIMS below): what the paper says, which metric, which rows it compares, on which scenario kinds.
-For every scenario and backbone where both sides ran, the verdict comes from the t-based 95% intervals over seeds
-(`bench.report.stats.compare`): **holds** when the claimed winner's interval lies wholly on the better side,
-**fails** when it lies wholly on the worse side, **undecided** when the intervals overlap (within noise); **not run**
-when a side has no finished cells. With one seed there is no interval and the means decide: the page says n = 1.
-A claim over several pairs (the OFA-PT factors) is summarised as holds (some pairs hold, none fails), fails (some
-fail, none holds), mixed (both) or undecided (every pair within noise).
+A claim compares rows named `better` with rows named `worse` on one metric, paired over the seeds both ran, on
+every scenario and backbone of the results where the claim applies (its scenario kinds, optionally named
+scenarios). Each pair is one `Comparison` (`bench.report.stats.paired`); the verdicts use the paired t-test,
+Holm-corrected across every comparison on the page (`PAIRED_RULE`). "matches or beats" claims hold also when the
+95% interval of the difference lies above −`MATCH_MARGIN` (not worse by more than the margin: non-inferiority).
+
+A claim's verdict: holds (some comparisons hold, none fails), fails (some fail, none holds), depends on the
+scenario (holds on one scenario, fails on another) or on the method (both within one scenario, against different
+rows), undecided (smallest detectable difference X pt) when no comparison is decided. Claims whose rows these
+results lack are listed once, with what is missing ("cannot decide here"), or linked to the suite that decides
+them (`decided_by`).
 """
 from __future__ import annotations
 
+import dataclasses
 import html
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from bench.report.sanity import Row, table_rows
-from bench.report.stats import compare
+from bench.report.stats import PAIRED_RULE, Paired, paired, with_holm
 
-__all__ = ["Claim", "Verdict", "CLAIMS", "evaluate_claims", "claims_markdown", "claims_html", "write_claims",
-           "metric_values"]
+__all__ = ["Claim", "Comparison", "Verdict", "CLAIMS", "load_claims", "evaluate_claims", "claims_markdown",
+           "claims_html", "write_claims", "provenance", "metric_values", "MATCH_MARGIN"]
 
-INCREMENTAL = ("class_incremental", "domain_incremental")
-PROMPT_STRATEGIES = ("vpt_shallow", "vpt_deep", "l2p", "ofa_prompt", "dualprompt", "coda_prompt")
+REGISTRY = Path(__file__).with_name("claims.yaml")
+MATCH_MARGIN = 0.01  # "matches": the paired difference's 95% interval lies above -1 pt
+LOWER_IS_BETTER = frozenset({"forgetting_avalanche"})
+RELATIONS = ("beats", "matches_or_beats")
 
 
 @dataclass(frozen=True)
 class Claim:
-    """One claim: rows named `better` should beat rows named `worse` on `metric` (lower wins if not higher_is_better).
-
-    `better`/`worse` are strategy names or labels; several names on one side mean "each of these" (every pair is
-    compared). `factor`: instead of names, compare ofa_prompt variants that differ only in this config field, its
-    largest value against its smallest (`factor_better` = the value the paper recommends, for booleans).
-    """
+    """One claim of the registry (see claims.yaml for the fields)."""
 
     key: str
-    text: str
+    claim: str
     paper: str
-    kinds: tuple[str, ...]
     metric: str
+    kinds: tuple[str, ...]
+    relation: str = "beats"
     better: tuple[str, ...] = ()
     worse: tuple[str, ...] = ()
-    higher_is_better: bool = True
+    scenarios: tuple[str, ...] = ()
     factor: str = ""
     factor_strategy: str = "ofa_prompt"
+    setting: str = ""
+    decided_by: str = ""
+
+    @property
+    def text(self) -> str:
+        return self.claim
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.metric not in LOWER_IS_BETTER
+
+    def applies_to(self, row: Row) -> bool:
+        kind = str((row.first.get("scenario") or {}).get("kind") or "")
+        return kind in self.kinds and (not self.scenarios or row.scenario in self.scenarios)
 
 
-CLAIMS: tuple[Claim, ...] = (
-    Claim("cocoop_new", "CoCoOp beats CoOp on new classes", "Zhou et al., CoCoOp, CVPR 2022",
-          ("base_to_new",), "new_acc", ("cocoop",), ("coop",)),
-    Claim("l2p_forgets_less", "L2P forgets less than naive fine-tuning", "Wang et al., L2P, CVPR 2022",
-          INCREMENTAL, "forgetting_avalanche", ("l2p",), ("naive",), higher_is_better=False),
-    Claim("dapl_target", "DAPL beats zero-shot CLIP on the target domain", "Ge et al., DAPL, TNNLS 2023",
-          ("domain_adaptation",), "target_acc", ("dapl",), ("zeroshot_clip",)),
-    Claim("vpt_deep", "VPT-deep beats VPT-shallow", "Jia et al., VPT, ECCV 2022",
-          INCREMENTAL, "final_accuracy", ("vpt_deep",), ("vpt_shallow",)),
-    Claim("prompt_pgd", "Prompt-tuned models keep more of their accuracy under PGD than full fine-tuning",
-          "robustness claim of the prompt-tuning literature (e.g. VPT, ECCV 2022)", INCREMENTAL,
-          "pgd_kept", PROMPT_STRATEGIES, ("full_finetune",)),
-    Claim("ofa_longer", "Longer prompts are better (OFA-PT)", "Yang et al., OFA-PT, ACL Findings 2023",
-          INCREMENTAL + ("base_to_new",), "headline", factor="length"),
-    Claim("ofa_deeper", "Deeper prompts are better (OFA-PT)", "Yang et al., OFA-PT, ACL Findings 2023",
-          INCREMENTAL + ("base_to_new",), "headline", factor="depth"),
-    Claim("ofa_reparam", "Reparameterised prompts are better (OFA-PT)", "Yang et al., OFA-PT, ACL Findings 2023",
-          INCREMENTAL + ("base_to_new",), "headline", factor="reparam"),
-    Claim("prompts_vs_simplecil", "Prompt methods beat SimpleCIL on the same frozen features",
-          "Zhou et al., SimpleCIL/APER, IJCV 2024", ("class_incremental",), "final_accuracy",
-          ("l2p", "dualprompt", "coda_prompt"), ("simplecil",)),
-    Claim("prompts_vs_ranpac", "Prompt methods beat RanPAC on the same frozen features",
-          "McDonnell et al., RanPAC, NeurIPS 2023", ("class_incremental",), "final_accuracy",
-          ("l2p", "dualprompt", "coda_prompt"), ("ranpac",)),
-)
+def load_claims(path: Path | str = REGISTRY) -> tuple[Claim, ...]:
+    """The registry as Claims; a malformed entry is a one-line error naming it."""
+    entries = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or []
+    fields = {f.name for f in dataclasses.fields(Claim)}
+    out = []
+    for i, entry in enumerate(entries):
+        name = entry.get("key", f"entry {i}") if isinstance(entry, dict) else f"entry {i}"
+        if not isinstance(entry, dict) or set(entry) - fields or not {"key", "claim", "paper", "metric",
+                                                                       "kinds"} <= set(entry):
+            raise ValueError(f"{path}: claim {name!r} is malformed (fields: {sorted(fields)})")
+        if entry.get("relation", "beats") not in RELATIONS:
+            raise ValueError(f"{path}: claim {name!r}: relation must be one of {RELATIONS}")
+        if not entry.get("factor") and not (entry.get("better") and entry.get("worse")):
+            raise ValueError(f"{path}: claim {name!r} names neither `better`/`worse` nor a `factor`")
+        out.append(Claim(**{k: tuple(v) if isinstance(v, list) else v for k, v in entry.items()}))
+    return tuple(out)
+
+
+@lru_cache(maxsize=1)
+def _registry() -> tuple[Claim, ...]:
+    return load_claims()
+
+
+CLAIMS: tuple[Claim, ...] = _registry()
 
 
 @dataclass
 class Comparison:
-    """One pair of rows on one scenario and backbone."""
+    """One pair of rows on one scenario and backbone, paired over their shared seeds."""
 
     scenario: str
     backbone: str
@@ -88,15 +107,28 @@ class Comparison:
     worse: str
     better_stats: tuple[float, float, int]
     worse_stats: tuple[float, float, int]
-    verdict: str  # holds | fails | undecided
+    paired: Paired  # differences oriented so that > 0 favours `better` (negated for lower-is-better metrics)
+    relation: str = "beats"
+    verdict: str = "undecided"  # holds | fails | undecided, set after the page-wide correction
+
+    def decide(self) -> str:
+        """The test's verdict; a "matches or beats" claim also holds when the whole interval of the difference lies
+        above -MATCH_MARGIN (worse by less than the margin, even if significantly)."""
+        if self.relation == "matches_or_beats" and self.paired.n >= 2 and self.paired.ci[0] > -MATCH_MARGIN:
+            return "holds"
+        return self.paired.verdict()
 
 
 @dataclass
 class Verdict:
     claim: Claim
-    verdict: str  # holds | fails | undecided | mixed | not run
+    verdict: str  # holds | fails | depends on the scenario | depends on the method | undecided (...) | cannot decide
     comparisons: list[Comparison] = field(default_factory=list)
     note: str = ""
+
+    @property
+    def decided(self) -> bool:
+        return bool(self.comparisons)
 
 
 # ----------------------------------------------------------------------------------------------- values
@@ -109,23 +141,25 @@ def _pgd_kept(record: Mapping[str, Any]) -> float:
     return float(np.mean(kept)) if kept else math.nan
 
 
-def metric_values(row: Row, metric: str) -> list[float]:
-    """Per-seed values of `metric` for a row ("headline": HM, target or final accuracy; "pgd_kept": robustness)."""
-    out = []
-    for record in row.records:
-        metrics = record.get("metrics") or {}
-        if metric == "pgd_kept":
-            value = _pgd_kept(record)
-        elif metric == "headline":
-            value = next((metrics[k] for k in ("harmonic_mean", "target_acc", "final_accuracy") if k in metrics),
-                         math.nan)
-        else:
-            value = metrics.get(metric, math.nan)
-        out.append(float(value) if isinstance(value, (int, float)) and value is not None else math.nan)
-    return out
+def _value(record: Mapping[str, Any], metric: str) -> float:
+    metrics = record.get("metrics") or {}
+    if metric == "pgd_kept":
+        value = _pgd_kept(record)
+    elif metric == "headline":
+        value = next((metrics[k] for k in ("harmonic_mean", "target_acc", "final_accuracy") if k in metrics),
+                     math.nan)
+    else:
+        value = metrics.get(metric, math.nan)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
 
 
-def _stats(values: Sequence[float]) -> tuple[float, float, int]:
+def metric_values(row: Row, metric: str) -> dict[int, float]:
+    """Per-seed values of `metric` for a row, by the cell's seed."""
+    return {int((record.get("config") or {}).get("seed", i)): _value(record, metric)
+            for i, record in enumerate(row.records)}
+
+
+def _stats(values: Iterable[float]) -> tuple[float, float, int]:
     arr = np.asarray([v for v in values if not math.isnan(v)], dtype=float)
     if arr.size == 0:
         return math.nan, math.nan, 0
@@ -133,17 +167,15 @@ def _stats(values: Sequence[float]) -> tuple[float, float, int]:
 
 
 def _compare(claim: Claim, a: Row, b: Row) -> Comparison | None:
-    sa, sb = _stats(metric_values(a, claim.metric)), _stats(metric_values(b, claim.metric))
-    if sa[2] == 0 or sb[2] == 0:
+    va, vb = metric_values(a, claim.metric), metric_values(b, claim.metric)
+    if claim.higher_is_better:
+        p = paired(va, vb)
+    else:  # lower is better: the difference favouring `better` is b - a
+        p = paired(vb, va)
+    if p.n == 0:
         return None
-    order = compare(sa[0], sa[1], sa[2], sb[0], sb[1], sb[2])
-    win, lose = ("greater", "less") if claim.higher_is_better else ("less", "greater")
-    verdict = "holds" if order == win else "fails" if order == lose else "undecided"
-    return Comparison(a.scenario, a.backbone, a.label, b.label, sa, sb, verdict)
-
-
-def _kind(row: Row) -> str:
-    return str((row.first.get("scenario") or {}).get("kind") or "")
+    return Comparison(a.scenario, a.backbone, a.label, b.label, _stats(va.values()), _stats(vb.values()), p,
+                      claim.relation)
 
 
 def _matches(row: Row, names: Sequence[str]) -> bool:
@@ -152,7 +184,7 @@ def _matches(row: Row, names: Sequence[str]) -> bool:
 
 def _named_pairs(claim: Claim, rows: Sequence[Row]) -> list[tuple[Row, Row]]:
     pairs = []
-    for a in (r for r in rows if _matches(r, claim.better) and _kind(r) in claim.kinds):
+    for a in (r for r in rows if _matches(r, claim.better) and claim.applies_to(r)):
         for b in (r for r in rows if _matches(r, claim.worse)):
             if b.scenario == a.scenario and b.backbone == a.backbone:
                 pairs.append((a, b))
@@ -163,7 +195,7 @@ def _factor_pairs(claim: Claim, rows: Sequence[Row]) -> list[tuple[Row, Row]]:
     """Variants equal in every config field but `factor`: the largest (True for a flag) against the smallest."""
     groups: dict[tuple, list[tuple[Any, Row]]] = {}
     for row in rows:
-        if row.strategy != claim.factor_strategy or row.submitted or _kind(row) not in claim.kinds:
+        if row.strategy != claim.factor_strategy or row.submitted or not claim.applies_to(row):
             continue
         config = dict((row.first.get("config") or {}).get("strategy_config") or {})
         if claim.factor not in config:
@@ -180,71 +212,160 @@ def _factor_pairs(claim: Claim, rows: Sequence[Row]) -> list[tuple[Row, Row]]:
     return pairs
 
 
-def _summary(verdicts: Sequence[str]) -> str:
-    holds, fails = "holds" in verdicts, "fails" in verdicts
+def _pt(x: float) -> str:
+    return f"{x * 100:.1f}"
+
+
+def summarise(comparisons: Sequence[Comparison]) -> str:
+    """A claim's verdict from its decided comparisons (see the module docstring)."""
+    holds = {c.scenario for c in comparisons if c.verdict == "holds"}
+    fails = {c.scenario for c in comparisons if c.verdict == "fails"}
     if holds and fails:
-        return "mixed"
-    return "holds" if holds else "fails" if fails else "undecided"
+        return "depends on the scenario" if holds != fails or len(holds | fails) > 1 else "depends on the method"
+    if holds:
+        return "holds"
+    if fails:
+        return "fails"
+    mdes = [c.paired.mde for c in comparisons if not math.isnan(c.paired.mde)]
+    if not mdes:
+        return "undecided (one seed: no test)"
+    low, high = min(mdes), max(mdes)
+    size = f"{_pt(low)} pt" if _pt(low) == _pt(high) else f"{_pt(low)}–{_pt(high)} pt"
+    return f"undecided (smallest detectable difference {size})"
 
 
-def evaluate_claims(records: Iterable[Mapping[str, Any]], claims: Sequence[Claim] = CLAIMS) -> list[Verdict]:
-    """One verdict per claim, with every comparison behind it."""
+def _missing(claim: Claim, rows: Sequence[Row]) -> str:
+    """Why these results cannot decide a claim, in a few words."""
+    if claim.factor:
+        return f"needs {claim.factor_strategy} variants differing only in {claim.factor!r}"
+    present = {r.label for r in rows} | {r.strategy for r in rows}
+    where = f"{' / '.join(claim.scenarios)}" if claim.scenarios else f"a {' or '.join(claim.kinds)} scenario"
+    missing = [side for side in (claim.better, claim.worse) if not set(side) & present]
+    if missing:
+        return " and ".join(f"{' / '.join(side)} did not run" for side in missing)
+    return f"needs both sides on {where} with one backbone"
+
+
+def evaluate_claims(records: Iterable[Mapping[str, Any]], claims: Sequence[Claim] | None = None) -> list[Verdict]:
+    """One verdict per claim, with every comparison behind it; the Holm correction runs over every comparison of
+    every claim together (the page is one family of tests)."""
+    claims = CLAIMS if claims is None else claims
     rows = table_rows(records)
-    out = []
+    found: list[tuple[Claim, list[Comparison]]] = []
     for claim in claims:
         pairs = _factor_pairs(claim, rows) if claim.factor else _named_pairs(claim, rows)
-        comparisons = [c for a, b in pairs if (c := _compare(claim, a, b)) is not None]
+        found.append((claim, [c for a, b in pairs if (c := _compare(claim, a, b)) is not None]))
+    flat = [c for _, comps in found for c in comps]
+    for comparison, corrected in zip(flat, with_holm([c.paired for c in flat])):
+        comparison.paired = corrected
+        comparison.verdict = comparison.decide()
+    out = []
+    for claim, comparisons in found:
         if not comparisons:
-            sides = f"{claim.factor_strategy} variants differing in {claim.factor!r}" if claim.factor else \
-                f"{' / '.join(claim.better)} and {' / '.join(claim.worse)} on one scenario and backbone"
-            out.append(Verdict(claim, "not run", [], f"no finished cells of {sides} ({', '.join(claim.kinds)})"))
+            where = f"decided by the {claim.decided_by} suite" if claim.decided_by else "cannot decide here"
+            out.append(Verdict(claim, where, [], _missing(claim, rows)))
             continue
-        single = any(min(c.better_stats[2], c.worse_stats[2]) < 2 for c in comparisons)
-        note = "some rows have one seed (n = 1): no interval, their means decide" if single else ""
-        out.append(Verdict(claim, _summary([c.verdict for c in comparisons]), comparisons, note))
+        single = any(c.paired.n < 2 for c in comparisons)
+        note = "some pairs share one seed only: no test, undecided" if single else ""
+        out.append(Verdict(claim, summarise(comparisons), comparisons, note))
     return out
 
 
 # ------------------------------------------------------------------------------------------------ output
-def _num(stats: tuple[float, float, int], metric: str) -> str:
-    mean, std, n = stats
-    return (f"{mean * 100:.1f} ± {std * 100:.1f}" if n > 1 else f"{mean * 100:.1f}") + f" (n={n})"
-
-
 def _metric_name(claim: Claim) -> str:
     names = {"headline": "headline (HM / target / final accuracy)", "pgd_kept": "PGD kept (PGD / clean accuracy)",
-             "forgetting_avalanche": "forgetting (avalanche), lower is better"}
+             "forgetting_avalanche": "forgetting (avalanche), lower is better", "harmonic_mean": "harmonic mean"}
     return names.get(claim.metric, claim.metric.replace("_", " "))
 
 
-RULE = ("Rule: 95% interval = mean ± t(0.975, n−1)·std/√n over seeds. holds = the claimed winner's interval lies "
-        "wholly on the better side of the other's; fails = wholly on the worse side; undecided = the intervals "
-        "overlap (within noise); not run = a side has no finished cells. Several pairs: holds if some hold and none "
-        "fails, fails if some fail and none holds, mixed if both, undecided if all are within noise. With n = 1 "
-        "there is no interval and the means decide.")
+def _num(stats: tuple[float, float, int]) -> str:
+    mean, std, n = stats
+    return (f"{_pt(mean)} ± {_pt(std)}" if n > 1 else f"{_pt(mean)}") + f" (n={n})"
 
 
-def claims_markdown(verdicts: Sequence[Verdict]) -> str:
-    lines = ["# Claims of the seed papers, checked on these results", "",
-             "Generated by `bench/report/claims.py` from the stored results (not written by hand). Numbers in %, "
-             "mean ± std over seeds.", "", RULE, "", "| Claim | Paper | Metric | Verdict | Pairs (holds / fails / "
-             "undecided) |", "|---|---|---|---|---|"]
-    for v in verdicts:
-        counts = " / ".join(str(sum(c.verdict == k for c in v.comparisons)) for k in ("holds", "fails", "undecided"))
+def _p(x: float) -> str:
+    return "—" if math.isnan(x) else f"{x:.3f}" if x >= 0.001 else f"{x:.1e}"
+
+
+def _diff(c: Comparison) -> str:
+    p = c.paired
+    if p.n < 2:
+        return f"{p.mean_diff * 100:+.1f}"
+    return f"{p.mean_diff * 100:+.1f} [{p.ci[0] * 100:+.1f}, {p.ci[1] * 100:+.1f}]"
+
+
+def _relation(claim: Claim) -> str:
+    return "matches or beats" if claim.relation == "matches_or_beats" else "beats"
+
+
+def _scenario_summary(v: Verdict) -> str:
+    by: dict[str, list[str]] = {}
+    for c in v.comparisons:
+        by.setdefault(f"{c.scenario}", []).append(c.verdict)
+    parts = []
+    for scenario, verdicts in by.items():
+        counts = ", ".join(f"{verdicts.count(k)} {k}" for k in ("holds", "fails", "undecided") if verdicts.count(k))
+        parts.append(f"{scenario}: {counts}")
+    return "; ".join(parts)
+
+
+def _link(v: Verdict) -> str:
+    return f"[{v.claim.decided_by}/claims.md]({v.claim.decided_by}/claims.md)" if v.claim.decided_by else ""
+
+
+HEADER = ("Generated by `bench/report/claims.py` from the claims registry (`bench/report/claims.yaml`) and the stored "
+          "results: nothing here is written by hand. Each claim is stated in its paper's direction. Numbers in %; "
+          "values are mean ± sd over seeds; d = claimed better − claimed worse per seed (for forgetting, worse − "
+          "better), its mean with the 95% t-interval in brackets.")
+
+
+def provenance(records: Iterable[Mapping[str, Any]]) -> str:
+    """Which results a page was generated from: the record count and the code versions that computed them."""
+    records = [r for r in records if r.get("status") == "ok"]
+    versions = sorted({str((r.get("env") or {}).get("code_version") or "unknown") for r in records})
+    return f"Generated from {len(records)} finished result records computed by code version(s) {', '.join(versions)}."
+
+
+def claims_markdown(verdicts: Sequence[Verdict], source: str = "") -> str:
+    decided = [v for v in verdicts if v.decided]
+    elsewhere = [v for v in verdicts if not v.decided and v.claim.decided_by]
+    undecidable = [v for v in verdicts if not v.decided and not v.claim.decided_by]
+    tests = sum(len(v.comparisons) for v in decided)
+    lines = ["# Claims of the papers, checked on these results", "", HEADER + (f" {source}" if source else ""), "",
+             PAIRED_RULE,
+             f"Holm's correction runs over all {tests} comparisons on this page. \"Matches or beats\" also holds when "
+             f"the interval of d lies above −{_pt(MATCH_MARGIN)} pt.", "",
+             "| Claim | Paper | Metric | Verdict | By scenario |", "|---|---|---|---|---|"]
+    for v in decided:
         lines.append(f"| {v.claim.text} | {v.claim.paper} | {_metric_name(v.claim)} | **{v.verdict}** | "
-                     f"{counts if v.comparisons else '—'} |")
+                     f"{_scenario_summary(v)} |")
+    for v in elsewhere:
+        lines.append(f"| {v.claim.text} | {v.claim.paper} | {_metric_name(v.claim)} | {v.verdict}: {_link(v)} | "
+                     "— |")
     lines.append("")
-    for v in verdicts:
-        lines += [f"## {v.claim.text}: {v.verdict}", "", f"{v.claim.paper}. Metric: {_metric_name(v.claim)}."]
+    if undecidable:
+        lines += ["## Claims these results cannot decide", "",
+                  f"{len(undecidable)} of the registry's {len(verdicts)} claims need rows these results do not have:",
+                  ""]
+        lines += [f"- {v.claim.text} ({v.claim.paper}): {v.note}" + (f"; {v.claim.setting}" if v.claim.setting
+                                                                        else "") + "." for v in undecidable]
+        lines.append("")
+    for v in decided:
+        lines += [f"## {v.claim.text}: {v.verdict}", "",
+                  f"{v.claim.paper}. Relation: {_relation(v.claim)}. Metric: {_metric_name(v.claim)}."
+                  + (f" Setting: {v.claim.setting}." if v.claim.setting else "")]
         if v.note:
             lines.append(f"Note: {v.note}.")
+        lines += ["", "| Scenario | Backbone | Claimed better | Value | Claimed worse | Value | d [95% CI] | Seeds won "
+                  "| p (t) | p (Holm) | p (exact) | Detectable | Verdict |",
+                  "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for c in v.comparisons:
+            p = c.paired
+            mde = "—" if math.isnan(p.mde) else f"{_pt(p.mde)} pt"
+            lines.append(f"| {c.scenario} | {c.backbone} | {c.better} | {_num(c.better_stats)} | {c.worse} | "
+                         f"{_num(c.worse_stats)} | {_diff(c)} | {p.seeds_won} | {_p(p.t_p)} | {_p(p.holm_p)} | "
+                         f"{_p(p.perm_p)} | {mde} | {c.verdict} |")
         lines.append("")
-        if v.comparisons:
-            lines += ["| Scenario | Backbone | Claimed better | Value | Claimed worse | Value | Verdict |",
-                      "|---|---|---|---:|---|---:|---|"]
-            lines += [f"| {c.scenario} | {c.backbone} | {c.better} | {_num(c.better_stats, v.claim.metric)} | "
-                      f"{c.worse} | {_num(c.worse_stats, v.claim.metric)} | {c.verdict} |" for c in v.comparisons]
-            lines.append("")
     return "\n".join(lines)
 
 
@@ -254,19 +375,35 @@ def claims_html(verdicts: Sequence[Verdict]) -> str:
         return ""
     esc = html.escape
     rows = []
+    undecidable = [v for v in verdicts if not v.decided and not v.claim.decided_by]
     for v in verdicts:
-        detail = "; ".join(f"{c.scenario}/{c.backbone}: {c.better} {_num(c.better_stats, v.claim.metric)} vs "
-                           f"{c.worse} {_num(c.worse_stats, v.claim.metric)} → {c.verdict}" for c in v.comparisons)
+        if not v.decided and not v.claim.decided_by:
+            continue  # listed once below the table
+        if v.decided:
+            detail = "; ".join(f"{c.scenario}/{c.backbone}: {c.better} vs {c.worse} d = {_diff(c)}, "
+                               f"{c.paired.seeds_won} seeds, p_Holm {_p(c.paired.holm_p)} → {c.verdict}"
+                               for c in v.comparisons)
+            verdict, cls = esc(v.verdict), v.verdict.split(" (")[0].replace(" ", "-")
+        elif v.claim.decided_by:
+            target = f"{v.claim.decided_by}/index.html#claims"
+            detail, verdict = "", f'decided by the <a href="{esc(target)}">{esc(v.claim.decided_by)}</a> suite'
+            cls = "elsewhere"
+        else:
+            detail, verdict, cls = v.note, "cannot decide here", "cannot-decide"
         rows.append(f"<tr><td>{esc(v.claim.text)}</td><td>{esc(v.claim.paper)}</td><td>{esc(_metric_name(v.claim))}"
-                    f"</td><td class=\"verdict-{esc(v.verdict.replace(' ', '-'))}\">{esc(v.verdict)}</td>"
-                    f"<td>{esc(detail or v.note)}</td></tr>")
-    return ('<section id="claims"><h2>Claims of the seed papers, checked on these results</h2>'
-            f'<p class="note">{esc(RULE)} Full tables: <a href="claims.md">claims.md</a>.</p><div class="scroll">'
-            "<table><thead><tr><th>Claim</th><th>Paper</th><th>Metric</th><th>Verdict</th><th>Numbers (%)</th></tr>"
-            f"</thead><tbody>{''.join(rows)}</tbody></table></div></section>")
+                    f"</td><td class=\"verdict-{esc(cls)}\">{verdict}</td><td>{esc(detail)}</td></tr>")
+    return ('<section id="claims"><h2>Claims of the papers, checked on these results</h2>'
+            f'<p class="note">{esc(PAIRED_RULE)} Full tables: <a href="claims.md">claims.md</a>.</p>'
+            '<div class="scroll"><table><thead><tr><th>Claim</th><th>Paper</th><th>Metric</th><th>Verdict</th>'
+            f"<th>Paired numbers (pt)</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+            + (f'<p class="note verdict-cannot-decide">These results cannot decide {len(undecidable)} of the '
+               f"{len(verdicts)} claims: "
+               + "; ".join(f"{esc(v.claim.text)} ({esc(v.note)})" for v in undecidable) + ".</p>"
+               if undecidable else "") + "</section>")
 
 
-def write_claims(verdicts: Sequence[Verdict], out_dir: Path | str) -> Path:
+def write_claims(verdicts: Sequence[Verdict], out_dir: Path | str, source: str = "") -> Path:
+    """`claims.md` in `out_dir`; `source`: a provenance line (`provenance(records)`)."""
     path = Path(out_dir) / "claims.md"
-    path.write_text(claims_markdown(verdicts), encoding="utf-8")
+    path.write_text(claims_markdown(verdicts, source), encoding="utf-8")
     return path

@@ -94,9 +94,20 @@ def _params(row: Mapping[str, Any]) -> Cell:
     if (row.get("trainable_params_std") or 0) > 0:
         text += " ± " + fmt_number(row["trainable_params_std"], ",.0f")
     share = row.get("trainable_share_mean", math.nan)
-    if not _isnan(share):
+    if not _isnan(share) and count > 0:
         text += f" ({share * 100:.3g}%)"
+    stored = row.get("stored_values_mean", math.nan)
+    if not _isnan(stored) and stored > 0:  # what a training-free row (or a prototype store) keeps instead
+        text = f"{text} trained, {_short(stored)} stored" if count == 0 else f"{text}; {_short(stored)} stored"
     return text, float(count)
+
+
+def _short(count: float) -> str:
+    """1,560,000 -> "1.56M"; 12,300 -> "12.3k"."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if count >= scale:
+            return f"{count / scale:.3g}{suffix}"
+    return f"{count:.0f}"
 
 
 def _memory(row: Mapping[str, Any]) -> Cell:
@@ -129,6 +140,10 @@ _INCREMENTAL = (
      "minus the avalanche forgetting."),
 )
 
+# The joint upper bounds and the family of learners each bounds (read by the sanity check and the flags column).
+BOUND_FAMILY: dict[str, str] = {"joint": "fine-tuning", "joint_probe": "frozen features",
+                                "joint_ridge": "frozen features"}
+
 KIND_METRICS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "class_incremental": _INCREMENTAL,
     "domain_incremental": _INCREMENTAL,
@@ -159,19 +174,24 @@ METRIC_LABELS: dict[str, str] = {key: label for cols in KIND_METRICS.values() fo
 METRIC_LABELS["fwt"] = "FWT (%)"
 
 COMMON_LEGEND: tuple[str, ...] = (
-    "Accuracy-type columns are percentages. Cells are mean ± sample standard deviation (ddof=1) over the seeds "
-    "(their number n in the Seeds column); a single seed shows the mean only. \"—\" means the value was not "
-    "reported.",
-    f"{NEAR_BEST}: within noise of the best row on the headline column (the joint-training upper bound is "
-    "never the reference best). " + NOISE_RULE,
+    "Accuracy-type columns are percentages. Cells are mean ± sample standard deviation (ddof=1) over the seeds, "
+    "a spread, not a confidence interval (their number n in the Seeds column; the CSV has each seed's value in "
+    "the *_per_seed columns and the headline's 95% interval half-width in headline_ci95); a single seed shows the "
+    "mean only. \"—\" means the value was not reported.",
+    f"{NEAR_BEST}: within noise of the best row of the same backbone on the headline column (the joint-training "
+    "upper bounds are never the reference best; rows on different backbones are not compared). " + NOISE_RULE,
     "Trainable params: parameters updated by the strategy, with their share of the backbone's parameters; "
-    "params / new task: parameters added per new task.",
+    "\"stored\": values the strategy keeps besides its parameters and the backbone (prototype sums, RanPAC's "
+    "projection and Gram matrix), counted from its buffers; params / new task: parameters added per new task.",
     "Train / Eval / Robustness / Total (s): wall-clock seconds training, evaluating the accuracy matrix, running the "
     "robustness attacks, and the whole cell.",
     "Flags: task-id = task identity given at test time; batch-vote = predictions depend on other samples in the "
     "test batch; +k fwd = k extra forward passes per sample; replay = stores past training images; "
     "unlabelled-target = trains on unlabelled target-domain images; class-names = reads class names (text "
-    "prompts); joint = trained on all tasks at once (an upper bound, not a continual learner).",
+    "prompts); joint = trained on all tasks at once (an upper bound, not a continual learner: `joint` bounds the "
+    "learners that fine-tune the backbone, `joint_probe` and `joint_ridge` those that learn a head on its frozen "
+    "features); buffer N images = replay memory size; same computation as X = this row is X's run under "
+    "another name.",
     "†submitted = result submitted from outside, not reproduced by this harness.",
 )
 
@@ -253,11 +273,20 @@ def prepare_rows(kind: str, agg: pd.DataFrame, labels: Sequence[str]) -> pd.Data
     headline = f"{HEADLINE_METRIC.get(kind, 'final_accuracy')}_mean"
     if headline in agg:
         agg = agg.sort_values([headline, "_label"], ascending=[False, True], na_position="last")
-        std = agg.get(headline.replace("_mean", "_std"), pd.Series(math.nan, index=agg.index))
-        # The joint-training upper bound is not a contender: the best is the best of the other rows.
+        # headline[:-5]: "harmonic_mean_mean" -> "harmonic_mean" (a str.replace of "_mean" would eat both)
+        std = agg.get(headline[:-len("_mean")] + "_std", pd.Series(math.nan, index=agg.index))
+        # The joint-training upper bounds are not contenders: the best is the best of the other rows, per backbone
+        # (a row on another backbone is another experiment, not "within noise" of this one).
         contender = ["joint" not in str(flags).split(", ") for flags in agg["flags"]]
-        agg["_near_best"] = within_noise_of_best(agg[headline].astype(float).tolist(), std.astype(float).tolist(),
-                                                 agg["n_seeds"].astype(int).tolist(), eligible=contender)
+        marks = pd.Series(False, index=agg.index)
+        backbones = agg["backbone"].astype(str) if "backbone" in agg else pd.Series("", index=agg.index)
+        for _, members in agg.groupby(backbones, sort=False).groups.items():
+            index = list(members)
+            marks.loc[index] = within_noise_of_best(
+                agg.loc[index, headline].astype(float).tolist(), std.loc[index].astype(float).tolist(),
+                agg.loc[index, "n_seeds"].astype(int).tolist(),
+                eligible=[contender[agg.index.get_loc(i)] for i in index])
+        agg["_near_best"] = marks.tolist()
         agg["_ci95"] = [half_width(s, int(n)) for s, n in zip(std.astype(float), agg["n_seeds"])]
     else:
         agg = agg.sort_values("_label")

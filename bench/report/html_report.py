@@ -394,6 +394,8 @@ margin-top:2.5rem}section.references h2{border:none}nav a{margin-right:.8rem}.sc
 .sanity{background:#ffebe9;border:1px solid #cf222e;padding:.3rem .8rem;font-size:.85rem;margin:.5rem 0}
 .verdict-holds{color:#1a7f37;font-weight:600}.verdict-fails{color:#cf222e;font-weight:600}
 .verdict-undecided{color:#9a6700;font-weight:600}.verdict-not-run{color:#57606a}
+.verdict-depends-on-the-scenario,.verdict-depends-on-the-method{color:#8250df;font-weight:600}
+.verdict-cannot-decide,.verdict-elsewhere{color:#57606a}
 """
 
 # Numeric columns sort by their data-value; "—" (an empty data-value) always goes last, whichever the direction.

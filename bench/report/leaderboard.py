@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bench.core.paths import check_output_dir
 from bench.core.store import ResultStore
-from bench.report.claims import claims_html, evaluate_claims, write_claims
+from bench.report.claims import claims_html, evaluate_claims, provenance, write_claims
 from bench.report.html_report import write_html
 from bench.report.robustness_tables import write_robustness_tables
 from bench.report.sanity import failures_by_scenario, run_checks, write_sanity
@@ -71,7 +71,7 @@ def _render(records: list, out_dir: Path) -> tuple[list[Path], dict[str, list[st
     notes += ["Claims of the seed papers, checked on these results: [claims.md](claims.md).",
               f"Sanity checks: [sanity.md](sanity.md) ({failing} failing)."]
     tables = write_tables(records, out_dir, index_notes=notes, checks=checks)
-    extra = [write_sanity(findings, out_dir), write_claims(verdicts, out_dir)]
+    extra = [write_sanity(findings, out_dir), write_claims(verdicts, out_dir, provenance(records))]
     page = write_html(records, out_dir / "index.html", checks=checks, claims=claims_html(verdicts))
     return [*tables, *robustness, *extra, page], checks
 

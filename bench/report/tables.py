@@ -19,8 +19,8 @@ import pandas as pd
 
 from bench.core.store import config_hash
 from bench.eval.metrics import forward_transfer, harmonic_mean
-from bench.report.columns import (B2N_AVERAGE_COLUMNS, B2N_AVERAGE_LEGEND, HEADLINE_METRIC, MISSING, Column,
-                                  legend_lines, prepare_rows, scenario_columns)
+from bench.report.columns import (B2N_AVERAGE_COLUMNS, B2N_AVERAGE_LEGEND, BOUND_FAMILY, HEADLINE_METRIC, MISSING,
+                                  Column, legend_lines, prepare_rows, scenario_columns)
 from bench.report.published import published_markdown
 from bench.report.references import Reference, load_references
 
@@ -64,6 +64,7 @@ COST_COLUMNS: tuple[str, ...] = (
     "backbone_params",
     "trainable_share",
     "params_per_new_task",
+    "stored_values",
     "seconds",
     "train_seconds",
     "eval_seconds",
@@ -184,6 +185,8 @@ def records_to_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """
     rows: list[dict[str, Any]] = []
     extra_metrics: list[str] = []
+    records = list(records)
+    names = {r.get("cell_id"): strategy_name(r) for r in records}
     for record in records:
         if record.get("status") != "ok":
             continue
@@ -205,7 +208,7 @@ def records_to_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
             "variant": variant_of(config),
             "seed": _get(config, "seed"),
             "submitted": bool(record.get("submitted", False)),
-            "flags": flags_label(_get(strategy, "flags")),
+            "flags": flags_label(_get(strategy, "flags")) + _flag_notes(record, names),
         }
         for key, value in metrics.items():
             name = str(key)
@@ -216,7 +219,7 @@ def records_to_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
                 if name not in extra_metrics:
                     extra_metrics.append(name)
             row[name] = _num(value)
-        for key in ("trainable_params", "backbone_params", "trainable_share", "params_per_new_task"):
+        for key in ("trainable_params", "backbone_params", "trainable_share", "params_per_new_task", "stored_values"):
             row[key] = _num(_get(strategy, key))
         row["seconds"] = _num(_get(timing, "total_seconds"))
         row["train_seconds"] = _num(_get(timing, "train_seconds"))
@@ -228,6 +231,23 @@ def records_to_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         rows.append(row)
     columns = [*META_COLUMNS, *ACCURACY_METRICS, *extra_metrics, *COST_COLUMNS]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _flag_notes(record: Mapping[str, Any], names: Mapping[Any, str]) -> str:
+    """What a row's flags leave unsaid: a replay buffer's size, which family a joint bound bounds, a twin's
+    computation (`computed_as`)."""
+    notes = []
+    flags = _get(record.get("strategy"), "flags") or {}
+    size = _get(_get(record.get("config"), "strategy_config"), "memory_size")
+    if isinstance(flags, Mapping) and flags.get("replay_memory") and size is not None:
+        notes.append(f"buffer {size} images")
+    bound = BOUND_FAMILY.get(str(_get(record.get("strategy"), "name") or ""))
+    if bound:
+        notes.append(f"bounds {bound.replace('frozen features', 'frozen-feature')} learners")
+    twin = record.get("computed_as")
+    if twin:
+        notes.append(f"same computation as {names.get(twin, 'its twin')}")
+    return (", " if notes else "") + ", ".join(notes)
 
 
 def _fwt(record: Mapping[str, Any]) -> float:
@@ -266,6 +286,7 @@ def aggregate(frame: pd.DataFrame) -> pd.DataFrame:
         "n_seeds",
         "seeds",
         *[f"{c}_{stat}" for c in values for stat in ("mean", "std")],
+        *[f"{c}_per_seed" for c in values if c in ACCURACY_METRICS],
     ]
     if frame.empty:
         return pd.DataFrame(columns=out_columns)
@@ -298,6 +319,10 @@ def aggregate(frame: pd.DataFrame) -> pd.DataFrame:
                 mean = std = math.nan
             row[f"{col}_mean"] = float(mean)
             row[f"{col}_std"] = float(std)
+            if col in ACCURACY_METRICS:  # the CSVs carry every seed's value, in the order of `seeds`
+                order = sorted(range(len(group)), key=lambda i: _seed_sort_key(_seed_text(group["seed"].iat[i])))
+                row[f"{col}_per_seed"] = ";".join("" if math.isnan(float(data.iat[i])) else f"{float(data.iat[i]):.6g}"
+                                                  for i in order)
         if "harmonic_mean" in values and {"base_acc", "new_acc"} <= set(values):
             # The CoOp/CoCoOp rule: HM of the mean base and mean new accuracy, not the mean of per-seed HMs.
             row["harmonic_mean_mean"] = _hm_or_nan(row["base_acc_mean"], row["new_acc_mean"])
@@ -393,7 +418,8 @@ def _scenario_markdown(scenario: str, agg: pd.DataFrame, checks: Sequence[str] =
         parts += ["**Sanity checks that fail on this table** (see [sanity.md](sanity.md)):", "",
                   *[f"- FAIL {line}" for line in checks], ""]
     parts += [
-        " · ".join(facts) + f" · rows sorted by {head_label}, best first.",
+        " · ".join(facts) + f" · rows sorted by {head_label}, best first · ± is the standard deviation over seeds, "
+        "not an interval.",
         "",
         *[f"- {line}" for line in legend_lines(kind, columns, measures)],
         "",
@@ -415,10 +441,15 @@ def _scenario_csv_frame(agg: pd.DataFrame) -> pd.DataFrame:
                          within_noise_of_best=ranked["_near_best"].sort_index().to_numpy())
     keep = []
     for col in agg.columns:
-        if col.endswith("_std"):
-            mean_col = col[: -len("_std")] + "_mean"
-            if mean_col in agg and agg[mean_col].isna().all():
-                continue
+        for suffix in ("_std", "_per_seed"):
+            if col.endswith(suffix):
+                mean_col = col[: -len(suffix)] + "_mean"
+                if mean_col in agg and agg[mean_col].isna().all():
+                    break
+        else:
+            mean_col = ""
+        if mean_col:
+            continue
         if col.endswith("_mean") and agg[col].isna().all():
             continue
         keep.append(col)

@@ -26,7 +26,7 @@ from bench.core.data import TensorData, TrainStep
 from bench.core.device import select_device
 from bench.core.seeding import seed_everything
 from bench.core.store import ResultStore, config_hash, to_strict_json
-from bench.core.strategy import STRATEGIES, build_strategy
+from bench.core.strategy import STRATEGIES, build_strategy, count_stored
 from bench.eval.metrics import summarize
 from bench.models.backbones import BACKBONES, count_parameters, create_backbone
 from bench.models.checkpoints import weights_identity
@@ -200,7 +200,8 @@ def _compute_cell(cfg: CellConfig, results_dir: Path | str, device: str, show_pr
                          "flags": dataclasses.asdict(strategy.flags), "backbone_family": BACKBONES.get(cfg.backbone).family,
                          "trainable_params": result.trainable_params, "backbone_params": backbone_params,
                          "trainable_share": result.trainable_params / backbone_params,
-                         "params_per_new_task": strategy.params_per_new_task(new_classes)},
+                         "params_per_new_task": strategy.params_per_new_task(new_classes),
+                         "stored_values": count_stored(strategy)},
             "results": {"acc_matrix": result.acc_matrix, "eval_names": result.eval_names,
                         "final_losses": result.losses, "initial_accuracy": result.initial_accuracy},
             "metrics": summarize(result.acc_matrix, result.eval_names, kind),
