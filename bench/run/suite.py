@@ -40,6 +40,7 @@ class Suite(BaseModel):
     strategies: list[StrategyEntry] = Field(min_length=1)
     scenario_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)  # per scenario: builder params
     robustness: dict[str, Any] | None = None
+    time_limit_s: float | None = Field(None, gt=0)  # wall-clock limit per cell (`run --time-limit` overrides it)
 
     @field_validator("backbones")
     @classmethod
