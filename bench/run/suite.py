@@ -103,6 +103,7 @@ def check_suite(suite: Suite, source: str | None = None) -> None:
     """Check what pydantic cannot see from the suite alone: strategy and scenario names, every entry's config
     against its strategy's config class, scenario override keys against the scenario builders."""
     import strategies  # noqa: F401  (registers the built-in strategies; plugins are loaded before this)
+    from bench.report.intake import label_problem
     from scenarios.catalog import SCENARIOS, override_problems
 
     where = source or f"suite {suite.name!r}"
@@ -119,6 +120,11 @@ def check_suite(suite: Suite, source: str | None = None) -> None:
             problems.append(f"{_entry_name(index, entry)}: {STRATEGIES.unknown_message(entry.name)}")
             continue
         cls = STRATEGIES.get(entry.name)
+        if entry.label and label_problem(entry.label):
+            problems.append(f"{_entry_name(index, entry)}: label: {label_problem(entry.label)}")
+        elif entry.label and entry.label != entry.name and entry.label in STRATEGIES:
+            problems.append(f"{_entry_name(index, entry)}: label: {entry.label!r} is the name of another "
+                            f"registered strategy; a {entry.name!r} row must not be taken for it")
         try:
             cls.config_cls.from_dict(dict(entry.config))
         except ValueError as error:
