@@ -180,6 +180,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.core.paths import check_output_dir
     from bench.run.suite import SuiteError, expand, load_suite
 
+    from bench.core.strategy import STRATEGIES
+
+    builtin = set(STRATEGIES.names())  # before any plugin registers: built-in cells never run beside plugin code
     load_plugins(args.plugin)
     if args.data_root:  # the environment carries it to every cell, in this process or a worker's
         os.environ["PROMPTSHIFT_DATA"] = str(Path(args.data_root).resolve())
@@ -192,6 +195,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.time_limit is not None and not args.time_limit > 0:
             raise ValueError(f"--time-limit {args.time_limit:g}: expected a positive number of seconds")
         cells, skipped = expand(suite, _csv_given(args.strategies), _csv_given(args.scenarios), seeds)
+        if args.plugin and args.workers == 0 and any(c.strategy in builtin for c in cells):
+            raise ValueError("--workers 0 runs every cell in this process, where --plugin's code is loaded: a "
+                             "plugin could change a built-in cell's numbers. Use worker processes (--workers 1 "
+                             "or more), which load a plugin only for its own cells")
     except (SuiteError, UnknownNameError, ValueError, RuntimeError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

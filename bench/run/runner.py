@@ -186,7 +186,8 @@ def _compute_cell(cfg: CellConfig, results_dir: Path | str, device: str, show_pr
                               "submitted": False,
                               "env": {"code_version": code_version(), "packages": package_versions(),
                                       "device": describe_device(torch_device),
-                                      "weights": weights_identity(cfg.backbone, cfg.weights)}}
+                                      "weights": weights_identity(cfg.backbone, cfg.weights),
+                                      "plugins": _plugins_present()}}
     limit = contextlib.ExitStack()
     try:
         limit.enter_context(cell_time_limit(time_limit))
@@ -232,6 +233,14 @@ def _compute_cell(cfg: CellConfig, results_dir: Path | str, device: str, show_pr
         handler.close()
     record.setdefault("timing", {})["total_seconds"] = time.perf_counter() - started
     return _write_or_keep(store, record)
+
+
+def _plugins_present() -> dict[str, str]:
+    """Plugins imported into this process (path or entry point -> sha256): none for a built-in cell that ran in
+    a worker, as `CellTask` loads plugin code only for the plugin's own cells."""
+    from bench.contract.plugins import LOADED
+
+    return dict(LOADED)
 
 
 class ResultWriteError(OSError):
