@@ -184,9 +184,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     builtin = set(STRATEGIES.names())  # before any plugin registers: built-in cells never run beside plugin code
     load_plugins(args.plugin)
-    if args.data_root:  # the environment carries it to every cell, in this process or a worker's
-        os.environ["PROMPTSHIFT_DATA"] = str(Path(args.data_root).resolve())
     try:  # everything a user wrote is checked before any data is built or any cell runs
+        if args.data_root:  # the environment carries it to every cell, in this process or a worker's
+            os.environ["PROMPTSHIFT_DATA"] = _data_root(args.data_root)
         select_device(args.device)
         check_output_dir(args.results, "--results")
         check_output_dir(args.leaderboards, "--leaderboards")
@@ -241,6 +241,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _data_root(text: str) -> str:
+    """The absolute data root; a symlink loop is a one-line error, not a traceback."""
+    try:
+        return str(Path(text).expanduser().resolve(strict=False))
+    except (RuntimeError, OSError) as error:
+        raise ValueError(f"--data-root {text}: cannot be resolved ({error})") from None
+
+
 def _csv_given(text: str | None) -> list[str] | None:
     """None when the option was not given; a list (maybe empty, e.g. `--strategies ,`) when it was."""
     return None if text is None else [part.strip() for part in text.split(",") if part.strip()]
@@ -283,7 +291,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     from bench.models.pretrain import pretrain_all
 
     try:
-        pretrain_all(_csv(args.only), args.device)
+        pretrain_all(_csv_given(args.only), args.device)  # `--only ''` is nothing, not everything
     except PermissionError as error:  # a read-only install: said before any training starts
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -342,6 +350,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] == "plan":  # `plan` is `run --dry-run`
         argv = ["run", "--dry-run", *argv[1:]]
     args = _parser().parse_args(argv)
+    for option in ("results", "leaderboards", "data_root"):  # Path('') is the current folder: never meant
+        if isinstance(getattr(args, option, None), str) and not getattr(args, option).strip():
+            print(f"error: --{option.replace('_', '-')} is empty; name a folder", file=sys.stderr)
+            return 2
     _quiet_libraries()
     handlers = {"run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "tune": cmd_tune,
                 "pretrain": cmd_pretrain, "check-plugin": cmd_check_plugin, "submit": cmd_submit}
