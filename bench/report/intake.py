@@ -88,3 +88,14 @@ def intake(records: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], lis
             record["metrics"] = computed
         out.append(record)
     return out, problems
+
+
+def row_identity(record: dict[str, Any]) -> tuple[str, str, str, bool]:
+    """What a row is, whatever its label says: (strategy, backbone, hash of the resolved config without label
+    and seed, submitted). Claims and comparisons must match rows on this, never on the free `label` text, so a
+    linear probe labelled "l2p" can never stand in for L2P."""
+    from bench.core.store import config_hash
+
+    config = {k: v for k, v in (record.get("config") or {}).items() if k not in ("label", "seed")}
+    return (str(config.get("strategy")), str(config.get("backbone")), config_hash(config),
+            bool(record.get("submitted")))
