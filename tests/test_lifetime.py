@@ -152,3 +152,14 @@ def test_the_time_limit_interrupts_python_code_and_is_disarmed_after():
     with cell_time_limit(0.2):
         pass
     time.sleep(0.4)  # the timer was disarmed: nothing fires here
+
+
+def test_a_signal_ignored_on_entry_stays_ignored_as_under_nohup():
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with stop_signals_interrupt():
+            os.kill(os.getpid(), signal.SIGHUP)  # would raise Terminated if the handler had been replaced
+            time.sleep(0.1)
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)

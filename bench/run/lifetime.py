@@ -46,12 +46,14 @@ def _raise_terminated(signum: int, frame: object) -> None:
 
 @contextlib.contextmanager
 def stop_signals_interrupt() -> Iterator[None]:
-    """While the block runs, SIGTERM and SIGHUP raise `Terminated`; the previous handlers are back after it.
-    A no-op outside the main thread, where Python cannot install handlers."""
+    """While the block runs, SIGTERM and SIGHUP raise `Terminated` (unless ignored on entry, as under `nohup`);
+    the previous handlers are back after it. A no-op outside the main thread, where Python cannot install them."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signum: signal.signal(signum, _raise_terminated) for signum in STOP_SIGNALS}
+    # A signal ignored on entry stays ignored: `nohup` sets SIGHUP to SIG_IGN so that a run outlives its terminal.
+    previous = {signum: signal.signal(signum, _raise_terminated) for signum in STOP_SIGNALS
+                if signal.getsignal(signum) is not signal.SIG_IGN}
     try:
         yield
     finally:
