@@ -77,6 +77,9 @@ def _parser() -> argparse.ArgumentParser:
                      "run nothing")
     run.add_argument("--force", action="store_true",
                      help="rebuild the leaderboards even if that drops tables or rows they have now")
+    run.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                     help="wall-clock limit per cell (default: the suite's time_limit_s, else none); a cell past it "
+                          "is stopped and recorded as timed out, the run goes on")
     lst = sub.add_parser("list", help="list strategies, scenarios, backbones and suites")
     lst.add_argument("--json", action="store_true", help="machine-readable output")
     lst.add_argument("--plugin", action="append", default=[])
@@ -179,16 +182,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.core.paths import check_output_dir
     from bench.run.suite import SuiteError, expand, load_suite
 
+    from bench.core.strategy import STRATEGIES
+
+    builtin = set(STRATEGIES.names())  # before any plugin registers: built-in cells never run beside plugin code
     load_plugins(args.plugin)
-    if args.data_root:  # the environment carries it to every cell, in this process or a worker's
-        os.environ["PROMPTSHIFT_DATA"] = str(Path(args.data_root).resolve())
     try:  # everything a user wrote is checked before any data is built or any cell runs
+        if args.data_root:  # the environment carries it to every cell, in this process or a worker's
+            os.environ["PROMPTSHIFT_DATA"] = _data_root(args.data_root)
         select_device(args.device)
         check_output_dir(args.results, "--results")
         check_output_dir(args.leaderboards, "--leaderboards")
         suite = load_suite(args.suite)
         seeds = _seeds(args.seeds)
+        if args.time_limit is not None and not args.time_limit > 0:
+            raise ValueError(f"--time-limit {args.time_limit:g}: expected a positive number of seconds")
         cells, skipped = expand(suite, _csv_given(args.strategies), _csv_given(args.scenarios), seeds)
+        if args.plugin and args.workers == 0 and any(c.strategy in builtin for c in cells):
+            raise ValueError("--workers 0 runs every cell in this process, where --plugin's code is loaded: a "
+                             "plugin could change a built-in cell's numbers. Use worker processes (--workers 1 "
+                             "or more), which load a plugin only for its own cells")
     except (SuiteError, UnknownNameError, ValueError, RuntimeError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -217,7 +229,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     print(f"suite {suite.name} v{suite.version}: {len(cells)} cells -> {args.results}, {executor.describe()}")
     records = run_grid(cells, args.results, args.device, not args.no_progress, after_training=robustness_hook(),
-                       executor=executor, plugins=args.plugin, estimate=by_past_seconds(args.leaderboards))
+                       executor=executor, plugins=args.plugin, estimate=by_past_seconds(args.leaderboards),
+                       time_limit=args.time_limit or suite.time_limit_s)
     failed = [r for r in records if r.get("status") != "ok"]
     if len(failed) == len(records):  # nothing new to show: the tables stay as they are
         print(f"error: all {len(failed)} cells failed (see {args.results}/logs/); leaderboards left unchanged",
@@ -228,6 +241,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"{len(records) - len(failed)} cells ok, {len(failed)} failed; leaderboards: {args.leaderboards} "
           f"({len(paths)} files)")
     return 1 if failed else 0
+
+
+def _data_root(text: str) -> str:
+    """The absolute data root; a symlink loop is a one-line error, not a traceback."""
+    try:
+        return str(Path(text).expanduser().resolve(strict=False))
+    except (RuntimeError, OSError) as error:
+        raise ValueError(f"--data-root {text}: cannot be resolved ({error})") from None
 
 
 def _csv_given(text: str | None) -> list[str] | None:
@@ -273,7 +294,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     from bench.models.pretrain import pretrain_all
 
     try:
-        pretrain_all(_csv(args.only), args.device)
+        pretrain_all(_csv_given(args.only), args.device)  # `--only ''` is nothing, not everything
     except PermissionError as error:  # a read-only install: said before any training starts
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -332,13 +353,20 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] == "plan":  # `plan` is `run --dry-run`
         argv = ["run", "--dry-run", *argv[1:]]
     args = _parser().parse_args(argv)
+    for option in ("results", "leaderboards", "data_root"):  # Path('') is the current folder: never meant
+        if isinstance(getattr(args, option, None), str) and not getattr(args, option).strip():
+            print(f"error: --{option.replace('_', '-')} is empty; name a folder", file=sys.stderr)
+            return 2
     _quiet_libraries()
     handlers = {"run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "tune": cmd_tune,
                 "pretrain": cmd_pretrain, "check-plugin": cmd_check_plugin, "submit": cmd_submit}
+    from bench.run.lifetime import stop_signals_interrupt
+
     try:
-        return handlers[args.command](args)
-    except KeyboardInterrupt:
-        return _interrupted(args)
+        with stop_signals_interrupt():  # SIGTERM and SIGHUP stop a command the way Ctrl-C does
+            return handlers[args.command](args)
+    except KeyboardInterrupt as stop:
+        return _interrupted(args, getattr(stop, "signum", 2))
     except Exception as error:
         if not isinstance(error, _user_errors()):
             raise
@@ -357,15 +385,16 @@ def _user_errors() -> tuple[type[Exception], ...]:
     return (PluginError, LeaderboardLossError, UnknownNameError, OSError, ValueError)
 
 
-def _interrupted(args: argparse.Namespace) -> int:
-    """Ctrl-C: workers have stopped and finished cells are on disk; say how to go on, exit 130 (128 + SIGINT)."""
-    print("\ninterrupted.", file=sys.stderr)
+def _interrupted(args: argparse.Namespace, signum: int = 2) -> int:
+    """Ctrl-C (or SIGTERM, SIGHUP): workers have stopped and finished cells are on disk; say how to go on, exit
+    128 + the signal's number (130 for Ctrl-C)."""
+    print("\ninterrupted." if signum == 2 else f"\nstopped by signal {signum}.", file=sys.stderr)
     if args.command == "run":
         script = sys.argv[0]
         command = [sys.executable, script, *sys.argv[1:]] if script.endswith(".py") else sys.argv
         print(f"Finished cells are saved in {args.results}; interrupted cells were released, not recorded.\n"
               f"Resume (finished cells are skipped) with:\n  {shlex.join(command)}", file=sys.stderr)
-    return 130
+    return 128 + signum
 
 
 if __name__ == "__main__":

@@ -90,6 +90,7 @@ def build_scenario(name: str, seed: int, **overrides: Any):
 
     preset = SCENARIOS.get(name)
     root = data_root() if preset.source else None
+    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}  # a YAML list: hashable
     return _build_cached(name, seed, tuple(sorted({**preset.params, **overrides}.items())),
                          str(root) if root else None)
 

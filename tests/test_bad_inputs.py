@@ -81,6 +81,7 @@ class Case:
     files: dict[str, str | bytes] = field(default_factory=dict)
     record_edit: Callable[[dict], object] | None = None  # writes {record}: the stored record, edited
     trains: bool = False
+    setup: Callable[[Path, Path, Path], None] | None = None  # (tmp, results, boards) before the state is hashed
 
 
 def _set(path: str, value):
@@ -215,15 +216,138 @@ CASES = [
                                           after_task="next(self.backbone.parameters()).data.add_(0.01)")},
          trains=True),
 ]
+
+
+# ---------------------------------------------------------------------------- issue 22: inputs nobody tested
+def _edit_stored(edit: Callable[[dict], object]) -> Callable[[Path, Path, Path], None]:
+    """Setup: the stored runner record of the results copy, edited in place (rewritten as plain JSON)."""
+    def setup(tmp: Path, results: Path, boards: Path) -> None:
+        path = next(p for p in results.glob("*.json"))
+        record = json.loads(path.read_text())
+        edit(record)
+        path.write_text(json.dumps(record))
+    return setup
+
+
+def _replace_stored_text(old: str, new: str) -> Callable[[Path, Path, Path], None]:
+    def setup(tmp: Path, results: Path, boards: Path) -> None:
+        path = next(p for p in results.glob("*.json"))
+        path.write_text(path.read_text().replace(old, new, 1))
+    return setup
+
+
+def _symlink(name: str, target: str) -> Callable[[Path, Path, Path], None]:
+    def setup(tmp: Path, results: Path, boards: Path) -> None:
+        link = (results if name.startswith("results/") else tmp) / name.removeprefix("results/")
+        link.symlink_to(target if target.startswith("/") else tmp / target)
+    return setup
+
+
+def _submitted_then_unbuildable(tmp: Path, results: Path, boards: Path) -> None:
+    """An accepted submission, then a table the results cannot rebuild: the next rebuild is refused."""
+    record = ResultStore(results).records()[0]
+    (tmp / "first.json").write_text(json.dumps(record))
+    assert cli.main(["submit", str(tmp / "first.json"), "--results", str(results), "--leaderboards",
+                     str(boards)]) == 0
+    (boards / "other_suite.csv").write_text("scenario,strategy\nx,y\n")
+
+
+def _override(key: str, value) -> Callable[[dict], None]:
+    def edit(record):
+        record["config"]["scenario_overrides"][key] = value
+    return edit
+
+
+BOMB = "".join(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}" if i else "x"] * 9) + "]\n" for i in range(9))
+CASES += [
+    # suite YAML
+    Case("yaml alias bomb", RUN, 2, r"more than 32 aliases", BOMB + suite()),
+    Case("yaml alias bomb inside an override", RUN, 2, r"more than 32 aliases|expands to more than",
+         "a: &a [1, 1, 1, 1, 1, 1, 1, 1]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b]\n"
+         "d: &d [*c, *c, *c, *c, *c, *c, *c, *c]\n" + suite().replace("test_per_font: 1}", "test_per_font: 1, "
+                                                                     "domain: *d}")),
+    Case("yaml duplicate key", RUN, 2, r"duplicate key 'seeds'", suite().replace("seeds: [0]\n", "seeds: [0]\nseeds: [1]\n")),
+    Case("yaml boolean seed", RUN, 2, r"seeds: .*a boolean where a number belongs", suite().replace("seeds: [0]", "seeds: [true]")),
+    Case("yaml byte-order mark accepted", [*RUN, "--dry-run"], 0, r"suite tiny v1: plan", "\ufeff" + suite()),
+    Case("entry with no scenarios", RUN, 2, r"strategies\.0\.scenarios: List should have at least 1 item",
+         suite(" - {name: linear_probe, scenarios: []}\n")),
+    Case("label naming another strategy", RUN, 2, r"label: 'l2p' is the name of another registered strategy",
+         suite(" - {name: linear_probe, label: l2p}\n")),
+    Case("label with mathtext", RUN, 2, r"label: .*characters a label cannot have",
+         suite(" - {name: linear_probe, label: 'a$x$b'}\n")),
+    Case("label a spreadsheet formula", RUN, 2, r"label: .*characters a label cannot have",
+         suite(" - {name: linear_probe, label: '=HYPERLINK(1)'}\n")),
+    Case("weights field accepted", [*RUN, "--dry-run"], 0, r"suite tiny v1: plan",
+         suite().replace("seeds: [0]", "seeds: [0]\nweights: {vit: w.pt}"), {"w.pt": b"not read by a dry run"}),
+    Case("weights file missing", RUN, 2, r"weights: '.*nowhere\.pt' is not a file",
+         suite().replace("seeds: [0]", "seeds: [0]\nweights: nowhere.pt")),
+    Case("robustness budget 1/0", RUN, 2, r"budget '1/0' is not a number",
+         suite().replace("seeds: [0]", "seeds: [0]\nrobustness: {eps: ['1/0']}")),
+    # command-line options
+    Case("results empty", ["run", "--suite", "{suite}", "--results", "", "--leaderboards", "{boards}"], 2,
+         r"--results is empty", suite()),
+    Case("leaderboards empty", ["leaderboard", "--results", "{results}", "--leaderboards", ""], 2,
+         r"--leaderboards is empty"),
+    Case("submit into empty results", ["submit", "{record}", "--results", "", "--leaderboards", "{boards}"], 2,
+         r"--results is empty", record_edit=lambda r: None),
+    Case("pretrain only empty", ["pretrain", "--only", ""], 2, r"--only: nothing is not a backbone family"),
+    Case("time limit zero", [*RUN, "--time-limit", "0"], 2, r"--time-limit 0: expected a positive number", suite()),
+    Case("data root a symlink loop", [*RUN, "--data-root", "{tmp}/loop"], 2, r"error: ", suite(),
+         setup=_symlink("loop", "loop")),
+    # plugins
+    Case("plugin exits on import", [*RUN, "--plugin", "{tmp}/exits.py"], 2, r"exits\.py called sys\.exit\(0\)",
+         suite(), {"exits.py": "import sys\nsys.exit(0)\n"}),
+    Case("plugin prints on import", ["list", "--json", "--fresh", "--plugin", "{tmp}/prints.py"], 2,
+         r"prints\.py printed while being imported \('hello'\)", files={"prints.py": "print('hello')\n"}),
+    Case("plugin beside built-in cells in one process", [*RUN, "--workers", "0", "--plugin", "{tmp}/good.py"], 2,
+         r"--workers 0 runs every cell in this process",
+         suite(), {"good.py": PLUGIN.format(name="good_probe_one_process", output="self.head(self.backbone(x))",
+                                             after_task="pass")}),
+    Case("plugin replacing a frozen parameter", [*RUN, "--plugin", "{tmp}/swap_plugin.py"], 1, r"all 1 cells failed",
+         suite(" - {name: swap_probe_bad_inputs, config: {epochs: 1}}\n"),
+         {"swap_plugin.py": PLUGIN.format(name="swap_probe_bad_inputs", output="self.head(self.backbone(x))",
+                                          after_task="self.backbone.encoder.cls_token = nn.Parameter("
+                                                     "self.backbone.encoder.cls_token.detach() + 1.0, "
+                                                     "requires_grad=False)")},
+         trains=True),
+    # stored results read by a rebuild
+    Case("stored metric doctored", ["leaderboard", "--results", "{results}", "--leaderboards", "{boards}"], 0,
+         r"stored final_accuracy 0\.99 differs from its accuracy matrix",
+         setup=_edit_stored(_set("metrics.final_accuracy", 0.99))),
+    Case("ok record with no metrics", ["leaderboard", "--results", "{results}", "--leaderboards", "{boards}"], 0,
+         r"wrote \d+ files", setup=_edit_stored(lambda r: r.pop("metrics"))),
+    Case("stored record with duplicate keys", ["leaderboard", "--results", "{results}", "--leaderboards", "{boards}"],
+         2, r"refusing to rebuild", setup=_replace_stored_text('"status": "ok"', '"status": "ok", "status": "ok"')),
+    Case("/dev/zero in results", ["leaderboard", "--results", "{results}", "--leaderboards", "{boards}"], 0,
+         r"wrote \d+ files", setup=_symlink("results/zero.json", "/dev/zero")),
+    # submissions
+    Case("submit duplicate keys", ["submit", "{tmp}/dup.json", "--results", "{results}", "--leaderboards", "{boards}"],
+         1, r"duplicate key 'status'", files={"dup.json": '{"status": "ok", "status": "failed"}'}),
+    Case("submit a huge scenario", SUBMIT, 1, r"train_per_font: 20000 is more than the registered scenario's 3",
+         record_edit=_override("train_per_font", 20000)),
+    Case("submit a boolean override", SUBMIT, 1, r"num_tasks: True where the registered scenario has the number",
+         record_edit=_override("num_tasks", True)),
+    Case("submit a 2 MB label", SUBMIT, 1, r"\$\.strategy\.label: 2000000 characters",
+         record_edit=_set("strategy.label", "x" * 2_000_000)),
+    Case("submit a mathtext label", SUBMIT, 1, r"characters a label cannot have",
+         record_edit=_set("strategy.label", "$x$ and $y$")),
+    Case("submit a formula label", SUBMIT, 1, r"characters a label cannot have",
+         record_edit=_set("strategy.label", "=cmd|'/c calc'!A1")),
+    Case("submit a label naming another strategy", SUBMIT, 1, r"'l2p' is the name of another registered strategy",
+         record_edit=_set("strategy.label", "l2p")),
+    Case("submit --replace refused keeps the earlier submission", [*SUBMIT, "--replace"], 2, r"refusing to rebuild",
+         record_edit=_set("timing.train_seconds", 12345.0), setup=_submitted_then_unbuildable),
+]
 if not torch.cuda.is_available():
     CASES.append(Case("cuda without a GPU", [*RUN, "--device", "cuda"], 2, r"--device cuda was asked for, but torch "
                       r"sees no CUDA device", suite()))
-GUARD_MESSAGES = {"plugin with NaN logits": "non-finite", "plugin editing frozen weights": "frozen weights changed"}
+GUARD_MESSAGES = {"plugin with NaN logits": "non-finite", "plugin editing frozen weights": "frozen weights changed",
+                  "plugin replacing a frozen parameter": "replaced by a new object"}
 
 
 def _hashes(*folders: Path) -> dict[str, str]:
     return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for folder in folders if folder.exists()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+            for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()}
 
 
 @pytest.fixture(scope="module")
@@ -261,6 +385,8 @@ def test_bad_input(case: Case, baseline: Path, tmp_path: Path, capsys):
         text = json.dumps(record).replace(str(record["results"]["acc_matrix"][0][0]), "NaN", 1) \
             if text == "NaN" else json.dumps(record)
         (tmp_path / "record.json").write_text(text)
+    if case.setup is not None:
+        case.setup(tmp_path, results, boards)
     before = _hashes(results, boards)
     values = {"suite": tmp_path / "tiny.yaml", "results": results, "boards": boards, "tmp": tmp_path,
               "record": tmp_path / "record.json"}

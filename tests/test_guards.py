@@ -1,6 +1,8 @@
 """bench.train.guards and their use in run_cell: non-finite numbers and moved frozen weights fail the cell."""
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -74,4 +76,19 @@ def test_a_changed_backbone_buffer_is_seen_after_the_module_moved(tiny):
     check_frozen(strategy, before)
     strategy.backbone.running_thing.add_(1)
     with pytest.raises(FrozenWeightsChanged, match="backbone buffer running_thing"):
+        check_frozen(strategy, before)
+
+
+def test_a_frozen_parameter_replaced_by_a_new_object_is_seen(tiny):
+    from bench.run.runner import prepare
+
+    _, _, strategy = prepare(cell())
+    before = frozen_state(strategy)
+    trainable = {id(p) for _, p in strategy.trainable_parameters()}
+    name, frozen = next((n, p) for n, p in strategy.named_parameters() if id(p) not in trainable)
+    kept = frozen.detach().clone()
+    owner, _, attr = name.rpartition(".")
+    setattr(strategy.get_submodule(owner), attr, torch.nn.Parameter(frozen.detach() + 0.01, requires_grad=False))
+    assert torch.equal(frozen, kept)  # the old object, all the checksum looked at, is untouched
+    with pytest.raises(FrozenWeightsChanged, match=rf"parameter {re.escape(name)} \(replaced by a new object\)"):
         check_frozen(strategy, before)

@@ -101,9 +101,10 @@ def test_nothing_from_a_submission_is_executed_or_unpickled(runner_record, tmp_p
     payload = "__import__('os').system('touch PWNED')"
     monkeypatch.chdir(tmp_path)
     hostile = copy.deepcopy(runner_record)
-    hostile["strategy"]["label"] = payload  # free text: kept as text
-    stored = submit(write(tmp_path, hostile), tmp_path / "results")
-    assert stored["strategy"]["label"] == payload
+    hostile["strategy"]["label"] = payload  # free text: refused as text (issue 22: labels have a safe charset)
+    with pytest.raises(SubmissionError, match="characters a label cannot have"):
+        submit(write(tmp_path, hostile), tmp_path / "results")
+    hostile["strategy"]["label"] = "linear_probe"
     hostile["config"]["strategy"] = hostile["strategy"]["name"] = "not_a_registered_strategy"  # never imported
     hostile["config"]["strategy_config"] = {"__reduce__": payload, "pickle": pickle.dumps(1).hex()}
     with pytest.raises(SubmissionError, match="unknown strategy 'not_a_registered_strategy'"):

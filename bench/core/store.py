@@ -21,6 +21,7 @@ from typing import Any
 __all__ = ["ResultStore", "config_hash", "canonical_json", "to_strict_json"]
 
 _TMP_SUFFIX = ".tmp"
+MAX_RECORD_BYTES = 5 * 2**20  # one cell's record is a few kB (robustness adds a few more); larger is not a record
 _UMASK = os.umask(0o022)  # read the process umask (os has no getter) and put it straight back
 os.umask(_UMASK)
 _FILE_MODE = 0o666 & ~_UMASK
@@ -41,6 +42,39 @@ def to_strict_json(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [to_strict_json(value) for value in obj]
     return obj
+
+
+class DuplicateKeyError(ValueError):
+    """A JSON object names one key twice (json.loads would silently keep the last value)."""
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`object_pairs_hook` for json.loads that refuses duplicate keys: a doctored record must not be able to
+    show one value to a reader that keeps the first and another to one that keeps the last."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKeyError(f"duplicate key {key!r} in a JSON object")
+        out[key] = value
+    return out
+
+
+def read_bounded_text(path: Path, limit: int = MAX_RECORD_BYTES) -> str:
+    """The UTF-8 text of a regular file of at most `limit` bytes; OSError otherwise (a symlink to /dev/zero, a
+    FIFO or a huge file in a results folder must not make a reader hang or fill memory)."""
+    import stat
+
+    # Non-blocking open: a FIFO would otherwise block here, before its type could be checked.
+    with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError("not a regular file")
+        if info.st_size > limit:
+            raise OSError(f"{info.st_size} bytes, more than the {limit} a record may have")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(f"more than the {limit} bytes a record may have")
+    return data.decode("utf-8")
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -143,8 +177,8 @@ class ResultStore:
     def _load(self, path: Path) -> dict[str, Any] | None:
         """Parse one record file; warn and return None if it is not a valid record."""
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            data = json.loads(read_bounded_text(path), object_pairs_hook=unique_keys)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
             warnings.warn(f"skipping unreadable result file {path}: {exc}", stacklevel=3)
             return None
         if not isinstance(data, dict):

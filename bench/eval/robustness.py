@@ -54,7 +54,10 @@ CONSTANTS = "ImageNet-C"
 # ------------------------------------------------------------------------------------------------ config
 def parse_budget(text: str | float) -> float:
     """`"8/255"`, `"0.03"` or `0.03` -> a float budget in pixel units (pixels lie in [0, 1])."""
-    value = float(Fraction(str(text).replace(" ", "")))
+    try:
+        value = float(Fraction(str(text).replace(" ", "")))
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"budget {text!r} is not a number or fraction such as '8/255'") from None
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"budget {text!r} is outside [0, 1]")
     return value

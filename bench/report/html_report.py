@@ -148,6 +148,7 @@ def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg", force=True)  # no display: files only
+    matplotlib.rcParams["text.parse_math"] = False  # labels are literal text: two "$" are not mathtext
     import matplotlib.pyplot as plt
 
     return plt

@@ -17,6 +17,7 @@ from bench.core.paths import check_output_dir
 from bench.core.store import ResultStore
 from bench.report.claims import claims_html, evaluate_claims, provenance, write_claims
 from bench.report.html_report import write_html
+from bench.report.intake import intake
 from bench.report.robustness_tables import write_robustness_tables
 from bench.report.sanity import failures_by_scenario, run_checks, write_sanity
 from bench.report.tables import write_tables
@@ -88,6 +89,9 @@ def build_leaderboards(results_dir: Path, out_dir: Path, force: bool = False,
         raise NotADirectoryError(f"--results {results_dir} is a file, not a folder of result files")
     check_output_dir(out_dir, "--leaderboards")
     records = ResultStore(results_dir).records() if results_dir.exists() else []
+    records, problems = intake(records)  # metrics recomputed from the matrices, labels neutralised
+    for line in problems if echo is not None else ():
+        echo(f"warning: {line}")
     with tempfile.TemporaryDirectory(prefix="promptshift-leaderboards-") as scratch:
         rendered, checks = _render(records, Path(scratch))
         lost = losses(out_dir, Path(scratch)) if out_dir.is_dir() else []

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.eval.robustness import parse_budget
+from bench.report.intake import csv_cell
 from bench.report.tables import MISSING, flags_label
 
 REFERENCE = "full_finetune"  # the drop of every row is compared with full fine-tuning's
@@ -212,5 +213,5 @@ def write_robustness_tables(records: Iterable[Mapping[str, Any]], out_dir: Path 
     with paths[1].open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)  # no spreadsheet formulas
     return paths

@@ -21,6 +21,7 @@ from bench.core.store import config_hash
 from bench.eval.metrics import forward_transfer, harmonic_mean
 from bench.report.columns import (B2N_AVERAGE_COLUMNS, B2N_AVERAGE_LEGEND, BOUND_FAMILY, HEADLINE_METRIC, MISSING,
                                   Column, legend_lines, prepare_rows, scenario_columns)
+from bench.report.intake import csv_safe
 from bench.report.published import published_markdown
 from bench.report.references import Reference, load_references
 
@@ -545,7 +546,7 @@ def write_b2n_average(agg: pd.DataFrame, out: Path) -> list[Path]:
             path.unlink(missing_ok=True)
         return []
     md_path.write_text(_b2n_average_markdown(average), encoding="utf-8")
-    average.to_csv(csv_path, index=False)
+    csv_safe(average).to_csv(csv_path, index=False)
     return [md_path, csv_path]
 
 
@@ -625,7 +626,7 @@ def write_tables(records: Iterable[Mapping[str, Any]], out_dir: Path | str,
         md_path, csv_path = out / f"{name}.md", out / f"{name}.csv"
         md_path.write_text(_scenario_markdown(scenario, sub, (checks or {}).get(scenario, ()), references),
                            encoding="utf-8")
-        _scenario_csv_frame(sub).to_csv(csv_path, index=False)
+        csv_safe(_scenario_csv_frame(sub)).to_csv(csv_path, index=False)
         written += [md_path, csv_path]
         kinds = ", ".join(sorted(set(sub["kind"].astype(str)))).replace("_", "-")
         index_rows.append(

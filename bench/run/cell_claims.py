@@ -83,7 +83,9 @@ def claim_path(results_dir: Path | str, cell_id: str) -> Path:
 def read_owner(path: Path) -> Owner | None:
     """The claim's owner; None if there is no claim file (or it is unreadable: treated as abandoned)."""
     try:
-        return Owner(**json.loads(path.read_text(encoding="utf-8")))
+        from bench.core.store import read_bounded_text
+
+        return Owner(**json.loads(read_bounded_text(path, 2**16)))  # bounded: a claim file is ~200 bytes
     except FileNotFoundError:
         return None
     except (OSError, ValueError, TypeError):

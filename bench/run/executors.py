@@ -161,30 +161,65 @@ class PoolExecutor:
         ctx = _mp_context()
         queue = list(enumerate(tasks))
         running: dict[Any, tuple[int, Any, Any]] = {}  # result pipe -> (index, process, task)
+        started: dict[Any, float] = {}  # result pipe -> when its worker started
+        killed: set[Any] = set()  # result pipes of workers killed past their cell's time limit
         try:
             while queue or running:
                 while queue and len(running) < self.workers:
                     index, task = queue.pop(0)
                     receive, send = ctx.Pipe(duplex=False)
-                    process = ctx.Process(target=_worker_main, args=(task, send, self.threads, dict(os.environ)),
-                                          daemon=True)
+                    process = ctx.Process(target=_worker_main, args=(task, send, self.threads, dict(os.environ),
+                                                                     os.getpid()), daemon=True)
                     process.start()
                     send.close()  # the parent keeps only the reading end: EOF when the worker is gone
                     running[receive] = (index, process, task)
-                for receive in connection.wait(list(running)):
+                    started[receive] = time.monotonic()
+                limited = any(getattr(task, "time_limit", None) for _, _, task in running.values())
+                for receive in connection.wait(list(running), timeout=1.0 if limited else None):
                     index, process, task = running.pop(receive)
-                    yield index, _receive(receive, process, task)
+                    record = _receive(receive, process, task)
+                    yield index, (_timed_out(task) if receive in killed else record)
+                killed |= _kill_overdue(running, started)
         except BaseException:
             _stop([process for _, process, _ in running.values()])
             raise
 
 
-def _worker_main(task: CellTask, send: Any, threads: int, environ: dict[str, str]) -> None:
+def _kill_overdue(running: dict[Any, tuple[int, Any, Any]], started: dict[Any, float]) -> set[Any]:
+    """Kill the workers whose cell is `HARD_KILL_AFTER_S` past its time limit: stuck where the cell's own alarm
+    (`bench.run.lifetime.cell_time_limit`) cannot reach, e.g. in C code. Returns their result pipes."""
+    from bench.run.lifetime import HARD_KILL_AFTER_S
+
+    overdue = set()
+    for receive, (_, process, task) in running.items():
+        limit = getattr(task, "time_limit", None)
+        if limit and time.monotonic() - started[receive] > limit + HARD_KILL_AFTER_S and process.is_alive():
+            process.kill()
+            overdue.add(receive)
+    return overdue
+
+
+def _timed_out(task: CellTask) -> dict[str, Any]:
+    """The record of a cell whose worker was killed past its time limit, written like any failed cell's (an ok
+    record written meanwhile stands; the dead worker's claim is stale and taken over by the next run)."""
+    from bench.core.store import ResultStore
+
+    record = {"schema_version": 1, "cell_id": task.config.cell_id(), "status": "failed", "timed_out": True, "config":
+              task.config.resolved(), "error": f"CellTimeout: the cell ran past its time limit of {task.time_limit:g} "
+              f"s and its worker was killed"}
+    return ResultStore(task.results_dir).write_unless_ok(record)
+
+
+def _worker_main(task: CellTask, send: Any, threads: int, environ: dict[str, str], run_pid: int | None = None) -> None:
     # A fork of the fork server has the server's environment, from when it started; a cell must see this run's
     # (e.g. PROMPTSHIFT_DATA set by --data-root), as a spawned child of the run would.
     os.environ.clear()
     os.environ.update(environ)
     _init_worker(threads)
+    if run_pid is not None:  # no orphan: this worker stops (releasing its claim) once the run is gone
+        from bench.run.lifetime import die_with
+
+        die_with(run_pid)
     try:
         outcome = ("record", _in_worker(task))
     except KeyboardInterrupt:
@@ -215,8 +250,9 @@ def _receive(receive: Any, process: Any, task: CellTask) -> dict[str, Any]:
 def _stop(processes: list[Any], grace: float = 15.0) -> None:
     """Interrupt running cells (SIGTERM -> KeyboardInterrupt inside the cell: it writes nothing and releases its
     claim); kill what is still alive after `grace` seconds. A second Ctrl-C does not abandon this clean-up."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
+    from bench.run.lifetime import STOP_SIGNALS, signals_ignored
+
+    with signals_ignored((signal.SIGINT, *STOP_SIGNALS)):
         for process in processes:
             if process.is_alive():
                 process.terminate()
@@ -226,8 +262,6 @@ def _stop(processes: list[Any], grace: float = 15.0) -> None:
             if process.is_alive():
                 process.kill()
                 process.join()
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 # ------------------------------------------------------------------------------------------------- submitit

@@ -6,6 +6,7 @@ is written as the cell's record, with its traceback.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -32,6 +33,7 @@ from bench.models.backbones import BACKBONES, count_parameters, create_backbone
 from bench.models.checkpoints import weights_identity
 from bench.run.cell_claims import ClaimHeld, claim_path, claimed, read_owner, wait_until_free
 from bench.run.executors import SerialExecutor
+from bench.run.lifetime import CellTimeout, cell_time_limit
 from bench.run.order import longest_first
 from bench.run.twins import derived_record, twin_of
 from bench.train.feature_cache import default_feature_store
@@ -148,11 +150,13 @@ BUSY = "busy"  # status of a cell another worker is computing: returned, never w
 
 
 def run_cell(cfg: CellConfig, results_dir: Path | str, device: str = "auto", show_progress: bool = True,
-             after_training: Callable[..., dict[str, Any]] | None = None) -> dict[str, Any]:
+             after_training: Callable[..., dict[str, Any]] | None = None,
+             time_limit: float | None = None) -> dict[str, Any]:
     """Run one cell unless its result exists; write and return its record (status "ok" or "failed").
 
     The cell is claimed first (`bench.run.cell_claims`): if a live worker, of this run or another, holds it, nothing
     runs and a record with status "busy" (not written) comes back. Ctrl-C leaves no record and releases the claim.
+    A cell past `time_limit` seconds of wall-clock time is stopped and recorded as failed, with `timed_out: true`.
     """
     store = ResultStore(Path(results_dir))
     cell_id = cfg.cell_id()
@@ -161,13 +165,14 @@ def run_cell(cfg: CellConfig, results_dir: Path | str, device: str = "auto", sho
         return existing
     try:
         with claimed(results_dir, cell_id):
-            return _compute_cell(cfg, results_dir, device, show_progress, after_training)
+            return _compute_cell(cfg, results_dir, device, show_progress, after_training, time_limit)
     except ClaimHeld as held:
         return {"cell_id": cell_id, "status": BUSY, "error": str(held), "owner": dataclasses.asdict(held.owner)}
 
 
 def _compute_cell(cfg: CellConfig, results_dir: Path | str, device: str, show_progress: bool,
-                  after_training: Callable[..., dict[str, Any]] | None) -> dict[str, Any]:
+                  after_training: Callable[..., dict[str, Any]] | None,
+                  time_limit: float | None = None) -> dict[str, Any]:
     """The body of `run_cell`, run under the cell's claim."""
     store = ResultStore(Path(results_dir))
     cell_id = cfg.cell_id()
@@ -181,8 +186,11 @@ def _compute_cell(cfg: CellConfig, results_dir: Path | str, device: str, show_pr
                               "submitted": False,
                               "env": {"code_version": code_version(), "packages": package_versions(),
                                       "device": describe_device(torch_device),
-                                      "weights": weights_identity(cfg.backbone, cfg.weights)}}
+                                      "weights": weights_identity(cfg.backbone, cfg.weights),
+                                      "plugins": _plugins_present()}}
+    limit = contextlib.ExitStack()
     try:
+        limit.enter_context(cell_time_limit(time_limit))
         log.info("cell %s: %s", cell_id, json.dumps(cfg.resolved(), sort_keys=True))
         scenario, backbone_params, strategy = prepare(cfg)
         steps = [merged_step(scenario.steps)] if strategy.flags.joint_training else scenario.steps
@@ -215,13 +223,25 @@ def _compute_cell(cfg: CellConfig, results_dir: Path | str, device: str, show_pr
             record["timing"]["robustness_seconds"] = time.perf_counter() - robustness_started
         log.info("cell %s finished: %s", cell_id, json.dumps(record["metrics"]))
     except Exception as error:  # noqa: BLE001 - a failing cell is a result, never a crash of the grid
+        limit.close()  # disarmed first: the limit must not fire while the failure is being recorded
         log.error("cell %s failed:\n%s", cell_id, traceback.format_exc())
         record.update({"status": "failed", "error": f"{type(error).__name__}: {error}\n{traceback.format_exc()}"})
+        if isinstance(error, CellTimeout):
+            record.update({"timed_out": True, "error": f"{type(error).__name__}: {error}"})
     finally:
+        limit.close()
         log.removeHandler(handler)
         handler.close()
     record.setdefault("timing", {})["total_seconds"] = time.perf_counter() - started
     return _write_or_keep(store, record)
+
+
+def _plugins_present() -> dict[str, str]:
+    """Plugins imported into this process (path or entry point -> sha256): none for a built-in cell that ran in
+    a worker, as `CellTask` loads plugin code only for the plugin's own cells."""
+    from bench.contract.plugins import LOADED
+
+    return dict(LOADED)
 
 
 class ResultWriteError(OSError):
@@ -264,19 +284,23 @@ class CellTask:
     plugins: tuple[str, ...] = ()  # plugin files a fresh worker loads before the cell (entry points load anyway)
     after_training: Callable[..., dict[str, Any]] | None = None
     show_progress: bool = False
+    time_limit: float | None = None  # wall-clock seconds for the cell; None: no limit
 
     def __call__(self) -> dict[str, Any]:
         import strategies  # noqa: F401  (a fresh worker registers the built-in strategies)
         from bench.contract.plugins import load_plugins
 
-        load_plugins(list(self.plugins))
-        return run_cell(self.config, self.results_dir, self.device, self.show_progress, self.after_training)
+        if self.config.strategy not in STRATEGIES:  # plugin code is imported only where its own cells run, so
+            load_plugins(list(self.plugins))  # no plugin can patch what a built-in cell computes
+        return run_cell(self.config, self.results_dir, self.device, self.show_progress, self.after_training,
+                        self.time_limit)
 
 
 def run_grid(cells: Iterable[CellConfig], results_dir: Path | str, device: str = "auto",
              show_progress: bool = True, after_training: Callable[..., dict[str, Any]] | None = None,
              executor: Any = None, plugins: Iterable[str] = (),
-             estimate: Callable[[CellConfig], float | None] | None = None) -> list[dict[str, Any]]:
+             estimate: Callable[[CellConfig], float | None] | None = None,
+             time_limit: float | None = None) -> list[dict[str, Any]]:
     """Run every unfinished cell on `executor` (default: in this process, one after another); return every
     cell's record, in the order of `cells`. With `estimate` (a cell's expected seconds, None if unknown) cells
     start longest first (`bench.run.order`); without it, in the order of `cells`.
@@ -284,7 +308,8 @@ def run_grid(cells: Iterable[CellConfig], results_dir: Path | str, device: str =
     Finished cells are read, not rerun. A cell another worker holds (status "busy") is waited for, then read or,
     if its owner failed or died, run here. A cell whose computation another cell of the run (or on disk) does
     (`bench.run.twins`) is written from that cell's record once it is done. Ctrl-C raises KeyboardInterrupt after
-    the executor stopped its workers; every finished cell is on disk by then.
+    the executor stopped its workers; every finished cell is on disk by then. A cell past `time_limit` seconds is
+    stopped and recorded as timed out; the others go on.
     """
     cells = list(cells)
     executor = executor or SerialExecutor()
@@ -303,8 +328,8 @@ def run_grid(cells: Iterable[CellConfig], results_dir: Path | str, device: str =
             todo = [todo[i] for i in longest_first([cells[i] for i in todo], estimate)]
         inner_progress = show_progress and isinstance(executor, SerialExecutor)  # workers' bars would interleave
         while todo or twins:
-            tasks = [CellTask(cells[i], str(results_dir), device, tuple(plugins), after_training, inner_progress)
-                     for i in todo]
+            tasks = [CellTask(cells[i], str(results_dir), device, tuple(plugins), after_training, inner_progress,
+                              time_limit) for i in todo]
             busy = []
             for position, record in executor.map(tasks) if tasks else ():
                 index = todo[position]

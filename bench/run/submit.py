@@ -21,8 +21,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bench.core.store import ResultStore, config_hash
+from bench.core.store import DuplicateKeyError, ResultStore, config_hash, unique_keys
 from bench.eval.metrics import summarize
+from bench.report.intake import label_problem
 from bench.run.record import record_problems
 
 MAX_BYTES = 5 * 2**20  # one cell's record is a few kB; anything this large is not one
@@ -66,7 +67,9 @@ def parse(text: str) -> Any:
     if _depth(text) > MAX_DEPTH:
         raise SubmissionError([f"$: nested more than {MAX_DEPTH} levels deep; a result record is not"])
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=unique_keys)
+    except DuplicateKeyError as error:
+        raise SubmissionError([f"$: {error}; a record names each field once"]) from None
     except (ValueError, RecursionError) as error:
         raise SubmissionError([f"$: not valid JSON: {error}"]) from None
 
@@ -113,7 +116,10 @@ def catalog_problems(record: dict[str, Any]) -> list[str]:
     """The scenario, strategy and backbone must be this suite's registered ones, of the same kind: otherwise
     the row would compare unlike, and nothing could be recomputed."""
     import strategies  # noqa: F401  (the registered strategies; a submission never loads code of its own)
+    from bench.contract.plugins import load_entry_points
     from bench.core.strategy import STRATEGIES
+
+    load_entry_points()  # installed packages' strategies count as registered (the maintainer installed them)
     from bench.models.backbones import BACKBONES
     from scenarios.catalog import SCENARIOS
 
@@ -136,6 +142,43 @@ def catalog_problems(record: dict[str, Any]) -> list[str]:
         problems.append(f"$.config.backbone: {BACKBONES.unknown_message(config['backbone'])}")
     if config.get("weights") is not None:
         problems.append("$.config.weights: a submission must use the backbone's registered weights (null)")
+    label = record["strategy"].get("label") or config.get("label")
+    for where, text in (("$.strategy.label", record["strategy"].get("label")), ("$.config.label", config.get("label"))):
+        if isinstance(text, str) and label_problem(text):
+            problems.append(f"{where}: {label_problem(text)}")
+            label = None
+    if label and label != config["strategy"] and label in STRATEGIES:  # rows are named by label on the tables
+        problems.append(f"$.strategy.label: {label!r} is the name of another registered strategy; a "
+                        f"{config['strategy']!r} row must not be taken for it")
+    return problems
+
+
+def override_bound_problems(scenario: str, overrides: dict[str, Any]) -> list[str]:
+    """A submission's scenario overrides may only shrink the registered scenario: `submit` builds the scenario to
+    check the record's facts, and must not build one larger than what the catalog registers (a `train_per_font:
+    20000` would run for minutes on the maintainer's machine). Numbers above the registered value are refused,
+    and so are booleans where the registered value is a number."""
+    import inspect
+
+    from scenarios.catalog import SCENARIOS
+    from scenarios.streams import BUILDERS
+
+    if scenario not in SCENARIOS or not isinstance(overrides, dict):
+        return []
+    preset = SCENARIOS.get(scenario)
+    builder = BUILDERS.get(preset.kind)
+    defaults = {name: p.default for name, p in inspect.signature(builder).parameters.items()} if builder else {}
+    registered = {**defaults, **preset.params}
+    problems = []
+    for key, value in overrides.items():
+        base = registered.get(key)
+        if isinstance(base, bool) or not isinstance(base, (int, float)):
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            problems.append(f"{key}: {value!r} where the registered scenario has the number {base!r}")
+        elif value > base:
+            problems.append(f"{key}: {value!r} is more than the registered scenario's {base!r}; a submission may "
+                            f"only evaluate on a scenario as large as the registered one, or smaller")
     return problems
 
 
@@ -153,6 +196,8 @@ def recomputed_facts(record: dict[str, Any]) -> tuple[list[str], dict[str, Any],
                         f"{PROTOCOL_VERSION}: the numbers were computed differently")
     problems += [f"$.config.scenario_overrides.{p}" for p in override_problems(config["scenario"],
                                                                              config.get("scenario_overrides", {}))]
+    problems += [f"$.config.scenario_overrides.{p}" for p in
+                 override_bound_problems(config["scenario"], config.get("scenario_overrides") or {})]
     if problems:
         return problems, {}, {}, {}
     cell = CellConfig(scenario=config["scenario"], strategy=config["strategy"], backbone=config["backbone"],
@@ -297,6 +342,13 @@ def validate(record: Any) -> dict[str, Any]:
 
 def submit(path: Path, results_dir: Path, replace: bool = False) -> dict[str, Any]:
     """Validate the file at `path` and write it into the result store; returns the stored record."""
+    stored = checked_submission(path, results_dir, replace)
+    ResultStore(results_dir).write(stored)
+    return stored
+
+
+def checked_submission(path: Path, results_dir: Path, replace: bool = False) -> dict[str, Any]:
+    """The record `submit` would store, validated, nothing written (SubmissionError when refused)."""
     if not path.is_file():
         raise SubmissionError([f"$: {path} does not exist or is not a file"])
     if path.stat().st_size > MAX_BYTES:
@@ -312,7 +364,6 @@ def submit(path: Path, results_dir: Path, replace: bool = False) -> dict[str, An
         raise SubmissionError([f"$.config: the same config ({stored['scenario']['name']} / "
                                f"{stored['strategy']['label']}, seed {stored['config']['seed']}) was submitted "
                                f"before as {stored['cell_id']}; pass --replace to replace it"])
-    store.write(stored)
     return stored
 
 
@@ -327,18 +378,50 @@ def submit_file(path: Path, results_dir: Path, leaderboards_dir: Path, replace: 
     check_output_dir(leaderboards_dir, "--leaderboards")
     store = ResultStore(results_dir)
     try:
-        stored = submit(path, results_dir, replace)
+        stored = checked_submission(path, results_dir, replace)
     except SubmissionError as error:
         print(f"{path}: {error}")
         return 1
+    # A transaction: write, rebuild, and only then keep. A refused or failed rebuild (or Ctrl-C) puts back the
+    # earlier record, replaced or not, byte for byte, and the tables as they were.
+    target = store.path_for(stored["cell_id"])
+    earlier = target.read_bytes() if target.is_file() else None
+    tables = _snapshot(leaderboards_dir)
     try:
+        store.write(stored)
         written = build_leaderboards(results_dir, leaderboards_dir, force=force)
-    except Exception:
-        if replace is False:  # a new record: take it back, so a refused rebuild leaves the results as they were
-            store.path_for(stored["cell_id"]).unlink(missing_ok=True)
+    except BaseException:
+        if earlier is None:
+            target.unlink(missing_ok=True)
+        else:
+            _put_back(target, earlier)
+        _restore(leaderboards_dir, tables)
         raise
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in stored["metrics"].items() if isinstance(v, (int, float)))
     print(f"accepted {path} as {stored['cell_id']} ({stored['scenario']['name']} / {stored['strategy']['label']}, "
           f"marked submitted): {metrics}")
     print(f"leaderboards rebuilt: {len(written)} files under {leaderboards_dir}")
     return 0
+
+
+def _snapshot(folder: Path) -> dict[Path, bytes]:
+    """Every file under `folder` (the leaderboards: a few hundred kB)."""
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()} if folder.is_dir() else {}
+
+
+def _put_back(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.restore")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def _restore(folder: Path, files: dict[Path, bytes]) -> None:
+    """`folder` as `_snapshot` saw it: changed files put back, new files removed."""
+    for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
+        if path.is_file() and path not in files:
+            path.unlink()
+    for path, data in files.items():
+        if not path.is_file() or path.read_bytes() != data:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _put_back(path, data)
+

@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bench.core.resources import package_folder
+from bench.core.safe_yaml import load_yaml
 from bench.core.strategy import STRATEGIES
 from bench.models.backbones import BACKBONES
 from bench.run.runner import CellConfig
@@ -26,7 +27,7 @@ class StrategyEntry(BaseModel):
     label: str | None = Field(None, min_length=1)  # a name for this variant on leaderboards (default: the strategy name)
     families: list[str] | None = None  # backbone families to run on (default: the strategy's first one)
     config: dict[str, Any] = Field(default_factory=dict)  # overrides of the strategy's config fields
-    scenarios: list[str] | None = None  # restrict to these scenarios (default: every supported one)
+    scenarios: list[str] | None = Field(None, min_length=1)  # restrict to these (default: every supported one)
 
 
 class Suite(BaseModel):
@@ -40,6 +41,16 @@ class Suite(BaseModel):
     strategies: list[StrategyEntry] = Field(min_length=1)
     scenario_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)  # per scenario: builder params
     robustness: dict[str, Any] | None = None
+    time_limit_s: float | None = Field(None, gt=0)  # wall-clock limit per cell (`run --time-limit` overrides it)
+    weights: str | dict[str, str] | None = None  # local weights file(s): one for every backbone, or per family
+
+    @field_validator("seeds", "version", "time_limit_s", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: Any) -> Any:
+        items = value if isinstance(value, list) else [value]
+        if any(isinstance(item, bool) for item in items):  # pydantic would read `true` as 1
+            raise ValueError(f"{value!r}: a boolean where a number belongs")
+        return value
 
     @field_validator("backbones")
     @classmethod
@@ -78,7 +89,7 @@ def load_suite(name_or_path: str) -> Suite:
     scenario override included, before anything is built. Errors name the file, the entry and the field."""
     path = suite_path(name_or_path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))  # bounded aliases, no duplicate keys, BOM accepted
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise SuiteError(f"{path}: not valid YAML: {error}") from None
     if not isinstance(raw, dict):
@@ -90,6 +101,10 @@ def load_suite(name_or_path: str) -> Suite:
         raise SuiteError(f"{path}: {problems}") from None
     except KeyError as error:  # an unknown backbone name
         raise SuiteError(f"{path}: {error}") from None
+    if suite.weights:  # a relative weights path is relative to the suite file, wherever the command runs
+        near = lambda file: str(path.parent / Path(file).expanduser())  # noqa: E731 (absolute paths stay)
+        suite.weights = {k: near(v) for k, v in suite.weights.items()} if isinstance(suite.weights, dict) \
+            else near(suite.weights)
     check_suite(suite, str(path))
     return suite
 
@@ -102,6 +117,7 @@ def check_suite(suite: Suite, source: str | None = None) -> None:
     """Check what pydantic cannot see from the suite alone: strategy and scenario names, every entry's config
     against its strategy's config class, scenario override keys against the scenario builders."""
     import strategies  # noqa: F401  (registers the built-in strategies; plugins are loaded before this)
+    from bench.report.intake import label_problem
     from scenarios.catalog import SCENARIOS, override_problems
 
     where = source or f"suite {suite.name!r}"
@@ -118,6 +134,11 @@ def check_suite(suite: Suite, source: str | None = None) -> None:
             problems.append(f"{_entry_name(index, entry)}: {STRATEGIES.unknown_message(entry.name)}")
             continue
         cls = STRATEGIES.get(entry.name)
+        if entry.label and label_problem(entry.label):
+            problems.append(f"{_entry_name(index, entry)}: label: {label_problem(entry.label)}")
+        elif entry.label and entry.label != entry.name and entry.label in STRATEGIES:
+            problems.append(f"{_entry_name(index, entry)}: label: {entry.label!r} is the name of another "
+                            f"registered strategy; a {entry.name!r} row must not be taken for it")
         try:
             cls.config_cls.from_dict(dict(entry.config))
         except ValueError as error:
@@ -130,8 +151,21 @@ def check_suite(suite: Suite, source: str | None = None) -> None:
         if outside:  # an entry limited to scenarios the suite never runs would silently vanish
             problems.append(f"{_entry_name(index, entry)}: scenarios: {outside} are not in the suite's scenarios "
                             f"{list(suite.scenarios)}")
+    weights = suite.weights if isinstance(suite.weights, dict) else {"": suite.weights} if suite.weights else {}
+    for family, file in weights.items():
+        field = f"weights.{family}" if family else "weights"
+        if family and family not in suite.backbones:
+            problems.append(f"{field}: the suite names no {family!r} backbone")
+        elif not Path(file).expanduser().is_file():
+            problems.append(f"{field}: {file!r} is not a file")
     if problems:
         raise SuiteError(f"{where}: " + "; ".join(problems))
+
+
+def _weights(suite: Suite, family: str) -> str | None:
+    """The local weights file of the suite's `family` backbone (None: the backbone's default weights)."""
+    chosen = suite.weights.get(family) if isinstance(suite.weights, dict) else suite.weights
+    return str(Path(chosen).expanduser()) if chosen else None
 
 
 def expand(suite: Suite, strategies: list[str] | None = None, scenarios: list[str] | None = None,
@@ -171,10 +205,15 @@ def expand(suite: Suite, strategies: list[str] | None = None, scenarios: list[st
                     raise SuiteError(f"suite {suite.name!r} names no {family!r} backbone for {entry.name!r}")
                 for seed in seeds or suite.seeds:
                     cell = CellConfig(scenario=scenario, strategy=entry.name, backbone=suite.backbones[family],
-                                      seed=seed, strategy_config=dict(entry.config),
+                                      seed=seed, weights=_weights(suite, family), strategy_config=dict(entry.config),
                                       scenario_overrides=dict(suite.scenario_overrides.get(scenario, {})),
                                       robustness=suite.robustness, label=entry.label)
-                    cell_id = cell.cell_id()
+                    try:
+                        cell_id = cell.cell_id()
+                    except TypeError as error:  # e.g. a plugin config default that is not JSON data
+                        raise SuiteError(f"suite {suite.name!r}: {_entry_name(index, entry)}: its config is not "
+                                         f"JSON data ({error}); config values must be numbers, strings, "
+                                         f"booleans, lists or mappings") from None
                     if cell_id in owner:  # one experiment listed twice: it would run once and be counted twice
                         raise SuiteError(f"suite {suite.name!r}: {_entry_name(index, entry)} repeats "
                                          f"{owner[cell_id]} ({scenario}, seed {seed}): remove one, or give it "

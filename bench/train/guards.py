@@ -50,12 +50,19 @@ def frozen_state(strategy: Strategy) -> dict[str, tuple[torch.Tensor | None, tup
 
 
 def check_frozen(strategy: Strategy, before: dict[str, tuple[torch.Tensor | None, tuple[int, int]]]) -> None:
-    """Raise FrozenWeightsChanged naming every frozen tensor whose checksum changed since `frozen_state`."""
+    """Raise FrozenWeightsChanged naming every frozen tensor whose checksum changed since `frozen_state`, and every
+    frozen parameter that is not one of the objects `frozen_state` saw: replacing a Parameter (`layer.weight =
+    nn.Parameter(...)`) leaves the old object's checksum intact but changes what the model computes."""
     trainable = {id(p) for _, p in strategy.trainable_parameters()}
+    # By name: a parameter created later (a new task's prompt, frozen after its task) is no replacement.
+    replaced = sorted(f"parameter {n} (replaced by a new object)" for n, p in strategy.named_parameters()
+                      if f"parameter {n}" in before and before[f"parameter {n}"][0] is not p
+                      and id(p) not in trainable)
     buffers = {f"backbone buffer {n}": b for n, b in strategy.backbone.named_buffers()}
     changed = sorted(name for name, (tensor, checksum) in before.items()
                      if (tensor is None and (name not in buffers or _checksum(buffers[name]) != checksum))
                      or (tensor is not None and id(tensor) not in trainable and _checksum(tensor) != checksum))
+    changed += replaced
     if changed:
         more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
         raise FrozenWeightsChanged(f"frozen weights changed during the cell: {', '.join(changed[:4])}{more} (the "
