@@ -259,6 +259,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     except (SuiteError, UnknownNameError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    from bench.core.device import flush_denormals
+
+    flush_denormals()  # the trials compute in this process (bench.core.device.flush_denormals: why)
     budget = TuneBudget()
     print(f"tuning suite {suite.name} v{suite.version}: {budget.trials} trials per strategy, validation = "
           f"{budget.val_fraction:.0%} of the first task's training images")
@@ -267,8 +270,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
+    from bench.core.device import flush_denormals
     from bench.models.pretrain import pretrain_all
 
+    flush_denormals()  # pretraining computes in this process
     try:
         pretrain_all(_csv(args.only), args.device)
     except PermissionError as error:  # a read-only install: said before any training starts

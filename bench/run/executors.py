@@ -98,8 +98,11 @@ def _in_worker(task: CellTask) -> dict[str, Any]:
 def _init_worker(threads: int) -> None:
     import torch
 
+    from bench.core.device import flush_denormals
+
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
+    flush_denormals()  # before set_num_threads: OpenMP threads inherit it from this one
     torch.set_num_threads(threads)
 
 
@@ -249,6 +252,9 @@ class _Chunk:
     def __call__(self) -> list[dict[str, Any]]:
         import torch
 
+        from bench.core.device import flush_denormals
+
+        flush_denormals()
         torch.set_num_threads(self.threads)
         return [task() for task in self.tasks]
 
@@ -333,6 +339,9 @@ def _cell_id(task: CellTask) -> str:
 def _ray_cell(task: CellTask, threads: int) -> dict[str, Any]:
     import torch
 
+    from bench.core.device import flush_denormals
+
+    flush_denormals()
     torch.set_num_threads(threads)
     return task()
 

@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from bench.core.data import TensorData, TrainStep
-from bench.core.device import select_device
+from bench.core.device import flush_denormals, select_device
 from bench.core.seeding import seed_everything
 from bench.core.store import ResultStore, config_hash, to_strict_json
 from bench.core.strategy import STRATEGIES, build_strategy
@@ -176,6 +176,7 @@ def _compute_cell(cfg: CellConfig, results_dir: Path | str, device: str, show_pr
         return existing
     handler = _cell_log_handler(store.log_path(cell_id))
     started = time.perf_counter()
+    flush_denormals()  # every process that computes a cell, an in-process (serial) run included
     torch_device = select_device(device)
     record: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "cell_id": cell_id, "config": cfg.resolved(),
                               "submitted": False,
