@@ -25,7 +25,6 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from fractions import Fraction
 from typing import Any, Callable, Iterator, Literal
 
 import numpy as np
@@ -36,6 +35,7 @@ from torch import nn
 from bench.core.data import TensorData, label_space_for
 from bench.core.seeding import derive_seed as _seed  # stable 31-bit seed per use: subset, PGD start, image
 from bench.core.strategy import Strategy
+from bench.eval.budgets import parse_budget  # noqa: F401  (re-exported: suites and tests read it here)
 from bench.eval.attacks import check_budget, fgsm, input_gradient, pgd
 from bench.train.feature_cache import FeatureStore, default_feature_store, module_fingerprint, trusted_frozen_key
 from bench.train.harness import has_frozen_inputs, to_pixels
@@ -52,14 +52,6 @@ CONSTANTS = "ImageNet-C"
 
 
 # ------------------------------------------------------------------------------------------------ config
-def parse_budget(text: str | float) -> float:
-    """`"8/255"`, `"0.03"` or `0.03` -> a float budget in pixel units (pixels lie in [0, 1])."""
-    value = float(Fraction(str(text).replace(" ", "")))
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"budget {text!r} is outside [0, 1]")
-    return value
-
-
 class RobustnessConfig(BaseModel):
     """The `robustness:` mapping of a suite; every cell of the suite gets it."""
 
