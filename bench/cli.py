@@ -162,14 +162,26 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    if args.executor == "local" and args.workers != 0 and not args.dry_run:
-        from bench.run.executors import prestart_pool
+    from bench.run.cached_run import finished_records, run_key
 
-        prestart_pool(args.workers if args.workers and args.workers > 0 else None)
+    if args.data_root:  # the environment carries it to every cell, in this process or a worker's
+        os.environ["PROMPTSHIFT_DATA"] = str(Path(args.data_root).resolve())
+    # A rerun whose cells are all finished: tables only, without torch or workers (bench/run/cached_run.py).
+    key = run_key(args.suite, {"strategies": args.strategies, "scenarios": args.scenarios, "seeds": args.seeds},
+                  args.plugin) if not args.dry_run else None
+    simple = args.executor == "local" and args.device != "cuda" and (args.workers or 0) >= 0
+    cached = finished_records(key, args.results) if simple else None
+    if cached is not None:
+        return _tables_only(args, cached)
+    pool = args.executor == "local" and args.workers != 0 and not args.dry_run
+    if pool and not _has_results(args.results):  # a fresh run: workers load torch while the suite is checked
+        _prestart(args)
+        pool = False
     import strategies  # noqa: F401
     from bench.core.registry import UnknownNameError
     from bench.eval.robustness import robustness_hook
-    from bench.report.leaderboard import build_leaderboards
+    from bench.core.store import ResultStore
+    from bench.run.cached_run import remember
     from bench.run.executors import make_executor
     from bench.run.order import by_past_seconds
     from bench.run.runner import run_grid
@@ -178,8 +190,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.run.suite import SuiteError, expand, load_suite
 
     load_plugins(args.plugin)
-    if args.data_root:  # the environment carries it to every cell, in this process or a worker's
-        os.environ["PROMPTSHIFT_DATA"] = str(Path(args.data_root).resolve())
     try:  # everything a user wrote is checked before any data is built or any cell runs
         select_device(args.device)
         check_output_dir(args.results, "--results")
@@ -213,6 +223,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (ValueError, ImportError) as error:
         print(f"error: --executor {args.executor}: {error}", file=sys.stderr)
         return 2
+    if pool and not all(map(ResultStore(Path(args.results)).is_done, (c.cell_id() for c in cells))):
+        _prestart(args)  # only when a cell is left to compute
     print(f"suite {suite.name} v{suite.version}: {len(cells)} cells -> {args.results}, {executor.describe()}")
     records = run_grid(cells, args.results, args.device, not args.no_progress, after_training=robustness_hook(),
                        executor=executor, plugins=args.plugin, estimate=by_past_seconds(args.leaderboards))
@@ -221,11 +233,61 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: all {len(failed)} cells failed (see {args.results}/logs/); leaderboards left unchanged",
               file=sys.stderr)
         return 1
-    paths = build_leaderboards(Path(args.results), Path(args.leaderboards), force=args.force,
-                               echo=print)  # prints failing sanity checks
-    print(f"{len(records) - len(failed)} cells ok, {len(failed)} failed; leaderboards: {args.leaderboards} "
+    if not failed:
+        remember(key, [c.cell_id() for c in cells])
+    paths, where = _write_tables(args, records)
+    print(f"{len(records) - len(failed)} cells ok, {len(failed)} failed; leaderboards: {where} "
           f"({len(paths)} files)")
     return 1 if failed else 0
+
+
+def _has_results(results: str) -> bool:
+    folder = Path(results)
+    return folder.is_dir() and any(folder.glob("*.json"))
+
+
+def _prestart(args: argparse.Namespace) -> None:
+    from bench.run.executors import prestart_pool
+
+    prestart_pool(args.workers if args.workers and args.workers > 0 else None)
+
+
+def _tables_only(args: argparse.Namespace, records: list[dict]) -> int:
+    """`run` when every cell is finished: rebuild the tables from the records, nothing else."""
+    from bench.core.paths import check_output_dir
+
+    try:
+        check_output_dir(args.results, "--results")
+        check_output_dir(args.leaderboards, "--leaderboards")
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"suite {args.suite}: all {len(records)} cells are finished in {args.results}; nothing to compute")
+    paths, where = _write_tables(args, records)
+    print(f"leaderboards: {where} ({len(paths)} files)")
+    return 0
+
+
+def _write_tables(args: argparse.Namespace, records: list[dict]) -> tuple[list[Path], Path]:
+    """Rebuild the leaderboards, then print the run's summary table. When the leaderboards hold rows this results
+    folder lacks (a plugin's cells run in a checkout whose committed tables have the whole suite), the tables go
+    beside the results folder instead, and the message says where: the run's work is never lost to a refusal."""
+    from bench.report.leaderboard import LeaderboardLossError, build_leaderboards
+    from bench.report.summary import summary_table
+
+    where = Path(args.leaderboards)
+    try:
+        paths = build_leaderboards(Path(args.results), where, force=args.force, echo=print)
+    except LeaderboardLossError:
+        if args.leaderboards != str(ROOT / "leaderboards"):
+            raise  # a folder the user named: their call (--force), not a silent detour
+        where = Path(f"{Path(args.results)}-leaderboards")
+        paths = build_leaderboards(Path(args.results), where, force=True, echo=print)
+        print(f"note: {args.leaderboards}/ has tables or rows that {args.results}/ lacks (e.g. the committed "
+              f"suite's), so it was left as it is.\nThis run's tables are in {where}/ (open {where}/index.html); compare with {args.leaderboards}/, "
+              f"or pass --force to rebuild {args.leaderboards}/ from {args.results}/ alone.")
+    print(summary_table(records))
+    return paths, where
 
 
 def _csv_given(text: str | None) -> list[str] | None:
