@@ -78,6 +78,8 @@ class SerialExecutor:
 
 # ---------------------------------------------------------------------------------------------------- pool
 _IN_CELL = False  # set while a worker runs a cell: a signal then interrupts the cell instead of ending the worker
+# True in a process started for one cell (local pool, Ray with max_calls=1): its max RSS is then the cell's peak.
+ONE_CELL_PROCESS = False
 
 
 def _on_signal(signum: int, frame: object) -> None:
@@ -185,8 +187,10 @@ class PoolExecutor:
 def _worker_main(task: CellTask, send: Any, threads: int, environ: dict[str, str]) -> None:
     # A fork of the fork server has the server's environment, from when it started; a cell must see this run's
     # (e.g. PROMPTSHIFT_DATA set by --data-root), as a spawned child of the run would.
+    global ONE_CELL_PROCESS
     os.environ.clear()
     os.environ.update(environ)
+    ONE_CELL_PROCESS = True
     _init_worker(threads)
     try:
         outcome = ("record", _in_worker(task))
@@ -337,10 +341,12 @@ def _cell_id(task: CellTask) -> str:
 
 # ------------------------------------------------------------------------------------------------------ ray
 def _ray_cell(task: CellTask, threads: int) -> dict[str, Any]:
+    global ONE_CELL_PROCESS
     import torch
 
     from bench.core.device import flush_denormals
 
+    ONE_CELL_PROCESS = True  # max_calls=1: a fresh worker per cell
     flush_denormals()
     torch.set_num_threads(threads)
     return task()
