@@ -223,8 +223,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (ValueError, ImportError) as error:
         print(f"error: --executor {args.executor}: {error}", file=sys.stderr)
         return 2
-    if pool and not all(map(ResultStore(Path(args.results)).is_done, (c.cell_id() for c in cells))):
+    store = ResultStore(Path(args.results))
+    todo = [c for c in cells if not store.is_done(c.cell_id())]
+    if pool and todo:
         _prestart(args)  # only when a cell is left to compute
+    if any(c.robustness for c in todo):
+        from bench.core.device import flush_denormals
+        from bench.eval.robustness import pregenerate_corrupted_sets
+
+        flush_denormals()  # this process computes too, now
+        made = pregenerate_corrupted_sets(todo)
+        if made["sets"]:
+            print(f"corrupted evaluation sets: {made['sets']} ready in {made['seconds']:.0f} s, before the cells "
+                  f"(not counted in any cell's robustness time)")
     print(f"suite {suite.name} v{suite.version}: {len(cells)} cells -> {args.results}, {executor.describe()}")
     records = run_grid(cells, args.results, args.device, not args.no_progress, after_training=robustness_hook(),
                        executor=executor, plugins=args.plugin, estimate=by_past_seconds(args.leaderboards))
