@@ -209,7 +209,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"suite {suite.name} v{suite.version}: plan (nothing runs)")
         print("\n".join(lines))
         return 0 if ready else 2
-    problems = check_sources(cells)
+    from bench.eval.robustness import missing_autoattack
+
+    problems = check_sources(cells) + [m for m in [missing_autoattack(cells)] if m]
     if problems:  # nothing runs, and never a fallback to the embedded glyphs
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)

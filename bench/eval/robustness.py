@@ -51,6 +51,18 @@ OWN_SEED_CORRUPTIONS = ("impulse_noise", "glass_blur")
 CONSTANTS = "ImageNet-C"
 
 
+AUTOATTACK_MISSING = ("AutoAttack is not installed: pip install 'promptshift[autoattack]' (or set `autoattack: false` "
+                      "in the suite's robustness settings)")
+
+
+def missing_autoattack(cells: Sequence[Any]) -> str | None:
+    """The one-line error for a run whose suite asks for AutoAttack without the optional package, else None."""
+    import importlib.util
+
+    wants = any(c.robustness and RobustnessConfig.from_dict(c.robustness).autoattack for c in cells)
+    return AUTOATTACK_MISSING if wants and importlib.util.find_spec("pyautoattack") is None else None
+
+
 # ------------------------------------------------------------------------------------------------ config
 class RobustnessConfig(BaseModel):
     """The `robustness:` mapping of a suite; every cell of the suite gets it."""
@@ -220,7 +232,10 @@ def autoattack_robust(model: LabelSpaceClassifier, x: torch.Tensor, y: torch.Ten
     """Standard AutoAttack (APGD-CE, APGD-T, FAB-T, Square): per-image robust flags and what was run.
 
     One call for all images: Square's 5000 queries cost the same for 4 images as for 80, so callers pool."""
-    from pyautoattack import AutoAttack
+    try:
+        from pyautoattack import AutoAttack
+    except ImportError:
+        raise ImportError(AUTOATTACK_MISSING) from None
 
     eps = parse_budget(cfg.autoattack_eps)
     num_classes = len(model.space)
