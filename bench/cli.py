@@ -94,9 +94,12 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     tune.add_argument("--fresh", action="store_true", help="rerun every trial, even those already in the table "
                                                            "(after a change to a strategy's code)")
-    pre = sub.add_parser("pretrain", help="pretrain the embedded backbones (writes checkpoints/)")
+    pre = sub.add_parser("pretrain", help="pretrain the embedded backbones (writes ./checkpoints/)")
     pre.add_argument("--only", help="comma-separated: vit, clip, coca")
-    pre.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    pre.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to train")
+    pre.add_argument("--out", default="checkpoints", help="folder for the new checkpoints (default ./checkpoints; "
+                     "runs load them with PROMPTSHIFT_CHECKPOINTS=<folder>; in a checkout, "
+                     "bench/models/checkpoints_data rewrites the committed ones)")
     check = sub.add_parser("check-plugin", help="run the strategy contract on a plugin file")
     check.add_argument("path", help="a Python file registering one or more strategies")
     check.add_argument("--set", action="append", default=[], metavar="FIELD=JSON",
@@ -345,15 +348,23 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
+    from bench.models.checkpoint_out import ENV, prepare_output
+
+    try:
+        out = prepare_output(args.out)  # before bench.models.checkpoints is imported: it reads the folder once
+    except (PermissionError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     from bench.core.device import flush_denormals
     from bench.models.pretrain import pretrain_all
 
     flush_denormals()  # pretraining computes in this process
     try:
         pretrain_all(_csv(args.only), args.device)
-    except PermissionError as error:  # a read-only install: said before any training starts
+    except PermissionError as error:  # a read-only folder: said before any training starts
         print(f"error: {error}", file=sys.stderr)
         return 2
+    print(f"checkpoints written to {out}; run with them: {ENV}={out} promptshift run ...")
     return 0
 
 
