@@ -51,12 +51,13 @@ def _parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command")
-    run = sub.add_parser("run", help="run a suite (the default command)")
+    run = argparse.ArgumentParser(add_help=False)  # the options `run` and `plan` share
     run.add_argument("--suite", default="default", help="suite name (bench/suites/NAME.yaml) or YAML path")
     run.add_argument("--strategies", help="comma-separated strategy names (default: the suite's)")
     run.add_argument("--scenarios", help="comma-separated scenario names (default: the suite's)")
     run.add_argument("--seeds", help="comma-separated seeds (default: the suite's)")
-    run.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    run.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                     help="where cells compute (auto: CUDA when torch sees a GPU, else the CPU)")
     run.add_argument("--results", default=str(ROOT / "results"), help="directory of per-cell result files")
     run.add_argument("--leaderboards", default=str(ROOT / "leaderboards"), help="where tables are written")
     run.add_argument("--plugin", action="append", default=[], help="a Python file registering a strategy")
@@ -77,21 +78,24 @@ def _parser() -> argparse.ArgumentParser:
                      "run nothing")
     run.add_argument("--force", action="store_true",
                      help="rebuild the leaderboards even if that drops tables or rows they have now")
+    sub.add_parser("run", parents=[run], help="run a suite (the default command)")
+    sub.add_parser("plan", parents=[run], help="print the cells and which data sources / weights are missing; "
+                   "run nothing (same options as run)").set_defaults(dry_run=True)
     lst = sub.add_parser("list", help="list strategies, scenarios, backbones and suites")
     lst.add_argument("--json", action="store_true", help="machine-readable output")
-    lst.add_argument("--plugin", action="append", default=[])
+    lst.add_argument("--plugin", action="append", default=[], help="a Python file registering a strategy")
     lst.add_argument("--data-root", help="where to look for the real data sets (default: $PROMPTSHIFT_DATA)")
     lst.add_argument("--fresh", action="store_true", help="rebuild the cached listing (import every strategy)")
     board = sub.add_parser("leaderboard", help="rebuild leaderboards from stored results")
-    board.add_argument("--results", default=str(ROOT / "results"))
-    board.add_argument("--leaderboards", default=str(ROOT / "leaderboards"))
+    board.add_argument("--results", default=str(ROOT / "results"), help="directory of per-cell result files")
+    board.add_argument("--leaderboards", default=str(ROOT / "leaderboards"), help="where tables are written")
     board.add_argument("--force", action="store_true",
                        help="rebuild even if that drops tables or rows the leaderboards have now")
     tune = sub.add_parser("tune", help="tune every strategy's lr and epochs on validation data carved from the "
                                        "first task's training images (writes bench/suites/tuning/<suite>.csv/.yaml)")
     tune.add_argument("--suite", default="default", help="suite name (bench/suites/NAME.yaml) or YAML path")
     tune.add_argument("--strategies", help="comma-separated labels to (re)tune; the other rows are kept")
-    tune.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    tune.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where the trials compute")
     tune.add_argument("--fresh", action="store_true", help="rerun every trial, even those already in the table "
                                                            "(after a change to a strategy's code)")
     pre = sub.add_parser("pretrain", help="pretrain the embedded backbones (writes ./checkpoints/)")
@@ -106,8 +110,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="config override for the check runs, e.g. --set epochs=10 (value parsed as JSON)")
     submit = sub.add_parser("submit", help="validate a result record (JSON) and merge it into the leaderboards")
     submit.add_argument("path", help="one cell's record, following bench/schema/result.schema.json")
-    submit.add_argument("--results", default=str(ROOT / "results"))
-    submit.add_argument("--leaderboards", default=str(ROOT / "leaderboards"))
+    submit.add_argument("--results", default=str(ROOT / "results"), help="directory of per-cell result files")
+    submit.add_argument("--leaderboards", default=str(ROOT / "leaderboards"), help="where tables are written")
     submit.add_argument("--replace", action="store_true", help="replace an earlier submission of the same config")
     submit.add_argument("--force", action="store_true",
                         help="rebuild the leaderboards even if that drops tables or rows they have now")
@@ -141,16 +145,21 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True))
         return 0
+    def width(items: dict, key: str | None = None) -> int:  # columns as wide as their longest entry
+        return max((len(name if key is None else str(info[key])) for name, info in items.items()), default=0)
+
+    strategies, scenarios, backbones = data["strategies"], data["scenarios"], data["backbones"]
     print("strategies:")
-    for name, info in data["strategies"].items():
-        print(f"  {name:<22} {info['family']:<16} on {'/'.join(info['backbones']):<9} flags: {info['flags']}")
+    for name, info in strategies.items():
+        print(f"  {name:<{width(strategies)}} {info['family']:<{width(strategies, 'family')}} "
+              f"on {'/'.join(info['backbones']):<9} flags: {info['flags']}")
     print("scenarios:")
-    for name, info in data["scenarios"].items():
+    for name, info in scenarios.items():
         where = f"  [{info['source']}: {info['status']}]" if info["needs_root"] else ""
-        print(f"  {name:<26} {info['kind']:<19} {info['description']}{where}")
+        print(f"  {name:<{width(scenarios)}} {info['kind']:<{width(scenarios, 'kind')}} {info['description']}{where}")
     print("backbones:")
-    for name, info in data["backbones"].items():
-        print(f"  {name:<34} {info['family']:<5} {info['description']}")
+    for name, info in backbones.items():
+        print(f"  {name:<{width(backbones)}} {info['family']:<{width(backbones, 'family')}} {info['description']}")
     print("suites: " + ", ".join(data["suites"]))
     return 0
 
@@ -417,11 +426,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not argv or argv[0] not in COMMANDS + ("-h", "--help", "--version"):
         argv = ["run", *argv]
-    if argv[0] == "plan":  # `plan` is `run --dry-run`
-        argv = ["run", "--dry-run", *argv[1:]]
     args = _parser().parse_args(argv)
     _quiet_libraries()
-    handlers = {"run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "tune": cmd_tune,
+    handlers = {"run": cmd_run, "plan": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "tune": cmd_tune,
                 "pretrain": cmd_pretrain, "check-plugin": cmd_check_plugin, "submit": cmd_submit}
     try:
         return handlers[args.command](args)
@@ -448,7 +455,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
 def _interrupted(args: argparse.Namespace) -> int:
     """Ctrl-C: workers have stopped and finished cells are on disk; say how to go on, exit 130 (128 + SIGINT)."""
     print("\ninterrupted.", file=sys.stderr)
-    if args.command == "run":
+    if args.command in ("run", "plan"):
         script = sys.argv[0]
         command = [sys.executable, script, *sys.argv[1:]] if script.endswith(".py") else sys.argv
         print(f"Finished cells are saved in {args.results}; interrupted cells were released, not recorded.\n"
