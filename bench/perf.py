@@ -27,6 +27,8 @@ Rows:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import math
 import os
 import platform
@@ -336,7 +338,8 @@ def leaderboard_startup(repeats: int = 3) -> dict[str, float]:
     cells = [CellConfig("ci5_glyphs", "linear_probe", "vit_test_micro", seed, {"epochs": 1}, tiny) for seed in (0, 1)]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
     with tempfile.TemporaryDirectory() as root:
-        run_grid(cells, Path(root) / "results", "cpu", False)
+        with contextlib.redirect_stdout(io.StringIO()):  # the cells' lines would split this table
+            run_grid(cells, Path(root) / "results", "cpu", False)
 
         def fresh(*args: str) -> float:
             best = math.inf

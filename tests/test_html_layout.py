@@ -87,3 +87,16 @@ def test_the_first_column_stays_in_view_when_the_table_scrolls(tmp_path):
         assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 5_000
     finally:
         browser.quit()
+
+
+def test_the_page_links_other_suites_pages_next_to_it(tmp_path):
+    from bench.core.store import ResultStore
+    from bench.report.leaderboard import build_leaderboards
+
+    (tmp_path / "boards" / "ofa_ablation").mkdir(parents=True)
+    (tmp_path / "boards" / "ofa_ablation" / "index.html").write_text("<html></html>")
+    store = ResultStore(tmp_path / "results")
+    for rec in synthetic_records():
+        store.write(rec)
+    build_leaderboards(tmp_path / "results", tmp_path / "boards")
+    assert '<a href="ofa_ablation/index.html">' in (tmp_path / "boards" / "index.html").read_text()

@@ -611,9 +611,11 @@ def _render_sections(jobs: list[tuple[str, pd.DataFrame, list[Mapping[str, Any]]
 
 
 def render_page(records: Iterable[Mapping[str, Any]], references: Sequence[Reference] = (),
-                checks: Mapping[str, Sequence[str]] | None = None, claims: str = "") -> str:
+                checks: Mapping[str, Sequence[str]] | None = None, claims: str = "",
+                related: Sequence[str] = ()) -> str:
     """The whole page as one string. `checks`: failing sanity checks by scenario; `claims`: the claims section's
-    HTML (`bench.report.claims`)."""
+    HTML (`bench.report.claims`); `related`: subfolders holding other suites' pages (e.g. `ofa_ablation`), linked
+    from the navigation."""
     records = list(records)
     ok = [r for r in records if r.get("status") == "ok"]
     failed = [r for r in records if r.get("status") != "ok"]
@@ -635,6 +637,7 @@ def render_page(records: Iterable[Mapping[str, Any]], references: Sequence[Refer
         nav.append(f'<a href="#{B2N_AVERAGE_SLUG}">base-to-new average</a>')
     if references:
         nav.append('<a href="#references">published references</a>')
+    nav += [f'<a href="{_esc(name)}/index.html">suite {_esc(name)} (its own page)</a>' for name in related]
     submitted = sum(1 for r in ok if r.get("submitted"))
     summary = (f"{len(ok)} finished cells ({submitted} submitted), {len(failed)} failed. Rows average seeds; "
                "every number is computed from the stored accuracy matrices. Rows marked †submitted were run "
@@ -649,10 +652,13 @@ def render_page(records: Iterable[Mapping[str, Any]], references: Sequence[Refer
 
 def write_html(records: Iterable[Mapping[str, Any]], out_path: Path | str,
                references: Sequence[Reference] | None = None, checks: Mapping[str, Sequence[str]] | None = None,
-               claims: str = "") -> Path:
-    """Write the page; references default to `bench/report/references.yaml` (none when it does not exist)."""
+               claims: str = "", related: Sequence[str] | None = None) -> Path:
+    """Write the page; references default to `bench/report/references.yaml` (none when it does not exist);
+    `related`: subfolders with other suites' pages to link (default: those next to `out_path`)."""
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     refs = load_references() if references is None else references
-    out.write_text(render_page(records, refs, checks, claims), encoding="utf-8")
+    if related is None:  # other suites' pages in subfolders next to this one
+        related = sorted(p.parent.name for p in out.parent.glob("*/index.html")) if out.parent.is_dir() else []
+    out.write_text(render_page(records, refs, checks, claims, related), encoding="utf-8")
     return out
