@@ -309,8 +309,9 @@ def _write_tables(args: argparse.Namespace, records: list[dict]) -> tuple[list[P
         where = Path(f"{Path(args.results)}-leaderboards")
         paths = build_leaderboards(Path(args.results), where, force=True, echo=print)
         print(f"note: {args.leaderboards}/ has tables or rows that {args.results}/ lacks (e.g. the committed "
-              f"suite's), so it was left as it is.\nThis run's tables are in {where}/ (open {where}/index.html); compare with {args.leaderboards}/, "
-              f"or pass --force to rebuild {args.leaderboards}/ from {args.results}/ alone.")
+              f"suite's), so it was left as it is.\nThis run's tables are in {where}/ (open {where}/index.html); "
+              f"compare with {args.leaderboards}/, or pass --force to rebuild {args.leaderboards}/ from "
+              f"{args.results}/ alone.")
     print(summary_table(records))
     return paths, where
 
