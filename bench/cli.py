@@ -79,8 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true",
                      help="rebuild the leaderboards even if that drops tables or rows they have now")
     sub.add_parser("run", parents=[run], help="run a suite (the default command)")
+    # not set_defaults(dry_run=True): the parents' actions are shared, and it would make every `run` a dry run
     sub.add_parser("plan", parents=[run], help="print the cells and which data sources / weights are missing; "
-                   "run nothing (same options as run)").set_defaults(dry_run=True)
+                   "run nothing (same options as run)")
     lst = sub.add_parser("list", help="list strategies, scenarios, backbones and suites")
     lst.add_argument("--json", action="store_true", help="machine-readable output")
     lst.add_argument("--plugin", action="append", default=[], help="a Python file registering a strategy")
@@ -175,6 +176,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.run.cached_run import finished_records, run_key
+
+    args.dry_run = args.dry_run or args.command == "plan"
 
     if args.data_root:  # the environment carries it to every cell, in this process or a worker's
         os.environ["PROMPTSHIFT_DATA"] = str(Path(args.data_root).resolve())

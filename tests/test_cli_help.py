@@ -32,6 +32,11 @@ def test_a_commands_help_names_it_and_explains_every_option(capsys, command):
     assert silent == [], f"options without help: {silent}"
 
 
+def test_only_plan_is_a_dry_run():
+    assert cli._parser().parse_args(["plan"]).command == "plan"
+    assert cli._parser().parse_args(["run"]).dry_run is False  # plan's options must not leak into run's
+
+
 def test_plan_runs_nothing_and_says_it_is_a_plan(tmp_path, capsys):
     suite = tmp_path / "suite.yaml"
     suite.write_text("name: t\nversion: 1\nseeds: [0]\nbackbones: {vit: vit_test_micro}\nscenarios: [ci5_glyphs]\n"
