@@ -184,7 +184,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     # A rerun whose cells are all finished: tables only, without torch or workers (bench/run/cached_run.py).
     key = run_key(args.suite, {"strategies": args.strategies, "scenarios": args.scenarios, "seeds": args.seeds},
                   args.plugin) if not args.dry_run else None
-    simple = args.executor == "local" and args.device != "cuda" and (args.workers or 0) >= 0
+    simple = (args.executor == "local" and args.device != "cuda" and (args.workers or 0) >= 0
+              and all(Path(p).is_file() for p in args.plugin))  # else the full path names the problem
     cached = finished_records(key, args.results) if simple else None
     if cached is not None:
         return _tables_only(args, cached)
@@ -361,11 +362,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    from bench.models.checkpoint_out import ENV, prepare_output
+    from bench.models.checkpoint_out import ENV, check_families, prepare_output
 
     try:
+        check_families(_csv(args.only))
         out = prepare_output(args.out)  # before bench.models.checkpoints is imported: it reads the folder once
-    except (PermissionError, OSError) as error:
+    except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     from bench.core.device import flush_denormals

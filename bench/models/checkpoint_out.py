@@ -14,6 +14,7 @@ from pathlib import Path
 from bench.core.resources import package_folder
 
 ENV = "PROMPTSHIFT_CHECKPOINTS"
+FAMILIES = ("vit", "clip", "coca")
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -25,7 +26,8 @@ def prepare_output(out: Path | str) -> Path:
     if out == shipped and not (REPO / ".git").exists():
         raise PermissionError(f"--out {out} is the installed package's data folder: pretrain into a folder of "
                               f"yours (the default ./checkpoints), then run with {ENV}=<that folder>")
-    if "bench.models.checkpoints" in sys.modules:  # a library caller imported it earlier
+    loaded = sys.modules.get("bench.models.checkpoints")
+    if loaded is not None and Path(loaded.CHECKPOINT_DIR).resolve() != out:  # a caller imported it earlier
         raise RuntimeError(f"choose the checkpoint folder before importing bench.models.checkpoints (set {ENV})")
     out.mkdir(parents=True, exist_ok=True)
     if out != shipped:
@@ -34,3 +36,17 @@ def prepare_output(out: Path | str) -> Path:
                 shutil.copyfile(path, out / path.name)
     os.environ[ENV] = str(out)
     return out
+
+
+def check_families(only: list[str] | None) -> set[str]:
+    """The backbone families to pretrain (None: all); a misspelt one is an error naming the valid ones."""
+    import difflib
+
+    wanted = set(FAMILIES if only is None else only)
+    unknown = sorted(wanted - set(FAMILIES))
+    if unknown or not wanted:
+        hints = [f"{name!r}" + (f" (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(
+            name, FAMILIES, n=1)) else "") for name in unknown]
+        raise ValueError(f"--only: {', '.join(hints) or 'nothing'} is not a backbone family to pretrain; "
+                         f"valid: {', '.join(FAMILIES)}")
+    return wanted

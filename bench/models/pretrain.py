@@ -231,15 +231,9 @@ def _require_writable(folder: Path) -> None:
 def pretrain_all(only: Sequence[str] | None = None, device: str = "auto") -> None:
     from bench.models.quality import measure_quality
 
-    wanted = set(("vit", "clip", "coca") if only is None else only)
-    unknown = sorted(wanted - {"vit", "clip", "coca"})
-    if unknown or not wanted:
-        import difflib
+    from bench.models.checkpoint_out import check_families
 
-        hints = [f"{name!r}" + (f" (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(
-            name, ("vit", "clip", "coca"), n=1)) else "") for name in unknown]
-        raise ValueError(f"--only: {', '.join(hints) or 'nothing'} is not a backbone family to pretrain; "
-                         f"valid: vit, clip, coca")
+    wanted = check_families(only)
     _require_writable(CHECKPOINT_DIR)
     torch_device = select_device(device)
     if "vit" in wanted:

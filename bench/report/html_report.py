@@ -131,8 +131,8 @@ def board_html(name: str, columns: Sequence[Column], agg: pd.DataFrame, compact:
         classes = (["num"] if numeric and column.numeric else []) + (["extra"] if column.key in extra else [])
         return f' class="{" ".join(classes)}"' if classes else ""
 
-    head = "".join(f'<th data-type="{"num" if c.numeric else "text"}" data-key="{_esc(c.key)}" scope="col" '
-                   f'title="click to sort"{class_of(c)}>{_esc(c.label)}</th>' for c in columns)
+    head = "".join(f'<th data-type="{"num" if c.numeric else "text"}" data-key="{_esc(c.key)}" scope="col"'
+                   f'{class_of(c)} title="click to sort">{_esc(c.label)}</th>' for c in columns)
     rows = []
     for _, row in agg.iterrows():
         cells = []
