@@ -51,12 +51,13 @@ def _parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command")
-    run = sub.add_parser("run", help="run a suite (the default command)")
+    run = argparse.ArgumentParser(add_help=False)  # the options `run` and `plan` share
     run.add_argument("--suite", default="default", help="suite name (bench/suites/NAME.yaml) or YAML path")
     run.add_argument("--strategies", help="comma-separated strategy names (default: the suite's)")
     run.add_argument("--scenarios", help="comma-separated scenario names (default: the suite's)")
     run.add_argument("--seeds", help="comma-separated seeds (default: the suite's)")
-    run.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    run.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                     help="where cells compute (auto: CUDA when torch sees a GPU, else the CPU)")
     run.add_argument("--results", default=str(ROOT / "results"), help="directory of per-cell result files")
     run.add_argument("--leaderboards", default=str(ROOT / "leaderboards"), help="where tables are written")
     run.add_argument("--plugin", action="append", default=[], help="a Python file registering a strategy")
@@ -80,36 +81,43 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
                      help="wall-clock limit per cell (default: the suite's time_limit_s, else none); a cell past it "
                           "is stopped and recorded as timed out, the run goes on")
+    sub.add_parser("run", parents=[run], help="run a suite (the default command)")
+    # not set_defaults(dry_run=True): the parents' actions are shared, and it would make every `run` a dry run
+    sub.add_parser("plan", parents=[run], help="print the cells and which data sources / weights are missing; "
+                   "run nothing (same options as run)")
     lst = sub.add_parser("list", help="list strategies, scenarios, backbones and suites")
     lst.add_argument("--json", action="store_true", help="machine-readable output")
-    lst.add_argument("--plugin", action="append", default=[])
+    lst.add_argument("--plugin", action="append", default=[], help="a Python file registering a strategy")
     lst.add_argument("--data-root", help="where to look for the real data sets (default: $PROMPTSHIFT_DATA)")
     lst.add_argument("--fresh", action="store_true", help="rebuild the cached listing (import every strategy)")
     board = sub.add_parser("leaderboard", help="rebuild leaderboards from stored results")
-    board.add_argument("--results", default=str(ROOT / "results"))
-    board.add_argument("--leaderboards", default=str(ROOT / "leaderboards"))
+    board.add_argument("--results", default=str(ROOT / "results"), help="directory of per-cell result files")
+    board.add_argument("--leaderboards", default=str(ROOT / "leaderboards"), help="where tables are written")
     board.add_argument("--force", action="store_true",
                        help="rebuild even if that drops tables or rows the leaderboards have now")
     tune = sub.add_parser("tune", help="tune every strategy's lr, epochs and method knobs on images held out of the "
                                        "first two tasks' training data (writes tuning/<suite>.csv/.yaml)")
     tune.add_argument("--suite", default="default", help="suite name (bench/suites/NAME.yaml) or YAML path")
     tune.add_argument("--strategies", help="comma-separated labels to (re)tune; the other rows are kept")
-    tune.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    tune.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where the trials compute")
     tune.add_argument("--out", help="folder for <suite>.csv/.yaml (default: tuning/ beside the suite in a "
                       "source checkout, else ./tuning; an installed package is never written to)")
     tune.add_argument("--fresh", action="store_true", help="rerun every trial, even those already in the table "
                                                            "(after a change to a strategy's code)")
-    pre = sub.add_parser("pretrain", help="pretrain the embedded backbones (writes checkpoints/)")
+    pre = sub.add_parser("pretrain", help="pretrain the embedded backbones (writes ./checkpoints/)")
     pre.add_argument("--only", help="comma-separated: vit, clip, coca")
-    pre.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    pre.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to train")
+    pre.add_argument("--out", default="checkpoints", help="folder for the new checkpoints (default ./checkpoints; "
+                     "runs load them with PROMPTSHIFT_CHECKPOINTS=<folder>; in a checkout, "
+                     "bench/models/checkpoints_data rewrites the committed ones)")
     check = sub.add_parser("check-plugin", help="run the strategy contract on a plugin file")
     check.add_argument("path", help="a Python file registering one or more strategies")
     check.add_argument("--set", action="append", default=[], metavar="FIELD=JSON",
                        help="config override for the check runs, e.g. --set epochs=10 (value parsed as JSON)")
     submit = sub.add_parser("submit", help="validate a result record (JSON) and merge it into the leaderboards")
     submit.add_argument("path", help="one cell's record, following bench/schema/result.schema.json")
-    submit.add_argument("--results", default=str(ROOT / "results"))
-    submit.add_argument("--leaderboards", default=str(ROOT / "leaderboards"))
+    submit.add_argument("--results", default=str(ROOT / "results"), help="directory of per-cell result files")
+    submit.add_argument("--leaderboards", default=str(ROOT / "leaderboards"), help="where tables are written")
     submit.add_argument("--replace", action="store_true", help="replace an earlier submission of the same config")
     submit.add_argument("--force", action="store_true",
                         help="rebuild the leaderboards even if that drops tables or rows they have now")
@@ -143,16 +151,21 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=True))
         return 0
+    def width(items: dict, key: str | None = None) -> int:  # columns as wide as their longest entry
+        return max((len(name if key is None else str(info[key])) for name, info in items.items()), default=0)
+
+    strategies, scenarios, backbones = data["strategies"], data["scenarios"], data["backbones"]
     print("strategies:")
-    for name, info in data["strategies"].items():
-        print(f"  {name:<22} {info['family']:<16} on {'/'.join(info['backbones']):<9} flags: {info['flags']}")
+    for name, info in strategies.items():
+        print(f"  {name:<{width(strategies)}} {info['family']:<{width(strategies, 'family')}} "
+              f"on {'/'.join(info['backbones']):<9} flags: {info['flags']}")
     print("scenarios:")
-    for name, info in data["scenarios"].items():
+    for name, info in scenarios.items():
         where = f"  [{info['source']}: {info['status']}]" if info["needs_root"] else ""
-        print(f"  {name:<26} {info['kind']:<19} {info['description']}{where}")
+        print(f"  {name:<{width(scenarios)}} {info['kind']:<{width(scenarios, 'kind')}} {info['description']}{where}")
     print("backbones:")
-    for name, info in data["backbones"].items():
-        print(f"  {name:<34} {info['family']:<5} {info['description']}")
+    for name, info in backbones.items():
+        print(f"  {name:<{width(backbones)}} {info['family']:<{width(backbones, 'family')}} {info['description']}")
     print("suites: " + ", ".join(data["suites"]))
     return 0
 
@@ -167,14 +180,29 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    if args.executor == "local" and args.workers != 0 and not args.dry_run:
-        from bench.run.executors import prestart_pool
+    from bench.run.cached_run import finished_records, run_key
 
-        prestart_pool(args.workers if args.workers and args.workers > 0 else None)
+    args.dry_run = args.dry_run or args.command == "plan"
+
+    if args.data_root:  # the environment carries it to every cell, in this process or a worker's
+        os.environ["PROMPTSHIFT_DATA"] = str(Path(args.data_root).resolve())
+    # A rerun whose cells are all finished: tables only, without torch or workers (bench/run/cached_run.py).
+    key = run_key(args.suite, {"strategies": args.strategies, "scenarios": args.scenarios, "seeds": args.seeds},
+                  args.plugin) if not args.dry_run else None
+    simple = (args.executor == "local" and args.device != "cuda" and (args.workers or 0) >= 0
+              and all(Path(p).is_file() for p in args.plugin))  # else the full path names the problem
+    cached = finished_records(key, args.results) if simple else None
+    if cached is not None:
+        return _tables_only(args, cached)
+    pool = args.executor == "local" and args.workers != 0 and not args.dry_run
+    if pool and not _has_results(args.results):  # a fresh run: workers load torch while the suite is checked
+        _prestart(args)
+        pool = False
     import strategies  # noqa: F401
     from bench.core.registry import UnknownNameError
     from bench.eval.robustness import robustness_hook
-    from bench.report.leaderboard import build_leaderboards
+    from bench.core.store import ResultStore
+    from bench.run.cached_run import remember
     from bench.run.executors import make_executor
     from bench.run.order import by_past_seconds
     from bench.run.runner import run_grid
@@ -213,7 +241,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"suite {suite.name} v{suite.version}: plan (nothing runs)")
         print("\n".join(lines))
         return 0 if ready else 2
-    problems = check_sources(cells)
+    from bench.eval.robustness import missing_autoattack
+
+    problems = check_sources(cells) + [m for m in [missing_autoattack(cells)] if m]
     if problems:  # nothing runs, and never a fallback to the embedded glyphs
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -227,6 +257,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (ValueError, ImportError) as error:
         print(f"error: --executor {args.executor}: {error}", file=sys.stderr)
         return 2
+    store = ResultStore(Path(args.results))
+    todo = [c for c in cells if not store.is_done(c.cell_id())]
+    if pool and todo:
+        _prestart(args)  # only when a cell is left to compute
+    if any(c.robustness for c in todo):
+        from bench.core.device import flush_denormals
+        from bench.eval.robustness import pregenerate_corrupted_sets
+
+        flush_denormals()  # this process computes too, now
+        made = pregenerate_corrupted_sets(todo)
+        if made["sets"]:
+            print(f"corrupted evaluation sets: {made['sets']} ready in {made['seconds']:.0f} s, before the cells "
+                  f"(not counted in any cell's robustness time)")
     print(f"suite {suite.name} v{suite.version}: {len(cells)} cells -> {args.results}, {executor.describe()}")
     records = run_grid(cells, args.results, args.device, not args.no_progress, after_training=robustness_hook(),
                        executor=executor, plugins=args.plugin, estimate=by_past_seconds(args.leaderboards),
@@ -236,9 +279,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: all {len(failed)} cells failed (see {args.results}/logs/); leaderboards left unchanged",
               file=sys.stderr)
         return 1
-    paths = build_leaderboards(Path(args.results), Path(args.leaderboards), force=args.force,
-                               echo=print)  # prints failing sanity checks
-    print(f"{len(records) - len(failed)} cells ok, {len(failed)} failed; leaderboards: {args.leaderboards} "
+    if not failed:
+        remember(key, [c.cell_id() for c in cells])
+    paths, where = _write_tables(args, records)
+    print(f"{len(records) - len(failed)} cells ok, {len(failed)} failed; leaderboards: {where} "
           f"({len(paths)} files)")
     return 1 if failed else 0
 
@@ -249,6 +293,56 @@ def _data_root(text: str) -> str:
         return str(Path(text).expanduser().resolve(strict=False))
     except (RuntimeError, OSError) as error:
         raise ValueError(f"--data-root {text}: cannot be resolved ({error})") from None
+
+
+def _has_results(results: str) -> bool:
+    folder = Path(results)
+    return folder.is_dir() and any(folder.glob("*.json"))
+
+
+def _prestart(args: argparse.Namespace) -> None:
+    from bench.run.executors import prestart_pool
+
+    prestart_pool(args.workers if args.workers and args.workers > 0 else None)
+
+
+def _tables_only(args: argparse.Namespace, records: list[dict]) -> int:
+    """`run` when every cell is finished: rebuild the tables from the records, nothing else."""
+    from bench.core.paths import check_output_dir
+
+    try:
+        check_output_dir(args.results, "--results")
+        check_output_dir(args.leaderboards, "--leaderboards")
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"suite {args.suite}: all {len(records)} cells are finished in {args.results}; nothing to compute")
+    paths, where = _write_tables(args, records)
+    print(f"leaderboards: {where} ({len(paths)} files)")
+    return 0
+
+
+def _write_tables(args: argparse.Namespace, records: list[dict]) -> tuple[list[Path], Path]:
+    """Rebuild the leaderboards, then print the run's summary table. When the leaderboards hold rows this results
+    folder lacks (a plugin's cells run in a checkout whose committed tables have the whole suite), the tables go
+    beside the results folder instead, and the message says where: the run's work is never lost to a refusal."""
+    from bench.report.leaderboard import LeaderboardLossError, build_leaderboards
+    from bench.report.summary import summary_table
+
+    where = Path(args.leaderboards)
+    try:
+        paths = build_leaderboards(Path(args.results), where, force=args.force, echo=print)
+    except LeaderboardLossError:
+        if args.leaderboards != str(ROOT / "leaderboards"):
+            raise  # a folder the user named: their call (--force), not a silent detour
+        where = Path(f"{Path(args.results)}-leaderboards")
+        paths = build_leaderboards(Path(args.results), where, force=True, echo=print)
+        print(f"note: {args.leaderboards}/ has tables or rows that {args.results}/ lacks (e.g. the committed "
+              f"suite's), so it was left as it is.\nThis run's tables are in {where}/ (open {where}/index.html); "
+              f"compare with {args.leaderboards}/, or pass --force to rebuild {args.leaderboards}/ from "
+              f"{args.results}/ alone.")
+    print(summary_table(records))
+    return paths, where
 
 
 def _csv_given(text: str | None) -> list[str] | None:
@@ -282,6 +376,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     except (SuiteError, UnknownNameError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    from bench.core.device import flush_denormals
+
+    flush_denormals()  # the trials compute in this process (bench.core.device.flush_denormals: why)
     budget = TuneBudget()
     out = Path(args.out) if args.out else default_out_dir(path)
     print(f"tuning suite {suite.name} v{suite.version}: {budget.trials} trials per strategy, validation = "
@@ -291,13 +388,24 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    from bench.models.pretrain import pretrain_all
+    from bench.models.checkpoint_out import ENV, check_families, prepare_output
 
     try:
-        pretrain_all(_csv_given(args.only), args.device)  # `--only ''` is nothing, not everything
-    except PermissionError as error:  # a read-only install: said before any training starts
+        check_families(_csv_given(args.only))
+        out = prepare_output(args.out)  # before bench.models.checkpoints is imported: it reads the folder once
+    except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    from bench.core.device import flush_denormals
+    from bench.models.pretrain import pretrain_all
+
+    flush_denormals()  # pretraining computes in this process
+    try:
+        pretrain_all(_csv_given(args.only), args.device)
+    except PermissionError as error:  # a read-only folder: said before any training starts
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"checkpoints written to {out}; run with them: {ENV}={out} promptshift run ...")
     return 0
 
 
@@ -350,15 +458,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not argv or argv[0] not in COMMANDS + ("-h", "--help", "--version"):
         argv = ["run", *argv]
-    if argv[0] == "plan":  # `plan` is `run --dry-run`
-        argv = ["run", "--dry-run", *argv[1:]]
     args = _parser().parse_args(argv)
     for option in ("results", "leaderboards", "data_root"):  # Path('') is the current folder: never meant
         if isinstance(getattr(args, option, None), str) and not getattr(args, option).strip():
             print(f"error: --{option.replace('_', '-')} is empty; name a folder", file=sys.stderr)
             return 2
     _quiet_libraries()
-    handlers = {"run": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "tune": cmd_tune,
+    handlers = {"run": cmd_run, "plan": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "tune": cmd_tune,
                 "pretrain": cmd_pretrain, "check-plugin": cmd_check_plugin, "submit": cmd_submit}
     from bench.run.lifetime import stop_signals_interrupt
 
@@ -389,7 +495,7 @@ def _interrupted(args: argparse.Namespace, signum: int = 2) -> int:
     """Ctrl-C (or SIGTERM, SIGHUP): workers have stopped and finished cells are on disk; say how to go on, exit
     128 + the signal's number (130 for Ctrl-C)."""
     print("\ninterrupted." if signum == 2 else f"\nstopped by signal {signum}.", file=sys.stderr)
-    if args.command == "run":
+    if args.command in ("run", "plan"):
         script = sys.argv[0]
         command = [sys.executable, script, *sys.argv[1:]] if script.endswith(".py") else sys.argv
         print(f"Finished cells are saved in {args.results}; interrupted cells were released, not recorded.\n"

@@ -16,12 +16,20 @@ Rows:
   pool's one-time start.
 - robustness seconds per cell: the default suite's robustness block on one trained cell, with the corrupted sets
   computed (cold disk cache) against read back (warm).
+- subnormal step ratio: a training step (linear layers, forward, backward, SGD) on inputs scaled into float32's
+  subnormal range, against the same step on normal inputs; with flush-to-zero (as every cell runs,
+  `bench.core.device.flush_denormals`) and without. Near 1 with it; Intel cores pay many times over without.
+- leaderboard start-up: `promptshift leaderboard` rebuilding the tables from a few records, in a fresh process,
+  against `promptshift --help` in a fresh process (what importing the reporting code costs).
 - our L2P vs avalanche-lib's `LearningToPrompt` on the same stream, weights and settings: seconds per epoch and
   final accuracy (one seed; avalanche's class mask needs the fix issue 14 describes).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import math
 import os
 import platform
 import sys
@@ -284,6 +292,70 @@ def serial_vs_pool(backbone: str, seeds: int = 4) -> dict[str, float]:
             "pool start s": start}
 
 
+# ------------------------------------------------------------------------------------------------ subnormals
+def _step_seconds(inputs: torch.Tensor, steps: int) -> float:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(inputs.shape[1], 256), torch.nn.Linear(256, 10))
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    target = torch.zeros(len(inputs), dtype=torch.long)
+    start = time.perf_counter()
+    for _ in range(steps):
+        loss = torch.nn.functional.cross_entropy(model(inputs), target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return time.perf_counter() - start
+
+
+def subnormal_steps(steps: int = 40) -> dict[str, float]:
+    """Seconds of a training step on subnormal inputs / on normal ones, without and with flush-to-zero. Leaves
+    flush-to-zero on (as in every process that computes a cell)."""
+    from bench.core.device import flush_denormals
+
+    normal = torch.randn(256, 512, generator=torch.Generator().manual_seed(0))
+    subnormal = normal * 1e-39  # float32's smallest normal is 1.2e-38: every entry is subnormal
+    out = {}
+    for label, flush in (("ratio without flush-to-zero", False), ("ratio with flush-to-zero", True)):
+        if flush:
+            flush_denormals()
+        else:
+            torch.set_flush_denormal(False)
+        _step_seconds(normal, 2)  # warm-up
+        out[label] = _step_seconds(subnormal, steps) / _step_seconds(normal, steps)
+    return out
+
+
+# ------------------------------------------------------------------------------------ leaderboard start-up
+def leaderboard_startup(repeats: int = 3) -> dict[str, float]:
+    """A fresh `promptshift leaderboard` on a few tiny records vs a fresh `promptshift --help` (best of
+    `repeats`), each a new Python process, as a user runs them."""
+    import shutil
+    import subprocess
+
+    from bench.run.runner import CellConfig, run_grid
+
+    tiny = {"num_tasks": 2, "num_classes": 4, "train_per_font": 1, "test_per_font": 1}
+    cells = [CellConfig("ci5_glyphs", "linear_probe", "vit_test_micro", seed, {"epochs": 1}, tiny) for seed in (0, 1)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    with tempfile.TemporaryDirectory() as root:
+        with contextlib.redirect_stdout(io.StringIO()):  # the cells' lines would split this table
+            run_grid(cells, Path(root) / "results", "cpu", False)
+
+        def fresh(*args: str) -> float:
+            best = math.inf
+            for _ in range(repeats):
+                shutil.rmtree(Path(root) / "boards", ignore_errors=True)
+                start = time.perf_counter()
+                subprocess.run([sys.executable, "-m", "bench.cli", *args], env=env, cwd=root, check=True,
+                               capture_output=True)
+                best = min(best, time.perf_counter() - start)
+            return best
+
+        helped = fresh("--help")
+        board = fresh("leaderboard", "--results", "results", "--leaderboards", "boards")
+    return {"--help s": helped, "leaderboard s": board, "ratio": board / helped}
+
+
 # ---------------------------------------------------------------------------------------------- robustness
 def robustness_seconds(backbone: str) -> dict[str, float]:
     """The default suite's robustness block on one trained cell: corrupted sets computed vs read from disk."""
@@ -320,10 +392,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backbone", default="vit_glyph_tiny", help="a ViT backbone (default: vit_glyph_tiny)")
     parser.add_argument("--repeats", type=int, default=1, help="repeat the timed rows, keep the fastest")
     parser.add_argument("--skip", default="", help="comma-separated rows to skip: frozen,eval,harness,avalanche,"
-                                                   "procs,robustness")
+                                                   "procs,robustness,subnormal,startup")
     parser.add_argument("--l2p-scenario", default="ci5_glyphs", help="the stream of the L2P comparison")
     parser.add_argument("--l2p-epochs", type=int, default=5, help="epochs per task in the L2P comparison (L2P's default)")
     args = parser.parse_args(argv)
+    from bench.core.device import flush_denormals
+
+    flush_denormals()  # as in every process that computes a cell
     torch.set_num_threads(1)
     import strategies  # noqa: F401  (registers every strategy)
 
@@ -335,7 +410,9 @@ def main(argv: list[str] | None = None) -> int:
              lambda: avalanche_l2p(args.l2p_scenario, args.l2p_epochs)),
             ("procs", "serial vs worker pool of 2 (8 default-suite cells: vpt_shallow, lora on ci5_glyphs)",
              lambda: serial_vs_pool(args.backbone)),
-            ("robustness", "robustness seconds per cell (linear_probe)", lambda: robustness_seconds(args.backbone))]
+            ("robustness", "robustness seconds per cell (linear_probe)", lambda: robustness_seconds(args.backbone)),
+            ("subnormal", "subnormal / normal inputs, seconds per training step", subnormal_steps),
+            ("startup", "leaderboard rebuild (2 records) / --help, fresh processes", leaderboard_startup)]
     print(f"# bench.perf  {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC  {platform.node()}  "
           f"{platform.processor() or platform.machine()}  {os.cpu_count()} cores  "
           f"load {os.getloadavg()[0]:.1f}  torch {torch.__version__}, 1 thread  backbone {args.backbone}")

@@ -25,8 +25,7 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from fractions import Fraction
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Callable, Iterator, Literal, Sequence
 
 import numpy as np
 import torch
@@ -36,6 +35,7 @@ from torch import nn
 from bench.core.data import TensorData, label_space_for
 from bench.core.seeding import derive_seed as _seed  # stable 31-bit seed per use: subset, PGD start, image
 from bench.core.strategy import Strategy
+from bench.eval.budgets import parse_budget  # noqa: F401  (re-exported: suites and tests read it here)
 from bench.eval.attacks import check_budget, fgsm, input_gradient, pgd
 from bench.train.feature_cache import FeatureStore, default_feature_store, module_fingerprint, trusted_frozen_key
 from bench.train.harness import has_frozen_inputs, to_pixels
@@ -51,18 +51,19 @@ OWN_SEED_CORRUPTIONS = ("impulse_noise", "glass_blur")
 CONSTANTS = "ImageNet-C"
 
 
+AUTOATTACK_MISSING = ("AutoAttack is not installed: pip install 'promptshift[autoattack]' (or set `autoattack: false` "
+                      "in the suite's robustness settings)")
+
+
+def missing_autoattack(cells: Sequence[Any]) -> str | None:
+    """The one-line error for a run whose suite asks for AutoAttack without the optional package, else None."""
+    import importlib.util
+
+    wants = any(c.robustness and RobustnessConfig.from_dict(c.robustness).autoattack for c in cells)
+    return AUTOATTACK_MISSING if wants and importlib.util.find_spec("pyautoattack") is None else None
+
+
 # ------------------------------------------------------------------------------------------------ config
-def parse_budget(text: str | float) -> float:
-    """`"8/255"`, `"0.03"` or `0.03` -> a float budget in pixel units (pixels lie in [0, 1])."""
-    try:
-        value = float(Fraction(str(text).replace(" ", "")))
-    except (ValueError, ZeroDivisionError):
-        raise ValueError(f"budget {text!r} is not a number or fraction such as '8/255'") from None
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"budget {text!r} is outside [0, 1]")
-    return value
-
-
 class RobustnessConfig(BaseModel):
     """The `robustness:` mapping of a suite; every cell of the suite gets it."""
 
@@ -231,7 +232,10 @@ def autoattack_robust(model: LabelSpaceClassifier, x: torch.Tensor, y: torch.Ten
     """Standard AutoAttack (APGD-CE, APGD-T, FAB-T, Square): per-image robust flags and what was run.
 
     One call for all images: Square's 5000 queries cost the same for 4 images as for 80, so callers pool."""
-    from pyautoattack import AutoAttack
+    try:
+        from pyautoattack import AutoAttack
+    except ImportError:
+        raise ImportError(AUTOATTACK_MISSING) from None
 
     eps = parse_budget(cfg.autoattack_eps)
     num_classes = len(model.space)
@@ -506,3 +510,36 @@ def robustness_report(strategy: Strategy, scenario: Any, settings: dict[str, Any
 def robustness_hook() -> Callable[..., dict[str, Any]]:
     """The `after_training` callable for `bench.run.runner.run_cell` / `run_grid`."""
     return robustness_report
+
+
+def pregenerate_corrupted_sets(cells: Sequence[Any]) -> dict[str, float]:
+    """Write to the disk cache, before any cell runs, the corrupted subsets the given cells' robustness blocks
+    will read, so no cell pays for sets that every cell of the scenario shares (the longest cell, which starts
+    first, paid 20-27 s of each CoCa cell for them; issue 23). Returns {"seconds", "sets"}: the time is reported
+    apart from the cells'. Scenarios whose images depend on the backbone (on-disk sources decoded at its input
+    size) are left to their cells."""
+    from scenarios.catalog import build_scenario
+
+    groups: dict[str, tuple[Any, RobustnessConfig]] = {}
+    for cell in cells:
+        if cell.robustness:
+            key = json.dumps([cell.scenario, cell.seed, cell.scenario_overrides, cell.robustness], sort_keys=True,
+                             default=str)
+            groups.setdefault(key, (cell, RobustnessConfig.from_dict(cell.robustness)))
+    start, made = time.perf_counter(), 0
+    for cell, cfg in groups.values():
+        if not cfg.corruptions:
+            continue
+        scenario = build_scenario(cell.scenario, cell.seed, **cell.scenario_overrides)
+        if getattr(scenario, "preprocess", None) is not None:
+            continue
+        variants = [(name, severity) for name in cfg.corruption_names for severity in cfg.severities]
+        for e in scenario.eval_sets:  # the subsets SetInputs draws, corrupted as corruption_accuracies does
+            seed = _seed(scenario.seed, "robustness", e.name)
+            index = subset_indices(len(e.data), cfg.subset_size, seed)
+            if len(index):
+                hwc = e.data.images[index].permute(0, 2, 3, 1).contiguous().numpy()
+                _corrupted_stack(hwc, variants, _seed(seed, "corruptions"))
+                made += 1
+    _CORRUPTED.clear()  # on disk now; this process computes no cell
+    return {"seconds": time.perf_counter() - start, "sets": made}

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 from bench.core.resources import package_folder
 
-CHECKPOINT_DIR: Path = package_folder("bench.models", "checkpoints_data")
+# The shipped checkpoints, or the folder `promptshift pretrain` wrote (bench.models.checkpoint_out) when
+# $PROMPTSHIFT_CHECKPOINTS names one.
+CHECKPOINT_DIR: Path = (Path(os.environ["PROMPTSHIFT_CHECKPOINTS"]) if os.environ.get("PROMPTSHIFT_CHECKPOINTS")
+                        else package_folder("bench.models", "checkpoints_data"))
 
 
 def sha256_of(path: Path) -> str:

@@ -5,8 +5,9 @@
 - `coca_glyph_tiny`: an open_clip CoCa encoder-decoder trained on the same pairs with CoCa's contrastive plus
   captioning loss.
 
-Each writes `<name>.safetensors` into the package's checkpoint folder (`bench/models/checkpoints_data/`, shipped as
-package data) and records the recipe, its seed, the file's sha256 and the measured quality (`bench.models.quality`)
+Each writes `<name>.safetensors` into the checkpoint folder (`bench.models.checkpoints.CHECKPOINT_DIR`: the one
+`promptshift pretrain --out` chose, ./checkpoints by default; in a checkout, `--out bench/models/checkpoints_data`
+rewrites the shipped ones) and records the recipe, its seed, the file's sha256 and the measured quality (`bench.models.quality`)
 in its `MANIFEST.json`. The default benchmark only ever loads these files.
 """
 from __future__ import annotations
@@ -223,22 +224,16 @@ def _require_writable(folder: Path) -> None:
     # Checked before hours of pretraining, not at the first save: an installed package may sit in a read-only
     # site-packages, and the checkpoints are package data (the loader only looks there).
     if not os.access(folder, os.W_OK):
-        raise PermissionError(f"cannot write the checkpoints to {folder} (the installed package's data folder): "
-                              f"pretrain from a checkout (`pip install -e .`) or a writable install")
+        raise PermissionError(f"cannot write the checkpoints to {folder}: choose a writable folder with "
+                              f"`promptshift pretrain --out DIR`")
 
 
 def pretrain_all(only: Sequence[str] | None = None, device: str = "auto") -> None:
     from bench.models.quality import measure_quality
 
-    wanted = set(("vit", "clip", "coca") if only is None else only)
-    unknown = sorted(wanted - {"vit", "clip", "coca"})
-    if unknown or not wanted:
-        import difflib
+    from bench.models.checkpoint_out import check_families
 
-        hints = [f"{name!r}" + (f" (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(
-            name, ("vit", "clip", "coca"), n=1)) else "") for name in unknown]
-        raise ValueError(f"--only: {', '.join(hints) or 'nothing'} is not a backbone family to pretrain; "
-                         f"valid: vit, clip, coca")
+    wanted = check_families(only)
     _require_writable(CHECKPOINT_DIR)
     torch_device = select_device(device)
     if "vit" in wanted:

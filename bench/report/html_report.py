@@ -11,6 +11,7 @@ import base64
 import html
 import io
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -105,16 +106,33 @@ def _esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
+# The columns a table shows by default: the row's name, the headline metric (its cell carries the spread), the
+# within-noise mark, cost (parameters, time) and comparability flags; the rest appear with "all columns".
+COMPACT = ("strategy", "backbone", "near_best", "trainable_params", "seconds", "flags", "n_seeds")
+
+
+def compact_keys(kind: str) -> set[str]:
+    """The keys of the columns a table of `kind` shows before "all columns" is ticked."""
+    return {*COMPACT, HEADLINE_METRIC.get(kind, "final_accuracy")}
+
+
 def table_html(scenario: str, kind: str, agg: pd.DataFrame) -> str:
     """One scenario's sortable table: the shared columns (`bench.report.columns`) plus the robustness columns."""
     agg = prepare_rows(kind, agg, [label.replace(" †submitted", "") for label in strategy_labels(agg)])
-    return board_html(scenario, scenario_columns(kind, agg, robustness_columns(agg)), agg)
+    return board_html(scenario, scenario_columns(kind, agg, robustness_columns(agg)), agg, compact_keys(kind))
 
 
-def board_html(name: str, columns: Sequence[Column], agg: pd.DataFrame) -> str:
-    """A sortable table: one row per row of `agg` (which needs `_label` and `submitted`), in its order."""
-    head = "".join(f'<th data-type="{"num" if c.numeric else "text"}" data-key="{_esc(c.key)}" scope="col" '
-                   f'title="click to sort">{_esc(c.label)}</th>' for c in columns)
+def board_html(name: str, columns: Sequence[Column], agg: pd.DataFrame, compact: set[str] | None = None) -> str:
+    """A sortable table: one row per row of `agg` (which needs `_label` and `submitted`), in its order. Columns
+    whose key is not in `compact` get the class `extra` (hidden until the section's "all columns" box is ticked)."""
+    extra = {c.key for c in columns if compact is not None and c.key not in compact}
+
+    def class_of(column: Column, numeric: bool = False) -> str:
+        classes = (["num"] if numeric and column.numeric else []) + (["extra"] if column.key in extra else [])
+        return f' class="{" ".join(classes)}"' if classes else ""
+
+    head = "".join(f'<th data-type="{"num" if c.numeric else "text"}" data-key="{_esc(c.key)}" scope="col"'
+                   f'{class_of(c)} title="click to sort">{_esc(c.label)}</th>' for c in columns)
     rows = []
     for _, row in agg.iterrows():
         cells = []
@@ -126,8 +144,7 @@ def board_html(name: str, columns: Sequence[Column], agg: pd.DataFrame) -> str:
             else:
                 text_html = _esc(text)
             sort_value = "" if value is None else (repr(value) if column.numeric else str(value).lower())
-            cells.append(f'<td data-value="{_esc(sort_value)}"{" class=num" if column.numeric else ""}>'
-                         f'{text_html}</td>')
+            cells.append(f'<td data-value="{_esc(sort_value)}"{class_of(column, numeric=True)}>{text_html}</td>')
         css = ' class="submitted"' if row["submitted"] else ""
         rows.append(f'<tr data-strategy="{_esc(row["_label"])}"{css}>{"".join(cells)}</tr>')
     return (f'<table class="board" data-scenario="{_esc(name)}"><thead><tr>{head}</tr></thead>'
@@ -139,9 +156,21 @@ def _png(fig: Any) -> str:
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+# Figures are drawn at twice the resolution they are shown at (`_figure` halves the width): sharp on high-density
+# screens and when the browser scales a figure up to the page's width.
+DPI = 160
+SCALE = 2
+
+
+def _png_width(uri: str) -> int:
+    """The pixel width of a data-URI PNG (its IHDR chunk: bytes 16-20)."""
+    head = base64.b64decode(uri.split(",", 1)[1][:44])
+    return int.from_bytes(head[16:20], "big")
 
 
 def _pyplot():
@@ -197,17 +226,26 @@ def plot_pareto(agg: pd.DataFrame, kind: str) -> str | None:
         acc_ax.scatter(acc, y, c=colours, zorder=3)
         par_ax.scatter(params, y, c=colours, zorder=3)
         labels = [("★ " if front else "") + _panel_label(row, 1) for front, (_, row) in zip(on_front, sub.iterrows())]
-        acc_ax.set_yticks(y, labels, fontsize=7)
+        acc_ax.set_yticks(y, labels, fontsize=8)
         par_ax.set_yticks(y, [""] * len(y))
         par_ax.set_xscale("log")
-        acc_ax.set_title(f"{backbone}: {METRIC_LABELS.get(metric, metric)} (mean ± std over seeds)", fontsize=8)
-        par_ax.set_title(f"{backbone}: trainable parameters (log)", fontsize=8)
+        acc_ax.set_title(f"{backbone}: {METRIC_LABELS.get(metric, metric)} (mean ± std over seeds)", fontsize=9)
+        par_ax.set_title(f"{backbone}: trainable parameters (log)", fontsize=9)
         for ax in (acc_ax, par_ax):
             ax.grid(alpha=0.3)
-            ax.tick_params(axis="x", labelsize=7)
+            ax.tick_params(axis="x", labelsize=8)
             ax.set_ylim(-0.7, len(sub) - 0.3)
+    _share_x(axes[:, 0])  # one accuracy scale for every backbone: a 94-95% panel must not look like a 10-100% one
+    _share_x(axes[:, 1])
     fig.tight_layout()
     return _png(fig)
+
+
+def _share_x(axes: Sequence[Any]) -> None:
+    """The same x range on every axis (their union), as `sharex` would give, set after each was drawn."""
+    lows, highs = zip(*(ax.get_xlim() for ax in axes))
+    for ax in axes:
+        ax.set_xlim(min(lows), max(highs))
 
 
 def _config_difference(configs: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -236,7 +274,15 @@ def plot_groups(records: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[
         texts = _config_difference(configs) if len(keys) > 1 else [""] * len(keys)
         for key, text in zip(keys, texts):
             labels[key] = base + (f" [{text}]" if text else "") + (" †" if submitted else "")
-    return {labels[key]: groups[key] for key in sorted(groups)}
+    return {labels[key]: groups[key] for key in sorted(groups, key=lambda k: natural_key(labels[k]))}
+
+
+def natural_key(value: Any) -> tuple:
+    """A sort key that orders the numbers inside strings by value: `length=8` before `length=32`."""
+    if isinstance(value, tuple):
+        return tuple(natural_key(v) for v in value)
+    parts = re.split(r"(\d+(?:\.\d+)?)", str(value))
+    return tuple((0, float(p), "") if i % 2 else (1, 0.0, p) for i, p in enumerate(parts))
 
 
 def _mean_matrix(records: Sequence[Mapping[str, Any]]) -> np.ndarray | None:
@@ -265,10 +311,10 @@ def plot_incremental(groups: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[
         for other in curves.values():  # every other row in grey: the panel reads against the whole field
             ax.plot(range(1, len(other) + 1), other, color="#d0d7de", lw=0.8, zorder=1)
         ax.plot(range(1, len(curve) + 1), curve, color="tab:blue", marker="o", ms=3, zorder=3)
-        ax.set_title(label, fontsize=8)
+        ax.set_title(label, fontsize=9)
         ax.set_ylim(0, 100)
         ax.set_xticks(range(1, len(curve) + 1))
-        ax.tick_params(labelsize=6)
+        ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
     _finish_small_multiples(fig, axes, len(curves), "after training step", "mean acc. on tasks seen (%)")
     plots = [("Accuracy after each task (mean over seeds)", _png(fig))]
@@ -281,16 +327,16 @@ def plot_incremental(groups: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[
             for (i, j), value in np.ndenumerate(m * 100):
                 if np.isnan(value):  # not evaluated (a task not trained yet): left blank
                     continue
-                ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=7,
+                ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=8,
                         color="white" if value < 60 else "black")
         ax.set_xticks(range(m.shape[1]))
         ax.set_yticks(range(m.shape[0]))
         ax.set_xticklabels(range(1, m.shape[1] + 1))
         ax.set_yticklabels(range(1, m.shape[0] + 1))
-        ax.set_title(label, fontsize=8)
-        ax.set_xlabel("eval task", fontsize=7)
-        ax.set_ylabel("after step", fontsize=7)
-        ax.tick_params(labelsize=6)
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("eval task", fontsize=8)
+        ax.set_ylabel("after step", fontsize=8)
+        ax.tick_params(labelsize=8)
     for ax in list(axes.flat)[len(matrices):]:
         ax.axis("off")
     fig.tight_layout()
@@ -299,6 +345,13 @@ def plot_incremental(groups: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[
 
 
 def plot_base_new(agg: pd.DataFrame) -> str | None:
+    fig = base_new_figure(agg)
+    return None if fig is None else _png(fig)
+
+
+def base_new_figure(agg: pd.DataFrame) -> Any:
+    """Base against new accuracy, one labelled point per row, labels moved apart (adjustText) where rows sit close
+    (coop, cocoop and zero-shot CLIP land within a point of each other); None without base-to-new rows."""
     rows = agg[agg["base_acc_mean"].notna() & agg["new_acc_mean"].notna()] if "base_acc_mean" in agg else agg[:0]
     if rows.empty:
         return None
@@ -310,21 +363,26 @@ def plot_base_new(agg: pd.DataFrame) -> str | None:
             new = hm * base / (2 * base - hm)
         keep = (2 * base > hm) & (new <= 1) & (new >= 0)
         ax.plot(base[keep] * 100, new[keep] * 100, color="grey", lw=0.6, ls=":")
-        ax.annotate(f"HM {hm * 100:.0f}", (100, hm / (2 - hm) * 100), fontsize=6, color="grey")
+        ax.annotate(f"HM {hm * 100:.0f}", (100, hm / (2 - hm) * 100), fontsize=8, color="grey")
     submitted = rows["submitted"].to_numpy(bool)
     b, n = rows["base_acc_mean"].to_numpy(float) * 100, rows["new_acc_mean"].to_numpy(float) * 100
     ax.scatter(b[~submitted], n[~submitted], color="tab:blue", label="measured", zorder=3)
     if submitted.any():
         ax.scatter(b[submitted], n[submitted], facecolors="none", edgecolors="tab:red", label="submitted", zorder=3)
-    for xi, yi, label in zip(b, n, rows["_label"]):
-        ax.annotate(str(label), (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax.set_xlim(0, 105)
     ax.set_ylim(0, 105)
     ax.set_xlabel("base accuracy (%)")
     ax.set_ylabel("new accuracy (%)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return _png(fig)
+    ax.legend(fontsize=9, loc="lower left")
+    texts = [ax.text(xi, yi, str(label), fontsize=8, ha="right" if xi > 60 else "left")  # toward the middle
+             for xi, yi, label in zip(b, n, rows["_label"])]
+    if len(texts) > 1:
+        from adjustText import adjust_text  # deterministic: its nudges use a fixed-seed generator
+
+        adjust_text(texts, x=b, y=n, ax=ax, expand=(1.2, 1.4), arrowprops={"arrowstyle": "-", "color": "grey",
+                                                                              "lw": 0.5})
+    return fig
 
 
 def _small_multiples(plt: Any, count: int, cols: int = 6) -> tuple[Any, np.ndarray]:
@@ -337,8 +395,8 @@ def _small_multiples(plt: Any, count: int, cols: int = 6) -> tuple[Any, np.ndarr
 def _finish_small_multiples(fig: Any, axes: np.ndarray, count: int, xlabel: str, ylabel: str) -> None:
     for ax in list(axes.flat)[count:]:
         ax.axis("off")
-    fig.supxlabel(xlabel, fontsize=8)
-    fig.supylabel(ylabel, fontsize=8)
+    fig.supxlabel(xlabel, fontsize=9)
+    fig.supylabel(ylabel, fontsize=9)
     fig.tight_layout()
 
 
@@ -363,12 +421,12 @@ def plot_robustness(groups: Mapping[str, Sequence[Mapping[str, Any]]]) -> str | 
     for ax, (label, lines) in zip(axes.flat, panels):
         for name, style, colour, xs, ys in lines:
             ax.plot(xs, ys, style, color=colour, marker="o", ms=3, label=name)
-        ax.set_title(label, fontsize=8)
+        ax.set_title(label, fontsize=9)
         ax.set_ylim(0, 100)
-        ax.tick_params(labelsize=6)
+        ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
     handles, names = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="upper center", fontsize=8, ncol=2, frameon=False)
+    fig.legend(handles, names, loc="upper center", fontsize=9, ncol=2, frameon=False)
     _finish_small_multiples(fig, axes, len(panels), "L-inf budget ε (× 1/255)", "accuracy (%)")
     fig.subplots_adjust(top=1 - 0.6 / fig.get_figheight())  # room for the one legend above the panels
     return _png(fig)
@@ -377,7 +435,9 @@ def plot_robustness(groups: Mapping[str, Sequence[Mapping[str, Any]]]) -> str | 
 def _figure(caption: str, uri: str | None) -> str:
     if not uri:
         return ""
-    return f'<figure><img src="{uri}" alt="{_esc(caption)}"><figcaption>{_esc(caption)}</figcaption></figure>'
+    width = _png_width(uri) // SCALE
+    return (f'<figure style="max-width:{width}px"><img src="{uri}" width="{width}" alt="{_esc(caption)}">'
+            f'<figcaption>{_esc(caption)}</figcaption></figure>')
 
 
 # ------------------------------------------------------------------------------------------------- page
@@ -397,6 +457,10 @@ margin-top:2.5rem}section.references h2{border:none}nav a{margin-right:.8rem}.sc
 .verdict-undecided{color:#9a6700;font-weight:600}.verdict-not-run{color:#57606a}
 .verdict-depends-on-the-scenario,.verdict-depends-on-the-method{color:#8250df;font-weight:600}
 .verdict-cannot-decide,.verdict-elsewhere{color:#57606a}
+.all-columns:not(:checked)~.scroll .extra{display:none}.all-columns{margin:0 .3rem 0 0}
+table.board th:first-child,table.board td:first-child{position:sticky;left:0;z-index:1;background:#fff;
+box-shadow:inset -1px 0 #d0d7de}table.board th:first-child{background:#f6f8fa;z-index:2}
+table.board tr.submitted td:first-child{background:#fff8e6}img{height:auto}
 """
 
 # Numeric columns sort by their data-value; "—" (an empty data-value) always goes last, whichever the direction.
@@ -467,10 +531,17 @@ def scenario_section(scenario: str, agg: pd.DataFrame, records: Sequence[Mapping
     figures.append(_figure("Robustness, one panel per row: accuracy against the attack budget (PGD solid red, "
                            "FGSM dashed blue; ε = 0 is clean accuracy)", plot_robustness(groups)))
     return (f'<section class="scenario" id="scenario-{_esc(slug(scenario))}"><h2>Scenario <code>{_esc(scenario)}'
-            f'</code></h2>{checks_html(checks)}<p class="facts">{_esc(" · ".join(facts))}</p><div class="scroll">'
-            f'{table_html(scenario, kind, agg)}</div>'
+            f'</code></h2>{checks_html(checks)}<p class="facts">{_esc(" · ".join(facts))}</p>'
+            f'{_all_columns_box(scenario)}<div class="scroll">{table_html(scenario, kind, agg)}</div>'
             f'<details><summary>Column legend</summary>{_legend(kind, agg)}</details>'
             f'<div class="plots">{"".join(figures)}</div></section>')
+
+
+def _all_columns_box(scenario: str) -> str:
+    """The box that shows a table's other columns: CSS alone (`.all-columns:checked ~ .scroll .extra`), no script."""
+    box = f"all-columns-{slug(scenario)}"
+    return (f'<input type="checkbox" class="all-columns" id="{_esc(box)}"><label for="{_esc(box)}" class="note">'
+            f'all columns (metrics, times, memory, robustness)</label>')
 
 
 def b2n_average_section(agg: pd.DataFrame) -> str:
@@ -543,9 +614,11 @@ def _render_sections(jobs: list[tuple[str, pd.DataFrame, list[Mapping[str, Any]]
 
 
 def render_page(records: Iterable[Mapping[str, Any]], references: Sequence[Reference] = (),
-                checks: Mapping[str, Sequence[str]] | None = None, claims: str = "") -> str:
+                checks: Mapping[str, Sequence[str]] | None = None, claims: str = "",
+                related: Sequence[str] = ()) -> str:
     """The whole page as one string. `checks`: failing sanity checks by scenario; `claims`: the claims section's
-    HTML (`bench.report.claims`)."""
+    HTML (`bench.report.claims`); `related`: subfolders holding other suites' pages (e.g. `ofa_ablation`), linked
+    from the navigation."""
     records = list(records)
     ok = [r for r in records if r.get("status") == "ok"]
     failed = [r for r in records if r.get("status") != "ok"]
@@ -567,6 +640,7 @@ def render_page(records: Iterable[Mapping[str, Any]], references: Sequence[Refer
         nav.append(f'<a href="#{B2N_AVERAGE_SLUG}">base-to-new average</a>')
     if references:
         nav.append('<a href="#references">published references</a>')
+    nav += [f'<a href="{_esc(name)}/index.html">suite {_esc(name)} (its own page)</a>' for name in related]
     submitted = sum(1 for r in ok if r.get("submitted"))
     summary = (f"{len(ok)} finished cells ({submitted} submitted), {len(failed)} failed. Rows average seeds; "
                "every number is computed from the stored accuracy matrices. Rows marked †submitted were run "
@@ -581,10 +655,13 @@ def render_page(records: Iterable[Mapping[str, Any]], references: Sequence[Refer
 
 def write_html(records: Iterable[Mapping[str, Any]], out_path: Path | str,
                references: Sequence[Reference] | None = None, checks: Mapping[str, Sequence[str]] | None = None,
-               claims: str = "") -> Path:
-    """Write the page; references default to `bench/report/references.yaml` (none when it does not exist)."""
+               claims: str = "", related: Sequence[str] | None = None) -> Path:
+    """Write the page; references default to `bench/report/references.yaml` (none when it does not exist);
+    `related`: subfolders with other suites' pages to link (default: those next to `out_path`)."""
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     refs = load_references() if references is None else references
-    out.write_text(render_page(records, refs, checks, claims), encoding="utf-8")
+    if related is None:  # other suites' pages in subfolders next to this one
+        related = sorted(p.parent.name for p in out.parent.glob("*/index.html")) if out.parent.is_dir() else []
+    out.write_text(render_page(records, refs, checks, claims, related), encoding="utf-8")
     return out

@@ -60,7 +60,7 @@ def losses(current: Path, rebuilt: Path) -> list[str]:
     return lost
 
 
-def _render(records: list, out_dir: Path) -> tuple[list[Path], dict[str, list[str]]]:
+def _render(records: list, out_dir: Path, related: list[str] | None = None) -> tuple[list[Path], dict[str, list[str]]]:
     """Write every table into `out_dir`; returns the files and the failing sanity checks by scenario."""
     findings = run_checks(records)
     checks = failures_by_scenario(findings)
@@ -73,7 +73,7 @@ def _render(records: list, out_dir: Path) -> tuple[list[Path], dict[str, list[st
               f"Sanity checks: [sanity.md](sanity.md) ({failing} failing)."]
     tables = write_tables(records, out_dir, index_notes=notes, checks=checks)
     extra = [write_sanity(findings, out_dir), write_claims(verdicts, out_dir, provenance(records))]
-    page = write_html(records, out_dir / "index.html", checks=checks, claims=claims_html(verdicts))
+    page = write_html(records, out_dir / "index.html", checks=checks, claims=claims_html(verdicts), related=related)
     return [*tables, *robustness, *extra, page], checks
 
 
@@ -93,7 +93,8 @@ def build_leaderboards(results_dir: Path, out_dir: Path, force: bool = False,
     for line in problems if echo is not None else ():
         echo(f"warning: {line}")
     with tempfile.TemporaryDirectory(prefix="promptshift-leaderboards-") as scratch:
-        rendered, checks = _render(records, Path(scratch))
+        related = sorted(p.parent.name for p in out_dir.glob("*/index.html"))  # other suites' pages: linked
+        rendered, checks = _render(records, Path(scratch), related)
         lost = losses(out_dir, Path(scratch)) if out_dir.is_dir() else []
         if lost and not force:
             found = f"{len(records)} result record(s) in {results_dir}" if results_dir.exists() else \

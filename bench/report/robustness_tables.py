@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from bench.eval.robustness import parse_budget
+from bench.eval.budgets import parse_budget  # not bench.eval.robustness: that loads torch
 from bench.report.intake import csv_cell
 from bench.report.tables import MISSING, flags_label
 

@@ -78,6 +78,8 @@ class SerialExecutor:
 
 # ---------------------------------------------------------------------------------------------------- pool
 _IN_CELL = False  # set while a worker runs a cell: a signal then interrupts the cell instead of ending the worker
+# True in a process started for one cell (local pool, Ray with max_calls=1): its max RSS is then the cell's peak.
+ONE_CELL_PROCESS = False
 
 
 def _on_signal(signum: int, frame: object) -> None:
@@ -98,8 +100,11 @@ def _in_worker(task: CellTask) -> dict[str, Any]:
 def _init_worker(threads: int) -> None:
     import torch
 
+    from bench.core.device import flush_denormals
+
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
+    flush_denormals()  # before set_num_threads: OpenMP threads inherit it from this one
     torch.set_num_threads(threads)
 
 
@@ -213,8 +218,10 @@ def _timed_out(task: CellTask) -> dict[str, Any]:
 def _worker_main(task: CellTask, send: Any, threads: int, environ: dict[str, str], run_pid: int | None = None) -> None:
     # A fork of the fork server has the server's environment, from when it started; a cell must see this run's
     # (e.g. PROMPTSHIFT_DATA set by --data-root), as a spawned child of the run would.
+    global ONE_CELL_PROCESS
     os.environ.clear()
     os.environ.update(environ)
+    ONE_CELL_PROCESS = True
     _init_worker(threads)
     if run_pid is not None:  # no orphan: this worker stops (releasing its claim) once the run is gone
         from bench.run.lifetime import die_with
@@ -283,6 +290,9 @@ class _Chunk:
     def __call__(self) -> list[dict[str, Any]]:
         import torch
 
+        from bench.core.device import flush_denormals
+
+        flush_denormals()
         torch.set_num_threads(self.threads)
         return [task() for task in self.tasks]
 
@@ -365,8 +375,13 @@ def _cell_id(task: CellTask) -> str:
 
 # ------------------------------------------------------------------------------------------------------ ray
 def _ray_cell(task: CellTask, threads: int) -> dict[str, Any]:
+    global ONE_CELL_PROCESS
     import torch
 
+    from bench.core.device import flush_denormals
+
+    ONE_CELL_PROCESS = True  # max_calls=1: a fresh worker per cell
+    flush_denormals()
     torch.set_num_threads(threads)
     return task()
 

@@ -9,6 +9,7 @@ in a few tens of milliseconds; any edit, plugin or install changes the fingerpri
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import tempfile
@@ -20,7 +21,7 @@ from scenarios.cache import cache_dir  # the project's one cache directory rule 
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("bench", "strategies", "scenarios")
-LISTING_VERSION = 2
+LISTING_VERSION = 3  # 3: strategies' docstrings
 
 
 def fingerprint(plugins: list[str]) -> str:
@@ -56,7 +57,8 @@ def collect(plugins: list[str]) -> dict[str, Any]:
                            "scenarios": list(STRATEGIES.get(n).supported_scenarios),
                            "flags": STRATEGIES.get(n).flags.short(),
                            "config": STRATEGIES.get(n).config_cls().to_dict(),
-                           "help": STRATEGIES.get(n).config_cls.help()} for n in STRATEGIES.names()},
+                           "help": STRATEGIES.get(n).config_cls.help(),
+                           "doc": inspect.getdoc(STRATEGIES.get(n)) or ""} for n in STRATEGIES.names()},
         "scenarios": {n: {"kind": SCENARIOS.get(n).kind, "description": SCENARIOS.get(n).description,
                           "source": SCENARIOS.get(n).source} for n in SCENARIOS.names()},
         "backbones": {n: {"family": BACKBONES.get(n).family, "description": BACKBONES.get(n).description}
