@@ -48,21 +48,27 @@ class Example:
     box: tuple[int, int, int, int] | None = None
 
 
-def location_tokens(box: tuple[float, float, float, float], size: int = SCENE_SIZE, bins: int = NUM_BINS) -> str:
-    """A box (x1, y1, x2, y2) in pixels of a `size` square image as OFA's four location tokens."""
-    return " ".join(f"<bin_{int(round(v / size * (bins - 1)))}>" for v in box)
+def location_tokens(box: tuple[float, float, float, float], width: int = SCENE_SIZE, height: int | None = None,
+                    bins: int = NUM_BINS) -> str:
+    """A box (x1, y1, x2, y2) in pixels of a `width` x `height` image (square if no height) as OFA's four
+    location tokens (each axis scaled by its own size, as OFA resizes images to a square)."""
+    height = width if height is None else height
+    scales = (width, height, width, height)
+    return " ".join(f"<bin_{int(round(v / s * (bins - 1)))}>" for v, s in zip(box, scales))
 
 
 _BIN = re.compile(r"<bin_(\d+)>")
 
 
-def parse_location_tokens(text: str, size: int = SCENE_SIZE, bins: int = NUM_BINS
+def parse_location_tokens(text: str, width: int = SCENE_SIZE, height: int | None = None, bins: int = NUM_BINS
                           ) -> tuple[float, float, float, float] | None:
-    """The box written by the first four location tokens of `text`, or None if it holds fewer than four."""
+    """The box written by the first four location tokens of `text` in pixels of a `width` x `height` image, or
+    None if it holds fewer than four valid ones."""
+    height = width if height is None else height
     found = [int(v) for v in _BIN.findall(text)][:4]
     if len(found) < 4 or max(found) >= bins:
         return None
-    x1, y1, x2, y2 = (v / (bins - 1) * size for v in found)
+    x1, y1, x2, y2 = (v / (bins - 1) * s for v, s in zip(found, (width, height, width, height)))
     return (x1, y1, x2, y2)
 
 
