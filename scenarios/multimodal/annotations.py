@@ -18,6 +18,7 @@ __all__ = ["Hypothesis", "QuestionAnswer", "ReferringExpression", "captions", "h
            "referring_expressions"]
 
 NUMBER_WORDS = ("zero", "one", "two", "three", "four")
+ENTAILMENT_LABELS = ("entailment", "neutral", "contradiction")
 STYLE_PHRASES = {"clean": "a clean print", "outline": "an outline sketch", "texture": "a textured picture",
                  "noisy": "a noisy picture"}
 HUMANS_PER_QUESTION = 10
@@ -82,7 +83,7 @@ def captions(scene: Scene) -> list[str]:
     return [
         f"{_listing(objs)}.",
         f"{NUMBER_WORDS[n]} glyphs: " + ", ".join(_a(o) for o in objs) + ".",
-        f"{STYLE_PHRASES[scene.domain]} of {NUMBER_WORDS[n]} coloured glyphs.",
+        f"{STYLE_PHRASES[scene.domain]} of {_listing(objs)}.",  # names the objects: no content-free reference
         relation,
         " and ".join(f"{o.colour} {o.char}" for o in objs) + ".",
     ]

@@ -1,11 +1,12 @@
 """The real multimodal data sets from a local root, in their official file formats, as OFA-format records.
 
-| data set | files under ROOT | records |
-|---|---|---|
-| COCO captions, Karpathy split | dataset_coco.json; {filepath}/{filename} images (train2014/, val2014/) | one per image (all captions as references), or one per caption |
-| VQAv2 | v2_OpenEnded_mscoco_{split}2014_questions.json, v2_mscoco_{split}2014_annotations.json; {split}2014/ images | one per question, the 10 human answers as references |
-| SNLI-VE | snli_ve_{train,dev,test}.jsonl; flickr30k_images/{Flickr30K_ID}.jpg | one per pair |
-| RefCOCO, RefCOCO+, RefCOCOg | {refcoco,refcoco+,refcocog}/refs({unc,umd,google}).p and instances.json; train2014/ images | one per sentence |
+- COCO captions, Karpathy split: ROOT/dataset_coco.json and the images at ROOT/{filepath}/{filename}
+  (train2014/, val2014/); one record per image with all its captions as references, or one per caption.
+- VQAv2: ROOT/v2_OpenEnded_mscoco_{split}2014_questions.json, ROOT/v2_mscoco_{split}2014_annotations.json and
+  ROOT/{split}2014/ images; one record per question, its 10 human answers as references.
+- SNLI-VE: ROOT/snli_ve_{train,dev,test}.jsonl and ROOT/flickr30k_images/{Flickr30K_ID}.jpg; one record per pair.
+- RefCOCO, RefCOCO+, RefCOCOg: ROOT/{refcoco,refcoco+,refcocog}/refs({unc,umd,google}).p and instances.json,
+  images in ROOT/train2014/; one record per sentence.
 
 RefCOCO's refs file is a Python 2 pickle. A data file must never run code, so it is read by an unpickler that
 admits no global at all: plain data (dicts, lists, strings, numbers) needs none, and anything else in the file
