@@ -24,7 +24,7 @@ from scenarios.multimodal.tasks import ENTAILMENT_TARGETS, Example, parse_locati
 
 __all__ = ["METHODS", "TrainSettings", "evaluate", "pixels_of", "train"]
 
-METHODS = ("finetune", "deep_prompt")
+METHODS = ("finetune", "deep_prompt", "bitfit")
 _LABEL_OF_ANSWER = {answer: label for label, answer in ENTAILMENT_TARGETS.items()}
 
 
@@ -50,8 +50,8 @@ class TrainSettings:
 
 
 def train(backbone: CocaBackbone, examples: Sequence[Example], settings: TrainSettings) -> DeepPrompts | None:
-    """Train in place (`finetune`: every weight; `deep_prompt`: only the prompts, the model frozen) with AdamW on
-    seeded mini-batches; returns the prompts (None for fine-tuning)."""
+    """Train in place (`finetune`: every weight; `bitfit`: the bias terms only; `deep_prompt`: only the prompts,
+    the model frozen) with AdamW on seeded mini-batches; returns the prompts (None otherwise)."""
     if not examples:
         raise ValueError("no training examples")
     torch.manual_seed(settings.seed)
@@ -60,6 +60,11 @@ def train(backbone: CocaBackbone, examples: Sequence[Example], settings: TrainSe
         prompts = DeepPrompts(backbone, settings.prompt_length, settings.prompt_depth, settings.reparam)
         backbone.requires_grad_(False)
         params = list(prompts.parameters())
+    elif settings.method == "bitfit":  # Ben Zaken et al., ACL 2022: every bias term, nothing else
+        backbone.requires_grad_(False)
+        params = [p for name, p in backbone.named_parameters() if name.endswith("bias")]
+        for p in params:
+            p.requires_grad_(True)
     else:
         params = list(backbone.parameters())
     opt = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.0)
