@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from bench.multimodal.loop import TrainSettings, evaluate, pixels_of, train
-from bench.multimodal.seq2seq import (DecodeSettings, DeepPrompts, beam_decode, candidate_scores, encode_examples,
-                                      greedy_decode, scene_coca, sequence_loss)
+from bench.multimodal.seq2seq import (DecodeSettings, beam_decode, candidate_scores, encode_examples, greedy_decode,
+                                      scene_coca, sequence_loss)
 from bench.multimodal.vocab import SceneTokenizer, scene_vocabulary
 from scenarios.multimodal.streams import build_split
+from strategies._seq2seq_prompts import DeepPrompts
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +90,7 @@ def test_fine_tuning_beats_the_untrained_start_on_held_out_scenes(tok, kind, ste
     settings = DecodeSettings(max_new_tokens=max_new)
     start = evaluate(model, test_set, settings)[metric]
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    assert train(model, train_set, TrainSettings(method="finetune", steps=steps, lr=3e-3)) is None
+    train(model, train_set, TrainSettings(method="finetune", steps=steps, lr=3e-3))
     end = evaluate(model, test_set, settings)[metric]
     assert start < start_below and end > end_above, (start, end)
     assert sum(not torch.equal(v, before[k]) for k, v in model.state_dict().items()) > 10
@@ -111,7 +112,7 @@ def test_deep_prompts_learn_with_the_model_frozen(tok):
 
     prompts = DeepPrompts(model, length=8)
     untrained = probe_loss(prompts)
-    prompts = train(model, train_set, TrainSettings(method="deep_prompt", steps=60, lr=3e-2))
+    train(model, train_set, TrainSettings(method="deep_prompt", steps=60, lr=3e-2), prompts)
     assert probe_loss(prompts) < 0.7 * untrained
     after = list(model.parameters())
     assert len(after) == len(before) and all(torch.equal(a, b) for a, b in zip(after, before))
@@ -129,7 +130,9 @@ def test_bitfit_trains_the_bias_terms_only(tok):
     ids, mask = encode_examples(tok, [e.instruction for e in probe], [e.target for e in probe])
     with torch.no_grad():
         untrained = float(sequence_loss(model, pixels_of(probe), ids, mask))
-    assert train(model, train_set, TrainSettings(method="bitfit", steps=60, lr=1e-2)) is None
+    train(model, train_set, TrainSettings(method="bitfit", steps=60, lr=1e-2))
+    with pytest.raises(ValueError, match="only by it"):
+        train(model, train_set, TrainSettings(method="deep_prompt"))
     with torch.no_grad():
         assert float(sequence_loss(model, pixels_of(probe), ids, mask)) < 0.8 * untrained
     moved = {k for k, v in model.named_parameters() if not torch.equal(v, before[k])}

@@ -9,7 +9,9 @@ kinds through it, its records and leaderboards is the next step (see the report 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -18,19 +20,27 @@ from bench.eval.caption_metrics import caption_scores
 from bench.eval.understanding_metrics import grounding_accuracy
 from bench.eval.vqa_metrics import vqa_accuracy
 from bench.models.backbones import CocaBackbone
-from bench.multimodal.seq2seq import (DecodeSettings, DeepPrompts, beam_decode, candidate_scores, encode_examples,
-                                      sequence_loss)
+from bench.multimodal.seq2seq import DecodeSettings, beam_decode, candidate_scores, encode_examples, sequence_loss
 from scenarios.multimodal.tasks import ENTAILMENT_TARGETS, Example, parse_location_tokens
 
-__all__ = ["METHODS", "TrainSettings", "evaluate", "pixels_of", "train"]
+__all__ = ["METHODS", "Prompts", "TrainSettings", "evaluate", "pixels_of", "train"]
 
-METHODS = ("finetune", "deep_prompt", "bitfit")
+METHODS = ("finetune", "bitfit", "deep_prompt")
 _LABEL_OF_ANSWER = {answer: label for label, answer in ENTAILMENT_TARGETS.items()}
 
 
 def pixels_of(examples: Sequence[Example]) -> torch.Tensor:
     """`(B, 3, H, W)` float pixels in [0, 1]."""
     return torch.from_numpy(np.stack([e.image for e in examples])).permute(0, 3, 1, 2).float() / 255.0
+
+
+class Prompts(Protocol):
+    """What the loop needs of a prompt method (e.g. strategies._seq2seq_prompts.DeepPrompts): its trainable
+    parameters and a context that puts the prompts in place for a pass."""
+
+    def parameters(self): ...
+
+    def active(self) -> AbstractContextManager: ...
 
 
 @dataclass(frozen=True)
@@ -40,27 +50,25 @@ class TrainSettings:
     batch_size: int = 16
     lr: float = 1e-3
     seed: int = 0
-    prompt_length: int = 8
-    prompt_depth: int = 0
-    reparam: bool = False
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; valid: {', '.join(METHODS)}")
 
 
-def train(backbone: CocaBackbone, examples: Sequence[Example], settings: TrainSettings) -> DeepPrompts | None:
-    """Train in place (`finetune`: every weight; `bitfit`: the bias terms only; `deep_prompt`: only the prompts,
-    the model frozen) with AdamW on seeded mini-batches; returns the prompts (None otherwise)."""
+def train(backbone: CocaBackbone, examples: Sequence[Example], settings: TrainSettings,
+          prompts: Prompts | None = None) -> None:
+    """Train in place with AdamW on seeded mini-batches: `finetune` every weight, `bitfit` the bias terms only
+    (Ben Zaken et al., ACL 2022), `deep_prompt` only `prompts` (the model frozen)."""
     if not examples:
         raise ValueError("no training examples")
+    if (settings.method == "deep_prompt") != (prompts is not None):
+        raise ValueError("prompts are trained by method 'deep_prompt' and only by it")
     torch.manual_seed(settings.seed)
-    prompts = None
     if settings.method == "deep_prompt":
-        prompts = DeepPrompts(backbone, settings.prompt_length, settings.prompt_depth, settings.reparam)
         backbone.requires_grad_(False)
         params = list(prompts.parameters())
-    elif settings.method == "bitfit":  # Ben Zaken et al., ACL 2022: every bias term, nothing else
+    elif settings.method == "bitfit":
         backbone.requires_grad_(False)
         params = [p for name, p in backbone.named_parameters() if name.endswith("bias")]
         for p in params:
@@ -74,31 +82,21 @@ def train(backbone: CocaBackbone, examples: Sequence[Example], settings: TrainSe
         batch = [examples[i] for i in rng.choice(len(examples), size=min(settings.batch_size, len(examples)),
                                                  replace=False)]
         ids, mask = encode_examples(backbone.tokenizer, [e.instruction for e in batch], [e.target for e in batch])
-        with _maybe(prompts):
+        with _active(prompts):
             loss = sequence_loss(backbone, pixels_of(batch), ids, mask)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     backbone.eval()
-    return prompts
 
 
-class _maybe:
-    """The prompts' context when there are prompts, else nothing."""
-
-    def __init__(self, prompts: DeepPrompts | None) -> None:
-        self.ctx = prompts.active() if prompts is not None else None
-
-    def __enter__(self):
-        return self.ctx.__enter__() if self.ctx is not None else None
-
-    def __exit__(self, *exc):
-        return self.ctx.__exit__(*exc) if self.ctx is not None else False
+def _active(prompts: Prompts | None) -> AbstractContextManager:
+    return prompts.active() if prompts is not None else nullcontext()
 
 
 @torch.no_grad()
 def evaluate(backbone: CocaBackbone, examples: Sequence[Example], settings: DecodeSettings = DecodeSettings(),
-             prompts: DeepPrompts | None = None) -> dict:
+             prompts: Prompts | None = None) -> dict:
     """The official metric(s) of the examples' task kind (all examples share one kind), with the decoding settings
     for the generated kinds and the predictions themselves."""
     kinds = {e.kind for e in examples}
@@ -106,7 +104,7 @@ def evaluate(backbone: CocaBackbone, examples: Sequence[Example], settings: Deco
         raise ValueError(f"evaluate one task kind at a time, got {sorted(kinds)}")
     kind = kinds.pop()
     backbone.eval()
-    with _maybe(prompts):
+    with _active(prompts):
         if kind == "entailment":
             answers = list(ENTAILMENT_TARGETS.values())
             scores = candidate_scores(backbone, pixels_of(examples), [e.instruction for e in examples], answers)

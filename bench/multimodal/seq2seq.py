@@ -9,23 +9,21 @@ as in captioning.
 - `greedy_decode` / `beam_decode`: free generation after the prefix; `DecodeSettings` holds what is recorded.
 - `candidate_scores`: log-likelihood of each fixed answer (entailment's yes / no / maybe): exact constrained
   decoding over the candidates.
-- `DeepPrompts`: OFA's deep prompts (prefix keys and values in the self-attention of the image encoder's and the
-  text decoder's layers; length, depth and reparameterisation as `ofa_prompt_coca`), the model itself frozen.
+
+Prompt methods live with the strategies (`strategies/_seq2seq_prompts.py`: OFA's deep prompts); this module
+only needs their `active()` context (bench/ imports no strategy).
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 
 from bench.models.backbones import GLYPH_MEAN, GLYPH_STD, CocaBackbone, init_coca_decoder
 from bench.multimodal.vocab import SceneTokenizer
-from strategies._vit_prompting import PrefixGenerator, attach_prefix_attention, set_prefixes
 
-__all__ = ["DecodeSettings", "DeepPrompts", "beam_decode", "candidate_scores", "encode_examples", "greedy_decode",
+__all__ = ["DecodeSettings", "beam_decode", "candidate_scores", "encode_examples", "greedy_decode",
            "scene_coca", "sequence_loss"]
 
 
@@ -156,33 +154,3 @@ def candidate_scores(backbone: CocaBackbone, pixels: torch.Tensor, instructions:
         token_logp = logits.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
         columns.append((token_logp * mask.to(pixels.device)).sum(dim=1))
     return torch.stack(columns, dim=1)
-
-
-class DeepPrompts(torch.nn.Module):
-    """OFA-style deep prompts on a CoCa: `length` prefix keys/values in the first `depth` layers (0: all) of the
-    image encoder and of the text decoder (its unimodal then multimodal layers), optionally reparameterised."""
-
-    def __init__(self, backbone: CocaBackbone, length: int = 8, depth: int = 0, reparam: bool = False,
-                 init_std: float = 0.02) -> None:
-        super().__init__()
-        stacks = {"encoder": (list(backbone.visual.blocks), backbone.visual.embed_dim),
-                  "decoder": (list(backbone.decoder_blocks), backbone.decoder_width)}
-        self.wrappers, generators = {}, {}
-        for name, (blocks, width) in stacks.items():
-            if not 0 <= depth <= len(blocks):
-                raise ValueError(f"depth {depth} outside the {len(blocks)} {name} layers (0 means every layer)")
-            chosen = list(range(depth or len(blocks)))
-            self.wrappers[name] = attach_prefix_attention(blocks, chosen)
-            generators[name] = PrefixGenerator(length, len(chosen), width, reparam, 0, "relu", init_std)
-        self.generators = torch.nn.ModuleDict(generators)
-
-    @contextmanager
-    def active(self) -> Iterator[None]:
-        """The prompts in place for a pass, always removed afterwards."""
-        for name, gen in self.generators.items():
-            set_prefixes(self.wrappers[name], gen())
-        try:
-            yield
-        finally:
-            for name in self.generators:
-                set_prefixes(self.wrappers[name], None)

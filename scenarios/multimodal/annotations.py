@@ -12,13 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bench.eval.understanding_metrics import ENTAILMENT_LABELS  # noqa: F401  (the labels hypotheses carry)
 from scenarios.multimodal.scenes import COLOURS, SCENE_CLASSES, Scene, SceneObject, char_answer, object_name
 
 __all__ = ["Hypothesis", "QuestionAnswer", "ReferringExpression", "captions", "hypotheses", "questions",
            "referring_expressions"]
 
 NUMBER_WORDS = ("zero", "one", "two", "three", "four")
-ENTAILMENT_LABELS = ("entailment", "neutral", "contradiction")
 STYLE_PHRASES = {"clean": "a clean print", "outline": "an outline sketch", "texture": "a textured picture",
                  "noisy": "a noisy picture"}
 HUMANS_PER_QUESTION = 10
