@@ -1,6 +1,6 @@
 """Mutation check over the prompt mechanisms, their shared plumbing and the training/evaluation loop.
 
-    OMP_NUM_THREADS=1 python scripts/mutate.py                 # the named mutants of issue 20 (about 5 CPU-min)
+    OMP_NUM_THREADS=1 python scripts/mutate.py                 # the named mutants of issue 20 (~5 CPU-minutes)
     OMP_NUM_THREADS=1 python scripts/mutate.py --ast 4         # + 4 random operator mutants per target file
     python scripts/mutate.py --list                            # what would be planted, without running anything
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import datetime
 import os
 import random
@@ -31,6 +32,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -212,20 +214,16 @@ def run_tests(repo: Path, tests: tuple[str, ...], timeout: float) -> tuple[bool,
     return passed, time.perf_counter() - start
 
 
-def planted(repo: Path, file: str, text: str):
-    """Context manager writing `text` into `repo/file` and restoring the original afterwards."""
-    import contextlib
-
-    @contextlib.contextmanager
-    def manager():
-        path = repo / file
-        original = path.read_text()
-        path.write_text(text)
-        try:
-            yield
-        finally:
-            path.write_text(original)
-    return manager()
+@contextlib.contextmanager
+def planted(repo: Path, file: str, text: str) -> Iterator[None]:
+    """`text` written into `repo/file` for the duration of the block, the original restored afterwards."""
+    path = repo / file
+    original = path.read_text()
+    path.write_text(text)
+    try:
+        yield
+    finally:
+        path.write_text(original)
 
 
 def main() -> int:
