@@ -106,6 +106,18 @@ CATALOGUE = (
            'activation = "tanh"', 'activation = "relu"', CLIP_TESTS),
     Mutant("prefix tuning: ReLU instead of tanh (table)", "strategies/_vit_prompting.py",
            '"tanh": nn.Tanh}', '"tanh": nn.ReLU}', CLIP_TESTS),
+    # golden-value tests (numbers from the official code) must catch a wrong mechanism too
+    Mutant("golden: vpt_deep prompts not replaced at block 1", "strategies/vpt.py",
+           "if i > 0 and self.deep:", "if i > 1 and self.deep:", ("tests/test_golden_vpt.py",)),
+    Mutant("golden: ranpac random features without ReLU", "strategies/ranpac.py",
+           "return F.relu(features.float() @ self.projection)", "return features.float() @ self.projection",
+           ("tests/test_golden_ranpac.py",)),
+    Mutant("golden: l2p pull term's sign flipped", "strategies/l2p.py",
+           "return ce - self.cfg.pull_weight * sim.sum(dim=1).mean()",
+           "return ce + self.cfg.pull_weight * sim.sum(dim=1).mean()", ("tests/test_golden_l2p.py",)),
+    Mutant("golden: prefix keys and values swapped (PEFT)", "strategies/_vit_prompting.py",
+           "return kv[0].unsqueeze(0), kv[1].unsqueeze(0)", "return kv[1].unsqueeze(0), kv[0].unsqueeze(0)",
+           ("tests/test_golden_peft_prefix.py",)),
     # harness
     Mutant("harness: unlabelled target batches not handed to the strategy", "bench/train/harness.py",
            "batch.target_x, batch.target_cached = target.x, target.cached", "pass", HARNESS_TESTS),

@@ -26,13 +26,16 @@ def import_snapshot(path: str) -> Path:
 
 
 def snapshot_commit(root: Path) -> str:
-    """The commit of a git checkout, else the COMMIT file a `git archive` extraction may carry, else 'unknown'."""
+    """The commit of a git checkout, else the COMMIT file a `git archive` extraction may carry (in the snapshot
+    or a folder above it, when the official code sits in a subfolder), else 'unknown'."""
     try:
         return subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
                               check=True).stdout.strip()
     except (subprocess.CalledProcessError, FileNotFoundError):
-        marker = root / "COMMIT"
-        return marker.read_text().strip() if marker.exists() else "unknown"
+        for folder in (root, *root.parents[:2]):
+            if (folder / "COMMIT").exists():
+                return (folder / "COMMIT").read_text().strip()
+        return "unknown"
 
 
 def cpu_only_cuda_patch() -> None:
