@@ -106,6 +106,14 @@ def text_prefix_count(cfg: Any, clip: Any) -> int:
     return cfg.length * w + (w + 1) * h + (h + 1) * layers * 2 * w
 
 
+def p_tuning_count(cfg: Any, clip: Any) -> int:
+    """Embedding (a + b) x w, a 2-layer bidirectional LSTM with w/2 hidden units per direction (each layer's input
+    is w wide), and the MLP w -> w -> w."""
+    w, h = clip.text.width, clip.text.width // 2
+    lstm = 2 * 2 * (4 * h * (w + h) + 2 * 4 * h)  # layers x directions x (W_ih, W_hh, b_ih, b_hh)
+    return sum(cfg.prompt_tokens) * w + lstm + 2 * (w * w + w)
+
+
 # name -> (config, backbone handed to the strategy (before it is built), scenario info) -> trainable count
 FORMULAS: dict[str, Callable[[Any, Any, Any], int]] = {
     "linear_probe": lambda cfg, bb, info: head(bb, info),
@@ -154,6 +162,7 @@ FORMULAS: dict[str, Callable[[Any, Any, Any], int]] = {
     "prompt_tuning": lambda cfg, clip, info: cfg.length * clip.text.width,
     "prefix_tuning": lambda cfg, clip, info: text_prefix_count(cfg, clip),
     "p_tuning_v2": lambda cfg, clip, info: text_prefix_count(cfg, clip),
+    "p_tuning": lambda cfg, clip, info: p_tuning_count(cfg, clip),
     "promptsrc": lambda cfg, clip, info: (scaled_depth(cfg.prompt_depth, clip) * (
         cfg.n_ctx_text * clip.text.width + cfg.n_ctx_vision * clip.visual.embed_dim)),
     "simplecil": lambda cfg, bb, info: 0,
