@@ -152,8 +152,8 @@ FORMULAS: dict[str, Callable[[Any, Any, Any], int]] = {
                             + cfg.pool_size * len(scale_layers(cfg.e_layers, bb.num_blocks)) * cfg.e_length)
         + cfg.pool_size * bb.num_features + head(bb, info, bb.embed_dim)),
     "coda_prompt": lambda cfg, bb, info: (
-        cfg.max_tasks * cfg.components_per_task * (2 * bb.num_features + len(scale_layers(cfg.layers, bb.num_blocks))
-                                                   * cfg.length * bb.embed_dim) + head(bb, info, bb.embed_dim)),
+        cfg.max_tasks * cfg.components_per_task * len(scale_layers(cfg.layers, bb.num_blocks))
+        * (2 * bb.num_features + cfg.length * bb.embed_dim) + head(bb, info, bb.embed_dim)),
     "aper": lambda cfg, bb, info: (bb.num_blocks * {"houlsby": 2, "pfeiffer": 1}[cfg.placement]
                                    * (2 * bb.embed_dim * max(1, bb.embed_dim // cfg.reduction)
                                       + max(1, bb.embed_dim // cfg.reduction) + bb.embed_dim) + head(bb, info)),
@@ -169,6 +169,7 @@ FORMULAS: dict[str, Callable[[Any, Any, Any], int]] = {
     "ranpac": lambda cfg, bb, info: 0,
 }
 FORMULAS["l2p_cifar"] = FORMULAS["l2p_batchvote"] = FORMULAS["l2p"]
+FORMULAS["dualprompt_cifar"] = FORMULAS["dualprompt_imr"] = FORMULAS["dualprompt_batchvote"] = FORMULAS["dualprompt"]
 
 
 # ------------------------------------------------------------------------------------------ the one contract
