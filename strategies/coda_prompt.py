@@ -12,7 +12,8 @@ from torch import nn
 from bench.core.data import Batch, ScenarioInfo, TaskContext
 from bench.core.strategy import StrategyConfig, hp, mask_logits, register_strategy
 from bench.models.backbones import VisionBackbone
-from strategies._vit_prompting import TaskPoolPrompting, attach_prefix_attention, run_with_prefixes, scale_layers
+from strategies._vit_prompting import (TaskPoolPrompting, attach_prefix_attention, run_with_prefixes, scale_layers,
+                                       set_input_normalization)
 
 PAPER = ("Smith et al., CODA-Prompt: COntinual Decomposed Attention-based Prompting for Rehearsal-Free Continual "
          "Learning, CVPR 2023")
@@ -31,6 +32,19 @@ class CodaPromptConfig(StrategyConfig):
                                       "1.6% of the rate (`cosine`: the harness's per-step decay to 0)")
     epochs: int = hp(20, "passes over each task's training data (official Split CIFAR-100 config)")
     batch_size: int = hp(128, "training batch size (official)")
+    normalize: str = hp("backbone", "pixel normalisation: backbone (the checkpoint's mean/std) | unit (raw [0, 1] "
+                                    "pixels, as the official loaders: the coda_prompt_cifar / _imr presets)")
+
+
+@dataclass(frozen=True)
+class CodaPromptCifarConfig(CodaPromptConfig):
+    normalize: str = hp("unit", "raw [0, 1] pixels, as the official loaders (Normalize(0, 1))")
+    augment: str = hp("rrc_flip", "random-resized crop + horizontal flip, the official training transform")
+
+
+@dataclass(frozen=True)
+class CodaPromptImageNetRConfig(CodaPromptCifarConfig):
+    epochs: int = hp(50, "passes over each task's training data (official ImageNet-R config)")
 
 
 def gram_schmidt_rows(matrix: torch.Tensor, start: int, stop: int,
@@ -102,6 +116,7 @@ class CodaPrompt(TaskPoolPrompting):
         self.attention = nn.Parameter(torch.zeros(len(self.layers), pool, q))
         self.prompts = nn.Parameter(torch.zeros(len(self.layers), pool, cfg.length, d))
         self.head = nn.Linear(d, info.num_classes)
+        set_input_normalization(backbone, cfg.normalize, self.name)
         self.init_components(0)
 
     @torch.no_grad()
@@ -158,3 +173,18 @@ class CodaPrompt(TaskPoolPrompting):
         n = self.cfg.components_per_task
         per_component = len(self.layers) * (2 * self.keys.shape[-1] + self.cfg.length * self.prompts.shape[-1])
         return n * per_component + (self.head.in_features + 1) * new_classes
+
+
+@register_strategy("coda_prompt_cifar", config=CodaPromptCifarConfig)
+class CodaPromptCifar(CodaPrompt):
+    """CODA-Prompt with the official Split CIFAR-100 recipe (GT-RIPL/CODA-Prompt `configs/cifar-100_prompt.yaml`,
+    `coda-p 100 8 0.0`): 100 components over 10 tasks, length 8, Adam lr 0.001, batch 128, 20 epochs, per-epoch
+    cosine; raw [0, 1] pixels and random-resized crop + flip, as the official loaders. See `coda_prompt` for what
+    still differs. Trains: the current task's components, linear head. Freezes: the ViT, past components."""
+
+
+@register_strategy("coda_prompt_imr", config=CodaPromptImageNetRConfig)
+class CodaPromptImageNetR(CodaPrompt):
+    """CODA-Prompt with the official ImageNet-R recipe (`configs/imnet-r_prompt.yaml`): as `coda_prompt_cifar` but
+    50 epochs. See `coda_prompt` for what still differs. Trains: the current task's components, linear head.
+    Freezes: the ViT, past components."""

@@ -50,6 +50,12 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "dualprompt": {"g_length": 2, "e_length": 3, "pool_size": 2},
     "coda_prompt": {"components_per_task": 2, "max_tasks": 2, "length": 2},
 }
+# The official presets train on random-resized crops: these runs count frozen passes of the plain images
+# (test_trains_with_augmentation_and_k_cached_views turns augmentation on by itself).
+for _preset in ("dualprompt_cifar", "dualprompt_imr", "dualprompt_batchvote"):
+    OVERRIDES[_preset] = {**OVERRIDES["dualprompt"], "augment": "none"}
+for _preset in ("coda_prompt_cifar", "coda_prompt_imr"):
+    OVERRIDES[_preset] = {**OVERRIDES["coda_prompt"], "augment": "none"}
 KIND: dict[str, str] = {"dapl": "domain_adaptation"}  # scenario kind for the single-scenario checks
 PREFERRED_KINDS = ("class_incremental", "domain_incremental", "domain_adaptation", "base_to_new")
 
@@ -169,6 +175,7 @@ FORMULAS: dict[str, Callable[[Any, Any, Any], int]] = {
     "ranpac": lambda cfg, bb, info: 0,
 }
 FORMULAS["l2p_cifar"] = FORMULAS["l2p_batchvote"] = FORMULAS["l2p"]
+FORMULAS["coda_prompt_cifar"] = FORMULAS["coda_prompt_imr"] = FORMULAS["coda_prompt"]
 FORMULAS["dualprompt_cifar"] = FORMULAS["dualprompt_imr"] = FORMULAS["dualprompt_batchvote"] = FORMULAS["dualprompt"]
 
 
@@ -187,6 +194,8 @@ CHECK_SETTINGS: dict[str, dict[str, Any]] = {
     # Most of a random micro CoCa's caption loss is template tokens every class shares (lr 0.1, 10 epochs: 25%).
     "ofa_prompt_coca": {"lr": 0.3, "epochs": 10, "init_std": 0.5, "length": 4},
     "coda_prompt": {"lr": 0.01},  # the official 0.001 over 40 steps: 47% on a colour task; 0.01 fits it
+    "coda_prompt_cifar": {"lr": 0.01},
+    "coda_prompt_imr": {"lr": 0.01, "epochs": 20},
     # The papers' settings are for thousands of steps (prompt tuning with SGD at 0.3: 27%, prefix tuning at 5e-5: 25%).
     "prompt_tuning": {"optimizer": "adam", "lr": 0.01},
     "prefix_tuning": {"lr": 0.003},
