@@ -56,6 +56,8 @@ for _preset in ("dualprompt_cifar", "dualprompt_imr", "dualprompt_batchvote"):
     OVERRIDES[_preset] = {**OVERRIDES["dualprompt"], "augment": "none"}
 for _preset in ("coda_prompt_cifar", "coda_prompt_imr"):
     OVERRIDES[_preset] = {**OVERRIDES["coda_prompt"], "augment": "none"}
+OVERRIDES["l2p_cifar"] = {**OVERRIDES["l2p_cifar"], "augment": "none"}
+OVERRIDES["l2p_cifar_perimage"] = {**OVERRIDES["l2p_cifar"], "augment": "none"}
 KIND: dict[str, str] = {"dapl": "domain_adaptation"}  # scenario kind for the single-scenario checks
 PREFERRED_KINDS = ("class_incremental", "domain_incremental", "domain_adaptation", "base_to_new")
 
@@ -174,7 +176,7 @@ FORMULAS: dict[str, Callable[[Any, Any, Any], int]] = {
     "simplecil": lambda cfg, bb, info: 0,
     "ranpac": lambda cfg, bb, info: 0,
 }
-FORMULAS["l2p_cifar"] = FORMULAS["l2p_batchvote"] = FORMULAS["l2p"]
+FORMULAS["l2p_cifar"] = FORMULAS["l2p_batchvote"] = FORMULAS["l2p_cifar_perimage"] = FORMULAS["l2p"]
 FORMULAS["coda_prompt_cifar"] = FORMULAS["coda_prompt_imr"] = FORMULAS["coda_prompt"]
 FORMULAS["dualprompt_cifar"] = FORMULAS["dualprompt_imr"] = FORMULAS["dualprompt_batchvote"] = FORMULAS["dualprompt"]
 
