@@ -162,7 +162,10 @@ FORMULAS: dict[str, Callable[[Any, Any, Any], int]] = {
     "coda_prompt": lambda cfg, bb, info: (
         cfg.max_tasks * cfg.components_per_task * len(scale_layers(cfg.layers, bb.num_blocks))
         * (2 * bb.num_features + cfg.length * bb.embed_dim) + head(bb, info, bb.embed_dim)),
-    "aper": lambda cfg, bb, info: (bb.num_blocks * {"houlsby": 2, "pfeiffer": 1}[cfg.placement]
+    "aper": lambda cfg, bb, info: (bb.num_blocks * (2 * bb.embed_dim * max(1, bb.embed_dim // cfg.reduction)
+                                                    + max(1, bb.embed_dim // cfg.reduction) + bb.embed_dim)
+                                   + bb.num_features * info.num_classes + 1),  # AdaptFormer; cosine head + sigma
+    "aper_bottleneck": lambda cfg, bb, info: (bb.num_blocks * {"houlsby": 2, "pfeiffer": 1}[cfg.placement]
                                    * (2 * bb.embed_dim * max(1, bb.embed_dim // cfg.reduction)
                                       + max(1, bb.embed_dim // cfg.reduction) + bb.embed_dim) + head(bb, info)),
     "kgcoop": lambda cfg, clip, info: cfg.n_ctx * clip.text.width * (info.num_classes if cfg.class_specific else 1),
