@@ -34,6 +34,8 @@ class L2PConfig(StrategyConfig):
                                   "jax (U[0, 0.01), flax's uniform() in google-research/l2p)")
     normalize: str = hp("backbone", "pixel normalisation: backbone (the checkpoint's mean/std) | unit (raw [0, 1] "
                                     "pixels, the official norm_01: l2p_cifar)")
+    prompt_pos: str = hp("none", "position embedding of the prompt slots: none (the JAX code) | cls (the PyTorch "
+                                 "port and avalanche-lib: the class token's, added to every prompt token)")
     optimizer: str = hp("adam", "sgd | adam | adamw")
     lr: float = hp(0.0075, "peak learning rate (0.03 * batch / 256, as the official recipe)")
     epochs: int = hp(5, "passes over each task's training data")
@@ -71,6 +73,16 @@ def batch_vote(per_image: torch.Tensor, pool_size: int, n: int) -> torch.Tensor:
     (the ports' `batchwise_prompt`: counts of each prompt over the batch, then top-N of the counts)."""
     votes = torch.bincount(per_image.flatten(), minlength=pool_size)
     return votes.topk(n).indices.unsqueeze(0).expand(per_image.shape[0], -1)
+
+
+def class_position(backbone: VisionBackbone) -> torch.Tensor:
+    """The class token's position embedding `(d,)` (what the PyTorch port's resized pos_embed gives prompt slots)."""
+    enc = backbone.encoder
+    if backbone.flavour == "timm":
+        if enc.cls_token is None or getattr(enc, "no_embed_class", False):
+            raise ValueError("l2p: prompt_pos 'cls' needs a ViT whose class token has a position embedding")
+        return enc.pos_embed[0, 0]
+    return enc.positional_embedding[0]
 
 
 @register_strategy("l2p", config=L2PConfig)
@@ -112,6 +124,8 @@ class L2P(FrozenEncoderMixin, Strategy):
         # Keys live in the query's space: the backbone's pooled output (projected, for CLIP towers).
         self.keys = nn.Parameter(torch.empty(cfg.pool_size, backbone.num_features).uniform_(low, high))
         set_input_normalization(backbone, cfg.normalize, self.name)
+        if cfg.prompt_pos not in ("none", "cls"):
+            raise ValueError(f"{self.name}: prompt_pos {cfg.prompt_pos!r}; valid: none, cls")
         self.head = init_head(nn.Linear(d, info.num_classes), cfg.head_init)
         self.register_buffer("counts", torch.zeros(cfg.pool_size))  # selections in the current task
         self.register_buffer("past_freq", torch.zeros(cfg.pool_size))  # selections in earlier tasks
@@ -146,6 +160,8 @@ class L2P(FrozenEncoderMixin, Strategy):
                 cached = bb(x)
         idx, sim = self.select(cached.to(self.keys.dtype))
         chosen = self.prompts[idx].flatten(1, 2)  # (B, N * Lp, d)
+        if self.cfg.prompt_pos == "cls":
+            chosen = chosen + class_position(bb).to(chosen.dtype)
         tokens = bb.run_blocks(insert_prompts(bb.embed(x), chosen, bb.num_prefix_tokens))
         start = bb.num_prefix_tokens
         pooled = bb.final_norm()(tokens)[:, start:start + chosen.shape[1]].mean(dim=1)

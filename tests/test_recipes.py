@@ -220,3 +220,24 @@ def test_paper_suites_use_the_official_recipes():
     vote = STRATEGIES.get("l2p_batchvote").config_cls.from_dict(vit_cells["l2p_cifar_batchvote"].strategy_config)
     assert (vote.train_voting, vote.schedule, vote.batchwise_voting) == (True, "constant", True)
     assert {"l2p_cifar", "l2p_cifar_perimage"} <= set(vit_cells)
+
+
+def test_l2p_prompt_pos_cls_adds_the_class_tokens_position_embedding_to_every_prompt_slot(vit):
+    seen = []
+    plain = build_strategy("l2p", copy.deepcopy(vit), INFO, {"pool_size": 3, "top_k": 1, "length": 2}).eval()
+    port = build_strategy("l2p", copy.deepcopy(vit), INFO,
+                          {"pool_size": 3, "top_k": 1, "length": 2, "prompt_pos": "cls"}).eval()
+    with torch.no_grad():
+        port.prompts.copy_(plain.prompts)
+        port.keys.copy_(plain.keys)
+    for s in (plain, port):
+        s.backbone.blocks[0].register_forward_pre_hook(lambda _m, args: seen.append(args[0][:, 1:3].clone()))
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        plain(x)
+        port(x)
+    cls_pos = vit.encoder.pos_embed[0, 0]
+    plain_prompted, port_prompted = seen[1], seen[3]  # each forward runs the query pass first
+    assert torch.allclose(port_prompted - plain_prompted, cls_pos.expand_as(plain_prompted), atol=1e-6)
+    assert float(cls_pos.abs().max()) > 1e-3
+    assert STRATEGIES.get("l2p").config_cls().prompt_pos == "none"  # the JAX code's choice stays the default
