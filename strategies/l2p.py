@@ -134,7 +134,9 @@ class L2P(FrozenEncoderMixin, Strategy):
         return self.backbone(x)
 
     def frozen_key(self) -> str | None:
-        return "vision.pooled"  # the backbone's pooled output, shared with every strategy that caches it
+        # the backbone's pooled output, shared with every strategy that caches it; raw [0, 1] pixels give another
+        # function (the store's backbone fingerprint, which reads the mean/std buffers, keeps them apart as well)
+        return "vision.pooled" if self.cfg.normalize == "backbone" else "vision.pooled.unit_pixels"
 
     def select(self, query: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Query `(B, d)` -> selected prompt indices `(B, N)` and their cosine similarities `(B, N)`."""
