@@ -77,12 +77,30 @@ def encode_text_deep(text: TextEncoder, embeds: torch.Tensor, ids: torch.Tensor,
     return x @ text.text_projection if text.text_projection is not None else x
 
 
+def embed_before_pre_norm(visual: VisionBackbone, x: torch.Tensor) -> tuple[torch.Tensor, nn.Module]:
+    """`visual.embed(x)` stopped before the encoder's pre-norm (open_clip's `ln_pre`, timm's `norm_pre`), and that
+    norm. The pre-norm is swapped for an identity for the call rather than the embedding copied, so the two flavours
+    keep their own patch, class-token and position code."""
+    enc = visual.encoder
+    attr = "ln_pre" if visual.flavour == "open_clip" else "norm_pre"
+    norm = getattr(enc, attr)
+    setattr(enc, attr, nn.Identity())
+    try:
+        tokens = visual.embed(x)
+    finally:
+        setattr(enc, attr, norm)
+    return tokens, norm
+
+
 def encode_image_deep(visual: VisionBackbone, x: torch.Tensor, prompts: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Image features with `prompts[0]` `(n, d)` appended after the patch tokens (no position), replaced by
-    `prompts[i]` before block i for i < len(prompts) (MaPLe's vision side). Returns unnormalised features."""
-    tokens = visual.embed(x)
+    """Image features with `prompts[0]` `(n, d)` appended after the patch tokens (no position) BEFORE the pre-norm
+    (`ln_pre`), as the official MaPLe / PromptSRC code (`x = cat([x, visual_ctx]); x = ln_pre(x)`), so the input
+    prompts are normalised with the patches; replaced by `prompts[i]` (not normalised) before block i for
+    i < len(prompts). Returns unnormalised features."""
+    tokens, pre_norm = embed_before_pre_norm(visual, x)
     count = prompts[0].shape[0]
     tokens = torch.cat([tokens, prompts[0].to(tokens.dtype).unsqueeze(0).expand(tokens.shape[0], -1, -1)], dim=1)
+    tokens = pre_norm(tokens)
     for i, block in enumerate(visual.blocks):
         if 1 <= i < len(prompts):
             fresh = prompts[i].to(tokens.dtype).unsqueeze(0).expand(tokens.shape[0], -1, -1)

@@ -44,3 +44,38 @@ def device_of(module: torch.nn.Module) -> torch.device:
     for tensor in list(module.parameters()) + list(module.buffers()):
         return tensor.device
     return torch.device("cpu")
+
+
+CLIP_FEATURES = ("pre_projection", "projected")
+
+
+def has_projection(backbone: torch.nn.Module) -> bool:
+    """Whether the image tower ends in a projection (CLIP's `proj`), i.e. has a distinct pre-projection feature."""
+    return getattr(backbone, "flavour", None) == "open_clip" and getattr(backbone.encoder, "proj", None) is not None
+
+
+def check_clip_feature(name: str, kind: str) -> None:
+    if kind not in CLIP_FEATURES:
+        raise ValueError(f"{name}: clip_feature {kind!r}; valid: {', '.join(CLIP_FEATURES)}")
+
+
+def feature_width(backbone: torch.nn.Module, kind: str) -> int:
+    """Width of the feature `pooled_features(backbone, x, kind)` returns."""
+    return backbone.embed_dim if kind == "pre_projection" and has_projection(backbone) else backbone.num_features
+
+
+def pooled_features(backbone: torch.nn.Module, x: torch.Tensor, kind: str) -> torch.Tensor:
+    """The tower's pooled output; on a CLIP tower with kind "pre_projection", the class token after `ln_post` and
+    before `proj` (768-d on ViT-B/16: the feature RanPAC's and PILOT's code read from a ViT), else the projected
+    embedding. On a ViT without projection both kinds are the same feature."""
+    if kind == "projected" or not has_projection(backbone):
+        return backbone(x)
+    pooled, _ = backbone.encoder._pool(backbone.run_blocks(backbone.embed(x)))
+    return pooled
+
+
+def frozen_feature_key(backbone: torch.nn.Module, kind: str) -> str:
+    """The shared frozen-cache entry of `pooled_features(..., kind)`: the projected feature keeps the name every
+    other strategy reading the pooled output shares."""
+    return "vision.pre_projection" if kind == "pre_projection" and has_projection(backbone) else "vision.pooled"
+

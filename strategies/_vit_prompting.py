@@ -66,6 +66,22 @@ def init_head(head: nn.Linear, kind: str) -> nn.Linear:
     return head
 
 
+NORMALIZATIONS = ("backbone", "unit")
+
+
+def set_input_normalization(backbone: VisionBackbone, kind: str, name: str) -> None:
+    """The pixel normalisation in front of the ViT: "backbone" keeps the checkpoint's mean/std; "unit" uses mean 0,
+    std 1, i.e. raw [0, 1] pixels, as the official L2P, DualPrompt and CODA-Prompt codes feed their ViT (JAX
+    `norm_01`; the PyTorch ports' loaders apply no Normalize). This changes the frozen features themselves, so the
+    shared feature cache, keyed by the backbone's buffers too, keeps the two apart."""
+    if kind not in NORMALIZATIONS:
+        raise ValueError(f"{name}: normalize {kind!r}; valid: {', '.join(NORMALIZATIONS)}")
+    if kind == "unit":
+        with torch.no_grad():
+            backbone.mean.zero_()
+            backbone.std.fill_(1.0)
+
+
 class FrozenEncoderMixin:
     """Keeps the frozen backbone in eval mode (no dropout / drop-path) while the strategy's own parts train."""
 

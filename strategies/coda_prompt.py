@@ -3,6 +3,7 @@ each component's key; components grow per task and those of past tasks are froze
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -11,7 +12,8 @@ from torch import nn
 from bench.core.data import Batch, ScenarioInfo, TaskContext
 from bench.core.strategy import StrategyConfig, hp, mask_logits, register_strategy
 from bench.models.backbones import VisionBackbone
-from strategies._vit_prompting import TaskPoolPrompting, attach_prefix_attention, run_with_prefixes, scale_layers
+from strategies._vit_prompting import (TaskPoolPrompting, attach_prefix_attention, run_with_prefixes, scale_layers,
+                                       set_input_normalization)
 
 PAPER = ("Smith et al., CODA-Prompt: COntinual Decomposed Attention-based Prompting for Rehearsal-Free Continual "
          "Learning, CVPR 2023")
@@ -25,23 +27,44 @@ class CodaPromptConfig(StrategyConfig):
     length: int = hp(8, "prompt length Lp: the first half are prefix keys, the second half prefix values")
     ortho_weight: float = hp(0.0, "weight of the orthogonality penalty (the official configs use 0.0)")
     optimizer: str = hp("adam", "sgd | adam | adamw")
-    lr: float = hp(0.001, "peak learning rate (official: Adam, lr 0.001, cosine)")
+    lr: float = hp(0.001, "peak learning rate (official: Adam, lr 0.001)")
+    schedule: str = hp("coda_cosine", "official: per-epoch cosine lr * cos(99 pi e / (200 (E - 1))), ending at "
+                                      "1.6% of the rate (`cosine`: the harness's per-step decay to 0)")
     epochs: int = hp(20, "passes over each task's training data (official Split CIFAR-100 config)")
     batch_size: int = hp(128, "training batch size (official)")
+    normalize: str = hp("backbone", "pixel normalisation: backbone (the checkpoint's mean/std) | unit (raw [0, 1] "
+                                    "pixels, as the official loaders: the coda_prompt_cifar / _imr presets)")
 
 
-def gram_schmidt_rows(matrix: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-    """Rows `start:stop` of `matrix` (n, D) replaced by fresh random unit vectors orthogonal to every earlier row
-    (the official `gram_schmidt`, which redraws the new task's rows); once D rows exist no direction is left, and
-    the extra rows are random unit vectors."""
+@dataclass(frozen=True)
+class CodaPromptCifarConfig(CodaPromptConfig):
+    normalize: str = hp("unit", "raw [0, 1] pixels, as the official loaders (Normalize(0, 1))")
+    augment: str = hp("rrc_flip", "random-resized crop + horizontal flip, the official training transform")
+
+
+@dataclass(frozen=True)
+class CodaPromptImageNetRConfig(CodaPromptCifarConfig):
+    epochs: int = hp(50, "passes over each task's training data (official ImageNet-R config)")
+
+
+def gram_schmidt_rows(matrix: torch.Tensor, start: int, stop: int,
+                      draw: Callable[[int], torch.Tensor] | None = None) -> torch.Tensor:
+    """Rows `start:stop` of `matrix` (n, D) replaced as the official `gram_schmidt` does for a new task: for each
+    new row k a fresh random vector v (`draw(D)`, default N(0, 1)) minus its projection onto EACH earlier row j < k
+    separately, `v - sum_j (v.u_j / u_j.u_j) u_j` (classical Gram-Schmidt, every projection of the same v), then
+    normalised. Earlier rows were orthonormal at their init but have trained since, so the new rows are orthogonal
+    to the new rows before them but only approximately to the trained ones (exactly where those are still
+    orthogonal), as in the official code. A zero earlier row is skipped (the official code would redraw forever)."""
     out = matrix.detach().clone()
+    draw = draw or (lambda width: torch.randn(width, dtype=out.dtype))
     for k in range(start, stop):
-        row = torch.randn(out.shape[1], dtype=out.dtype)
-        if 0 < k < out.shape[1]:
-            # Earlier rows were orthonormal at their init but trained since: project out their span, not each row.
-            span, _ = torch.linalg.qr(out[:k].t())
-            row = row - span @ (span.t() @ row)
-        out[k] = F.normalize(row, dim=0)
+        v = draw(out.shape[1]).to(out)
+        earlier = out[:k]
+        norms = (earlier * earlier).sum(dim=1)
+        keep = norms >= 1e-8
+        coefficients = (earlier[keep] @ v) / norms[keep]
+        out[k] = v - coefficients @ earlier[keep]
+    out[start:stop] = F.normalize(out[start:stop], dim=1)
     return out
 
 
@@ -60,15 +83,22 @@ def ortho_penalty(t: torch.Tensor) -> torch.Tensor:
 @register_strategy("coda_prompt", config=CodaPromptConfig)
 class CodaPrompt(TaskPoolPrompting):
     """CODA-Prompt (Smith et al., CVPR 2023). The query q is the frozen ViT's pooled feature (cached once per
-    image). Each component m has a key K_m, an attention vector A_m (both in the query's space) and a prompt P_m per
-    prompted layer; the image's prompt is sum_m alpha_m P_m with alpha_m = cos(q * A_m, K_m); its first half is
-    prefixed to the attention's keys, the second to its values. Task t trains components [t*n, (t+1)*n); earlier
-    ones are used but detached (frozen), later ones unused. Each task's new components start Gram-Schmidt
-    orthogonal to all earlier ones (K, A and the flattened P alike). Loss: CE over the task's classes (+ the
-    orthogonality penalty when its weight is > 0). The head reads the class token after the final norm.
+    image). At each prompted layer l, component m has its own key K_lm, attention vector A_lm (both in the query's
+    space) and prompt P_lm, as the official `CodaPrompt` (one K, A, P per layer); the layer's prompt is
+    sum_m alpha_lm P_lm with alpha_lm = cos(q * A_lm, K_lm); its first half is prefixed to the attention's keys,
+    the second to its values. Task t trains components [t*n, (t+1)*n); earlier ones are used but detached
+    (frozen), later ones unused. Each task's new components are drawn by the official row-by-row Gram-Schmidt
+    (`gram_schmidt_rows`) against all earlier ones, per layer, for K, A and the flattened P alike. Loss: CE over the
+    task's classes + ortho_weight x the orthogonality penalty of K, A and P summed over the layers (the official
+    configs set the weight to 0). The learning rate steps per epoch on the official cosine (`coda_cosine`). The
+    head reads the class token after the final norm. The official presets (`coda_prompt_cifar`) feed raw [0, 1]
+    pixels and train on random-resized crops with flips, as the official loaders.
     Differences from the official code: layer indices are given for ViT-B and scaled to smaller ViTs (`l * depth //
-    12`); the pool is sized by `max_tasks` (the official code reads the task count from the dataset); once the
-    pool outgrows the query width, new rows cannot be orthogonal and are random unit vectors.
+    12`); the pool is sized by `max_tasks` (the official code reads the task count from the dataset); the plain
+    `coda_prompt` keeps the backbone's normalisation and no augmentation (the glyphs are chiral: no flips); the
+    query is computed once per image from the un-augmented pixels when no augmentation runs (the official code
+    recomputes it from each augmented view, as this code does with augmentation on); unused rows start at zero
+    (official: U[0, 1), overwritten before use either way).
     Trains: keys, attention vectors and prompt components of the current task, linear head. Freezes: the ViT
     (eval mode) and every earlier task's components."""
 
@@ -82,10 +112,11 @@ class CodaPrompt(TaskPoolPrompting):
         self.layers = scale_layers(cfg.layers, backbone.num_blocks)
         attach_prefix_attention(backbone.blocks, self.layers)
         pool, q, d = cfg.max_tasks * cfg.components_per_task, backbone.num_features, backbone.embed_dim
-        self.keys = nn.Parameter(torch.zeros(pool, q))
-        self.attention = nn.Parameter(torch.zeros(pool, q))
+        self.keys = nn.Parameter(torch.zeros(len(self.layers), pool, q))
+        self.attention = nn.Parameter(torch.zeros(len(self.layers), pool, q))
         self.prompts = nn.Parameter(torch.zeros(len(self.layers), pool, cfg.length, d))
         self.head = nn.Linear(d, info.num_classes)
+        set_input_normalization(backbone, cfg.normalize, self.name)
         self.init_components(0)
 
     @torch.no_grad()
@@ -93,9 +124,9 @@ class CodaPrompt(TaskPoolPrompting):
         """Gram-Schmidt initialisation of task `task`'s components against every earlier component."""
         n = self.cfg.components_per_task
         start, stop = task * n, (task + 1) * n
-        self.keys.copy_(gram_schmidt_rows(self.keys, start, stop))
-        self.attention.copy_(gram_schmidt_rows(self.attention, start, stop))
         for i in range(len(self.layers)):
+            self.keys[i].copy_(gram_schmidt_rows(self.keys[i], start, stop))
+            self.attention[i].copy_(gram_schmidt_rows(self.attention[i], start, stop))
             flat = self.prompts[i].flatten(1)
             self.prompts[i].copy_(gram_schmidt_rows(flat, start, stop).view_as(self.prompts[i]))
 
@@ -108,7 +139,7 @@ class CodaPrompt(TaskPoolPrompting):
             past, current = t.narrow(dim, 0, start).detach(), t.narrow(dim, start, stop - start)
             return torch.cat([past, current], dim=dim)
 
-        return part(self.keys, 0), part(self.attention, 0), part(self.prompts, 1)
+        return part(self.keys, 1), part(self.attention, 1), part(self.prompts, 1)
 
     def forward(self, x: torch.Tensor | None, cached: torch.Tensor | None = None) -> torch.Tensor:
         bb = self.backbone
@@ -116,8 +147,9 @@ class CodaPrompt(TaskPoolPrompting):
             with torch.no_grad():
                 cached = bb(x)
         keys, attention, prompts = self.active()
-        alpha = component_weights(cached.to(keys.dtype), keys, attention)  # (B, M)
-        mixed = torch.einsum("bm,lmpd->lbpd", alpha, prompts)  # (layers, B, Lp, d)
+        query = cached.to(keys.dtype)
+        alpha = torch.stack([component_weights(query, k, a) for k, a in zip(keys, attention)])  # (layers, B, M)
+        mixed = torch.einsum("lbm,lmpd->lbpd", alpha, prompts)  # (layers, B, Lp, d)
         half = self.cfg.length // 2
         prefixes = {layer: (mixed[i, :, :half], mixed[i, :, half:]) for i, layer in enumerate(self.layers)}
         tokens = run_with_prefixes(bb, bb.embed(x), prefixes)
@@ -127,7 +159,8 @@ class CodaPrompt(TaskPoolPrompting):
         loss = F.cross_entropy(mask_logits(self(batch.x, batch.cached), ctx.train_classes), batch.y)
         if self.cfg.ortho_weight > 0:
             keys, attention, prompts = self.active()
-            penalty = ortho_penalty(keys) + ortho_penalty(attention) + sum(ortho_penalty(p) for p in prompts)
+            penalty = sum(ortho_penalty(k) + ortho_penalty(a) + ortho_penalty(p)  # per layer, as the official
+                          for k, a, p in zip(keys, attention, prompts))
             loss = loss + self.cfg.ortho_weight * penalty
         return loss
 
@@ -138,5 +171,20 @@ class CodaPrompt(TaskPoolPrompting):
 
     def params_per_new_task(self, new_classes: int) -> int:
         n = self.cfg.components_per_task
-        per_component = 2 * self.keys.shape[1] + len(self.layers) * self.cfg.length * self.prompts.shape[-1]
+        per_component = len(self.layers) * (2 * self.keys.shape[-1] + self.cfg.length * self.prompts.shape[-1])
         return n * per_component + (self.head.in_features + 1) * new_classes
+
+
+@register_strategy("coda_prompt_cifar", config=CodaPromptCifarConfig)
+class CodaPromptCifar(CodaPrompt):
+    """CODA-Prompt with the official Split CIFAR-100 recipe (GT-RIPL/CODA-Prompt `configs/cifar-100_prompt.yaml`,
+    `coda-p 100 8 0.0`): 100 components over 10 tasks, length 8, Adam lr 0.001, batch 128, 20 epochs, per-epoch
+    cosine; raw [0, 1] pixels and random-resized crop + flip, as the official loaders. See `coda_prompt` for what
+    still differs. Trains: the current task's components, linear head. Freezes: the ViT, past components."""
+
+
+@register_strategy("coda_prompt_imr", config=CodaPromptImageNetRConfig)
+class CodaPromptImageNetR(CodaPrompt):
+    """CODA-Prompt with the official ImageNet-R recipe (`configs/imnet-r_prompt.yaml`): as `coda_prompt_cifar` but
+    50 epochs. See `coda_prompt` for what still differs. Trains: the current task's components, linear head.
+    Freezes: the ViT, past components."""

@@ -20,8 +20,8 @@ class KgCoOpConfig(CoOpConfig):
     n_ctx: int = hp(4, "learned context tokens (official base-to-new: 4)")
     ctx_init: str = hp("a photo of a", "initial context phrase (official: 'a photo of a')")
     kg_weight: float = hp(8.0, "lambda, weight of 1 - mean cos(learned, hand-written) text features (official W)")
-    template: str = hp(TEMPLATE, "the hand-written prompt; '{}' is the class name (official: per-data-set "
-                                 "templates, 'a photo of a {}.' for ImageNet, Caltech, SUN, Cars)")
+    template: str = hp(TEMPLATE, "the hand-written prompt; '{}' is the class name (official: CoOp's per-data-set "
+                                 "template, zeroshot_clip.COOP_TEMPLATES, which the paper suite passes per data set)")
     lr: float = hp(0.002, "peak learning rate (official: SGD 0.002, cosine)")
     batch_size: int = hp(128, "training batch size (official vit_b16_ep100_ctxv1)")
     epochs: int = hp(100, "passes over each task's training data (official: 100 at 16 shots)")
@@ -36,8 +36,10 @@ class KgCoOp(CoOp):
     so this is the paper's lambda * mean ||w - w0||^2 with lambda halved; the official code uses the cosine form
     with W = 8, kept here. The mean runs over the classes trained so far (the official code trains on the base
     classes only, so the same set).
-    Differences from the official code: the warm-up epoch ramps the learning rate linearly (official: constant
-    1e-5), as every strategy of this suite.
+    The hand-written prompt is the data set's own in the official code (CoOp's CUSTOM_TEMPLATES, e.g. "a centered
+    satellite photo of {}." for EuroSAT): `template`, set per data set by the paper suite; "a photo of a {}." by
+    default (the glyph scenarios). Differences from the official code: the warm-up epoch ramps the learning rate
+    linearly unless `warmup_lr` is set (official: constant 1e-5, which the paper suite sets).
     Trains: the context vectors (M x w). Freezes: both CLIP encoders."""
 
     paper = PAPER

@@ -11,7 +11,7 @@ from torch import nn
 from bench.core.data import Batch, ScenarioInfo, TaskContext
 from bench.core.strategy import Flags, Strategy, StrategyConfig, hp, mask_logits, register_strategy
 from bench.models.backbones import VisionBackbone
-from strategies._vit_prompting import FrozenEncoderMixin, init_head, insert_prompts
+from strategies._vit_prompting import FrozenEncoderMixin, init_head, insert_prompts, set_input_normalization
 
 LOG = logging.getLogger("promptshift.l2p")  # a child of the runner's logger: lands in the cell log
 PAPER = "Wang et al., Learning to Prompt for Continual Learning, CVPR 2022"
@@ -30,6 +30,12 @@ class L2PConfig(StrategyConfig):
                                    "batchwise_prompt=True); False: each image its own top N")
     head_init: str = hp("torch", "linear head init: torch | zeros (JAX) | trunc_normal (PyTorch port, std 0.02)")
     init_range: float = hp(1.0, "prompts and keys ~ U(-r, r), as the PyTorch port's 'uniform' init")
+    prompt_init: str = hp("port", "prompts and keys: port (U(-init_range, init_range), l2p-pytorch's 'uniform') | "
+                                  "jax (U[0, 0.01), flax's uniform() in google-research/l2p)")
+    normalize: str = hp("backbone", "pixel normalisation: backbone (the checkpoint's mean/std) | unit (raw [0, 1] "
+                                    "pixels, the official norm_01: l2p_cifar)")
+    prompt_pos: str = hp("none", "position embedding of the prompt slots: none (the JAX code) | cls (the PyTorch "
+                                 "port and avalanche-lib: the class token's, added to every prompt token)")
     optimizer: str = hp("adam", "sgd | adam | adamw")
     lr: float = hp(0.0075, "peak learning rate (0.03 * batch / 256, as the official recipe)")
     epochs: int = hp(5, "passes over each task's training data")
@@ -41,13 +47,20 @@ class L2PCifarPerImageConfig(L2PConfig):
     length: int = hp(10, "tokens per prompt Lp (official CIFAR config)")
     top_k: int = hp(4, "prompts selected per image N (official CIFAR config)")
     pull_weight: float = hp(1.0, "lambda (official CIFAR config)")
+    head_init: str = hp("zeros", "head init: zeros (the JAX code's head)")
+    prompt_init: str = hp("jax", "prompts and keys ~ U[0, 0.01) (the JAX code's 'uniform')")
+    normalize: str = hp("unit", "raw [0, 1] pixels (official norm_01=True)")
+    augment: str = hp("rrc_flip", "random-resized crop + horizontal flip (the official training transform)")
+    lr: float = hp(0.03 * 16 / 256, "learning rate: official 0.03 x batch / 256")
+    batch_size: int = hp(16, "training batch size (official per_device_batch_size 16)")
+    epochs: int = hp(5, "passes over each task's training data (official)")
+    grad_clip: float = hp(1.0, "gradient norm clipping (official grad_clip_max_norm 1.0)")
 
 
 @dataclass(frozen=True)
 class L2PCifarConfig(L2PCifarPerImageConfig):
     train_voting: bool = hp(True, "training: batch-wise prompt voting (official batchwise_prompt=True)")
     schedule: str = hp("constant", "constant learning rate, as both official codes (no cosine, no warm-up)")
-    head_init: str = hp("trunc_normal", "head ~ truncated normal, std 0.02 (PyTorch port; JAX: zeros)")
 
 
 @dataclass(frozen=True)
@@ -62,6 +75,16 @@ def batch_vote(per_image: torch.Tensor, pool_size: int, n: int) -> torch.Tensor:
     return votes.topk(n).indices.unsqueeze(0).expand(per_image.shape[0], -1)
 
 
+def class_position(backbone: VisionBackbone) -> torch.Tensor:
+    """The class token's position embedding `(d,)` (what the PyTorch port's resized pos_embed gives prompt slots)."""
+    enc = backbone.encoder
+    if backbone.flavour == "timm":
+        if enc.cls_token is None or getattr(enc, "no_embed_class", False):
+            raise ValueError("l2p: prompt_pos 'cls' needs a ViT whose class token has a position embedding")
+        return enc.pos_embed[0, 0]
+    return enc.positional_embedding[0]
+
+
 @register_strategy("l2p", config=L2PConfig)
 class L2P(FrozenEncoderMixin, Strategy):
     """L2P (Wang et al., CVPR 2022). The query is the frozen ViT's pooled class-token feature, computed once per
@@ -72,7 +95,10 @@ class L2P(FrozenEncoderMixin, Strategy):
     official CIFAR recipe: voting during training, constant rate), `l2p_cifar_perimage` (its values with this
     generic training) and `l2p_batchvote` (test-time voting, flagged). Selection counts go to the cell log.
     Defaults here differ from the official code: per-image selection in training (`train_voting` to vote), cosine
-    decay (`schedule: constant` for the official rate), nn.Linear's head init (`head_init`).
+    decay (`schedule: constant` for the official rate), nn.Linear's head init (`head_init`), the backbone's pixel
+    normalisation and no augmentation (`normalize: unit`, `augment: rrc_flip` for the official pipeline; glyphs
+    are chiral, so never flipped here); no CLS position embedding is added to the prompt slots (JAX adds none;
+    the PyTorch port and avalanche-lib add one).
     Trains: prompt pool (M x Lp x d), keys (M x d), linear head. Freezes: the whole ViT (kept in eval mode)."""
 
     family = "continual"
@@ -90,10 +116,16 @@ class L2P(FrozenEncoderMixin, Strategy):
             # Flags are class attributes shown on the leaderboard: voting must come with its flag.
             raise ValueError(f"{self.name}: batchwise_voting={cfg.batchwise_voting} contradicts this strategy's "
                              f"flags; use l2p_batchvote for test-time batch-wise voting")
-        r, d = cfg.init_range, backbone.embed_dim
-        self.prompts = nn.Parameter(torch.empty(cfg.pool_size, cfg.length, d).uniform_(-r, r))
+        if cfg.prompt_init not in ("port", "jax"):
+            raise ValueError(f"{self.name}: prompt_init {cfg.prompt_init!r}; valid: port, jax")
+        low, high = (0.0, 0.01) if cfg.prompt_init == "jax" else (-cfg.init_range, cfg.init_range)
+        d = backbone.embed_dim
+        self.prompts = nn.Parameter(torch.empty(cfg.pool_size, cfg.length, d).uniform_(low, high))
         # Keys live in the query's space: the backbone's pooled output (projected, for CLIP towers).
-        self.keys = nn.Parameter(torch.empty(cfg.pool_size, backbone.num_features).uniform_(-r, r))
+        self.keys = nn.Parameter(torch.empty(cfg.pool_size, backbone.num_features).uniform_(low, high))
+        set_input_normalization(backbone, cfg.normalize, self.name)
+        if cfg.prompt_pos not in ("none", "cls"):
+            raise ValueError(f"{self.name}: prompt_pos {cfg.prompt_pos!r}; valid: none, cls")
         self.head = init_head(nn.Linear(d, info.num_classes), cfg.head_init)
         self.register_buffer("counts", torch.zeros(cfg.pool_size))  # selections in the current task
         self.register_buffer("past_freq", torch.zeros(cfg.pool_size))  # selections in earlier tasks
@@ -102,7 +134,9 @@ class L2P(FrozenEncoderMixin, Strategy):
         return self.backbone(x)
 
     def frozen_key(self) -> str | None:
-        return "vision.pooled"  # the backbone's pooled output, shared with every strategy that caches it
+        # the backbone's pooled output, shared with every strategy that caches it; raw [0, 1] pixels give another
+        # function (the store's backbone fingerprint, which reads the mean/std buffers, keeps them apart as well)
+        return "vision.pooled" if self.cfg.normalize == "backbone" else "vision.pooled.unit_pixels"
 
     def select(self, query: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Query `(B, d)` -> selected prompt indices `(B, N)` and their cosine similarities `(B, N)`."""
@@ -128,6 +162,8 @@ class L2P(FrozenEncoderMixin, Strategy):
                 cached = bb(x)
         idx, sim = self.select(cached.to(self.keys.dtype))
         chosen = self.prompts[idx].flatten(1, 2)  # (B, N * Lp, d)
+        if self.cfg.prompt_pos == "cls":
+            chosen = chosen + class_position(bb).to(chosen.dtype)
         tokens = bb.run_blocks(insert_prompts(bb.embed(x), chosen, bb.num_prefix_tokens))
         start = bb.num_prefix_tokens
         pooled = bb.final_norm()(tokens)[:, start:start + chosen.shape[1]].mean(dim=1)
@@ -155,20 +191,23 @@ class L2P(FrozenEncoderMixin, Strategy):
 
 @register_strategy("l2p_cifar", config=L2PCifarConfig)
 class L2PCifar(L2P):
-    """L2P as the official code trains on Split CIFAR-100 (Wang et al., CVPR 2022): Lp=10, N=4, lambda=1.0,
-    batch-wise prompt voting during training, constant learning rate, truncated-normal head (the PyTorch port).
-    Remaining differences from the official code: test-time selection is per image (the official code also votes at
-    test time, which assumes one task per test batch: that is `l2p_batchvote`, flagged); prompts and keys ~ U(-1, 1)
-    as the port (JAX: U[0, 0.01)); no CLS position embedding added to prompt slots (the port adds one, JAX none);
-    the query is cached once per image (the official code recomputes it every step; same values without
-    augmentation). Trains: prompt pool, keys, linear head. Freezes: the whole ViT."""
+    """L2P as the official JAX code trains on Split CIFAR-100 (google-research/l2p `configs/cifar100_l2p.py`; Wang
+    et al., CVPR 2022), every value from that one config: M=10, Lp=10, N=4, lambda=1.0, batch-wise prompt voting
+    during training, Adam at a constant 0.03 x 16 / 256, batch 16, 5 epochs, clipping 1.0, zero-initialised head,
+    prompts and keys ~ U[0, 0.01), raw [0, 1] pixels (norm_01), random-resized crop + flip; the paper suite runs it
+    with these defaults. Remaining differences from the official code: test-time selection is per image (the
+    config also votes at test time, which assumes one task per test batch: that is `l2p_batchvote`, flagged); the
+    query is computed once per image when no augmentation runs (the official code recomputes it from each
+    augmented view, as this code does with augmentation on); crops are drawn as torchvision's and resampled
+    bilinearly without antialiasing; the JAX code scales lr by the global batch over its devices (one device here).
+    Trains: prompt pool, keys, linear head. Freezes: the whole ViT."""
 
 
 @register_strategy("l2p_cifar_perimage", config=L2PCifarPerImageConfig)
 class L2PCifarPerImage(L2P):
-    """L2P with the official CIFAR values (Lp=10, N=4, lambda=1.0) but trained as the generic `l2p`: each image
-    selects its own prompts during training and the rate decays by cosine (both unlike the official code; kept to
-    measure what those two choices change). Trains: prompt pool, keys, linear head. Freezes: the whole ViT."""
+    """L2P with the official CIFAR values (`l2p_cifar`'s, input pipeline included) but each image selects its own
+    prompts during training and the rate decays by cosine (both unlike the official code; kept to measure what
+    those two choices change). Trains: prompt pool, keys, linear head. Freezes: the whole ViT."""
 
 
 @register_strategy("l2p_batchvote", config=L2PBatchVoteConfig)

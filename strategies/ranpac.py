@@ -9,7 +9,8 @@ from torch import nn
 
 from bench.core.data import ScenarioInfo, TaskContext
 from bench.core.strategy import Flags, Strategy, StrategyConfig, hp, register_strategy
-from strategies._frozen_features import device_of, step_features
+from strategies._frozen_features import (check_clip_feature, device_of, feature_width, frozen_feature_key,
+                                        pooled_features, step_features)
 from strategies._vit_prompting import FrozenEncoderMixin
 
 PAPER = ("McDonnell et al., RanPAC: Random Projections and Pre-trained Models for Continual Learning, "
@@ -22,7 +23,11 @@ class RanPACConfig(StrategyConfig):
     epochs: int = hp(0, "nothing trains by gradient (the head is solved in closed form), so epochs change nothing")
     projection_dim: int = hp(0, "M, the random projection's width; 0: round(10000/768 x feature width), the "
                                 "paper's ratio (10,000 on ViT-B/16, 1,250 on the 96-wide glyph ViT)")
-    ridge_exponents: tuple = hp((-8, 14), "candidate lambdas 10^k for k in range(a, b), as the official code")
+    ridge_exponents: tuple = hp((-8, 9), "candidate lambdas 10^k for k in range(a, b): 10^-8..10^8, as the official "
+                                         "`optimise_ridge_parameter` (np.arange(-8, 9))")
+    clip_feature: str = hp("pre_projection", "on a CLIP image tower: pre_projection (class token after ln_post, "
+                                             "768-d on ViT-B/16, the feature the official code reads) | projected "
+                                             "(the joint-space embedding); a ViT has one feature")
     val_fraction: float = hp(0.2, "share of each task's training data held out to choose lambda")
 
 
@@ -33,7 +38,8 @@ class RanPAC(FrozenEncoderMixin, Strategy):
     each task the head is W_o = (G + lambda I)^-1 Q and logits are h W_o. lambda is chosen per task, as in the
     official `optimise_ridge_parameter`, by the MSE on a held-out share of that task's training data of the head
     solved on the rest (never on test data).
-    Differences from the official code: the held-out share is a seeded random 20% (the official code takes the
+    On a CLIP tower the features are the pre-projection class token (`clip_feature`), as the official code reads
+    the ViT's 768-d feature. Differences from the official code: the held-out share is a seeded random 20% (the official code takes the
     last 20% in loader order); the first-session PEFT adaptation (an option in the paper) is not done here, so this
     is RanPAC on the untouched backbone; lambda's candidates are scored from one eigendecomposition of the
     held-in Gram matrix instead of one linear solve each (the same solutions, fewer cubic costs); sums are float64.
@@ -54,8 +60,10 @@ class RanPAC(FrozenEncoderMixin, Strategy):
         low, high = cfg.ridge_exponents
         if not low < high:
             raise ValueError(f"ranpac: ridge_exponents {cfg.ridge_exponents} must be (low, high) with low < high")
-        width = cfg.projection_dim or round(PAPER_RATIO * backbone.num_features)
-        self.register_buffer("projection", torch.randn(backbone.num_features, width))  # fixed: never trained
+        check_clip_feature("ranpac", cfg.clip_feature)
+        self.feature_dim = feature_width(backbone, cfg.clip_feature)
+        width = cfg.projection_dim or round(PAPER_RATIO * self.feature_dim)
+        self.register_buffer("projection", torch.randn(self.feature_dim, width))  # fixed: never trained
         self.register_buffer("gram", torch.zeros(width, width, dtype=torch.float64))
         self.register_buffer("class_sums", torch.zeros(width, info.num_classes, dtype=torch.float64))
         self.register_buffer("head", torch.zeros(width, info.num_classes))
@@ -65,17 +73,17 @@ class RanPAC(FrozenEncoderMixin, Strategy):
         self.split_seed = int(torch.randint(2**31 - 1, (1,)))
 
     def frozen_inputs(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(x)
+        return pooled_features(self.backbone, x, self.cfg.clip_feature)
 
     def frozen_key(self) -> str | None:
-        return "vision.pooled"  # the backbone's pooled output: the same entry linear probe and MLP-k read
+        return frozen_feature_key(self.backbone, self.cfg.clip_feature)
 
     def expand(self, features: torch.Tensor) -> torch.Tensor:
         """Frozen features `(N, d)` -> random features h `(N, M)`."""
         return F.relu(features.float() @ self.projection)
 
     def forward(self, x: torch.Tensor | None, cached: torch.Tensor | None = None) -> torch.Tensor:
-        features = cached if cached is not None else self.backbone(x)
+        features = cached if cached is not None else self.frozen_inputs(x)
         return self.expand(features) @ self.head
 
     # -- closed form ----------------------------------------------------------------------------------------
@@ -96,7 +104,7 @@ class RanPAC(FrozenEncoderMixin, Strategy):
 
     @torch.no_grad()
     def after_task(self, ctx: TaskContext) -> None:
-        features, labels = step_features(ctx.train_data, self.backbone, device_of(self))
+        features, labels = step_features(ctx.train_data, self.frozen_inputs, device_of(self))
         if len(labels) == 0:
             return
         h, y = self.expand(features).double(), self.one_hot(labels)

@@ -59,3 +59,38 @@ def test_none_draws_nothing_and_unknown_names_are_refused():
     assert torch.equal(generator.get_state(), state)
     with pytest.raises(ValueError, match="valid: none, shift_scale"):
         check_augment("flip")
+
+
+def test_rrc_flip_full_box_is_the_identity_or_the_mirror():
+    from bench.train.augment import apply_rrc_flip
+
+    x = images(2)
+    full = torch.tensor([[0.0, 0.0, 32.0, 32.0]] * 2)
+    out = apply_rrc_flip(x, full, torch.tensor([False, True]))
+    assert torch.allclose(out[0], x[0], atol=1e-6)
+    assert torch.allclose(out[1], x[1].flip(-1), atol=1e-6)
+
+
+def test_rrc_flip_resizes_the_box_to_the_whole_image():
+    from bench.train.augment import apply_rrc_flip
+
+    x = torch.zeros(1, 1, 32, 32)
+    x[..., :16, :16], x[..., :16, 16:], x[..., 16:, :16], x[..., 16:, 16:] = 0.1, 0.2, 0.3, 0.4
+    top_right = apply_rrc_flip(x, torch.tensor([[0.0, 16.0, 16.0, 16.0]]), torch.tensor([False]))
+    assert torch.allclose(top_right[..., :30, 2:], torch.full((1, 1, 30, 30), 0.2), atol=1e-6)  # edges blend
+
+
+def test_rrc_flip_draws_torchvisions_boxes_per_image_seeded():
+    from bench.train.augment import RRC_RATIO, RRC_SCALE, draw_rrc_flip
+
+    boxes, flips = draw_rrc_flip(400, 32, 32, augment_generator(0))
+    again, _ = draw_rrc_flip(400, 32, 32, augment_generator(0))
+    assert torch.equal(boxes, again)
+    top, left, h, w = boxes.unbind(1)
+    assert (top >= 0).all() and (left >= 0).all() and (top + h <= 32).all() and (left + w <= 32).all()
+    share = h * w / 1024
+    assert share.min() >= RRC_SCALE[0] * 0.8 and share.max() <= 1.0  # rounding to whole pixels
+    assert (w / h).min() >= RRC_RATIO[0] * 0.8 and (w / h).max() <= RRC_RATIO[1] * 1.25
+    assert share.std() > 0.1  # not one box for all
+    assert 0.4 < flips.float().mean() < 0.6
+    check_augment("rrc_flip")

@@ -48,3 +48,27 @@ def test_loss_is_cross_entropy_plus_lambda_times_the_knowledge_gap():
     assert torch.allclose(loss.detach(), ce + 8.0 * gap, atol=1e-5)
     loss.backward()
     assert strategy.ctx.grad.abs().sum() > 0
+
+
+def test_paper_suite_anchors_each_data_set_to_coops_own_template():
+    from bench.run.suite import expand, load_suite
+    from strategies.zeroshot_clip import COOP_TEMPLATES, TEMPLATE
+
+    assert COOP_TEMPLATES["eurosat"] == "a centered satellite photo of {}."
+    assert sum(t != TEMPLATE for t in COOP_TEMPLATES.values()) == 7  # of CoOp's 11 data sets
+    cells, _ = expand(load_suite("paper_clip_b16"))
+    for name in ("kgcoop", "zeroshot_clip"):
+        by_scenario = {c.scenario: c.strategy_config.get("template") for c in cells if c.strategy == name}
+        for dataset, template in COOP_TEMPLATES.items():
+            assert by_scenario[f"coop_{dataset}_b2n"] == template, (name, dataset)
+
+
+def test_the_anchor_is_the_configured_template():
+    from strategies.zeroshot_clip import template_text_features
+
+    torch.manual_seed(0)
+    clip = create_backbone("clip_test_micro")
+    satellite = build_strategy("kgcoop", clip, INFO, {"template": "a centered satellite photo of {}."})
+    expected = template_text_features(clip, INFO.class_names, "a centered satellite photo of {}.")
+    assert torch.allclose(satellite.handwritten, expected, atol=1e-6)
+    assert not torch.allclose(expected, template_text_features(clip, INFO.class_names), atol=1e-3)

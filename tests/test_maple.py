@@ -23,14 +23,20 @@ def test_each_prompted_layer_gets_its_text_prompts_and_their_coupled_vision_prom
     clip, n = strategy.backbone, strategy.cfg.n_ctx
     vision_in, h1 = inputs_of(clip.visual.blocks)
     text_in, h2 = inputs_of(clip.text.transformer.resblocks)
+    x = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
-        strategy(torch.rand(2, 3, 32, 32))
+        strategy(x)
     for h in h1 + h2:
         h.remove()
     with torch.no_grad():
         coupled = [f(p) for f, p in zip(strategy.couplings, [strategy.ctx, strategy.deep_text[0]])]
-    # vision: appended after the patches at the input (no position), replaced at block 1
-    assert torch.allclose(vision_in[0][:, -n:], coupled[0].expand(2, -1, -1), atol=1e-6)
+    # vision: appended after the patches at the input (no position) BEFORE ln_pre, as the official code, so block
+    # 0 sees them normalised (the old placement after ln_pre fed them raw); replaced, raw, at block 1
+    ln_pre = clip.visual.encoder.ln_pre
+    assert torch.allclose(vision_in[0][:, -n:], ln_pre(coupled[0]).expand(2, -1, -1), atol=1e-6)
+    assert not torch.allclose(vision_in[0][:, -n:], coupled[0].expand(2, -1, -1), atol=1e-3)
+    with torch.no_grad():  # the patch tokens are the plain embedding: the pre-norm was put back after the call
+        assert torch.allclose(vision_in[0][:, :-n], clip.visual.embed(x), atol=1e-6)
     assert torch.allclose(vision_in[1][:, -n:], coupled[1].expand(2, -1, -1), atol=1e-6)
     # text: right after SOS; block 1 sees the deep prompts themselves, for every class
     assert torch.allclose(text_in[1][:, 1:1 + n], strategy.deep_text[0].expand(3, -1, -1), atol=1e-6)

@@ -316,6 +316,14 @@ def test_paper_suite_uses_vit_b16_in21k_and_the_papers_settings():
         cls.config_cls.from_dict(cell.strategy_config)
     cifar = STRATEGIES.get("l2p_cifar").config_cls.from_dict(by_label["l2p_cifar"].strategy_config)
     assert (cifar.pool_size, cifar.length, cifar.top_k, cifar.pull_weight) == (10, 10, 4, 1.0)
+    # the suite runs the preset as defined: its defaults are the official config, nothing overridden
+    assert by_label["l2p_cifar"].strategy_config == {}
+    assert cifar == STRATEGIES.get("l2p_cifar").config_cls()
+    for label in ("l2p_cifar", "l2p_cifar_batchvote", "l2p", "dualprompt_cifar", "dualprompt_imr",
+                  "coda_prompt_cifar", "coda_prompt_imr"):  # the official input pipeline in every prompt-pool cell
+        cell = by_label[label]
+        cfg = STRATEGIES.get(cell.strategy).config_cls.from_dict(cell.strategy_config)
+        assert (cfg.normalize, cfg.augment) == ("unit", "rrc_flip"), label
 
 
 def test_ofa_ablation_covers_length_x_depth_x_reparam_with_distinct_labels():

@@ -29,7 +29,7 @@ def step(features: torch.Tensor, labels: list[int], index: int) -> TaskContext:
 
 def official_ridge(h: np.ndarray, y: np.ndarray, fit: np.ndarray, val: np.ndarray) -> float:
     """The official `optimise_ridge_parameter` loop (one solve per lambda), on our held-out split."""
-    ridges = 10.0 ** np.arange(-8, 14)
+    ridges = 10.0 ** np.arange(-8, 9)
     gram, q = h[fit].T @ h[fit], h[fit].T @ y[fit]
     losses = [np.mean((h[val] @ np.linalg.solve(gram + r * np.eye(len(gram)), q) - y[val]) ** 2) for r in ridges]
     return float(ridges[int(np.argmin(losses))])
@@ -73,3 +73,27 @@ def test_learns_a_class_incremental_stream_above_chance():
     result = run_stream(strategy, steps, evals, torch.device("cpu"), seed=0, show_progress=False)
     final = sum(result.acc_matrix[-1]) / len(evals)
     assert final > 1 / n + 0.3, result.acc_matrix  # chance is 1/8
+
+
+def test_lambda_grid_is_the_official_one():
+    ours = [10.0 ** k for k in range(*build().cfg.ridge_exponents)]
+    assert len(ours) == 17 and np.allclose(ours, 10.0 ** np.arange(-8, 9), rtol=1e-12, atol=0)
+
+
+def test_on_clip_the_features_are_the_pre_projection_class_token():
+    torch.manual_seed(0)
+    strategy = build_strategy("ranpac", create_backbone("clip_test_micro").visual, INFO, {})
+    visual = strategy.backbone
+    x = torch.rand(3, 3, 32, 32)
+    with torch.no_grad():
+        features = strategy.frozen_inputs(x)
+        assert features.shape == (3, visual.embed_dim)
+        assert not torch.allclose(features, visual(x), atol=1e-3)  # not the projected embedding
+        assert torch.allclose(features @ visual.encoder.proj, visual(x), atol=1e-5)  # proj(feature) = embedding
+    assert strategy.projection.shape[0] == visual.embed_dim
+    assert strategy.frozen_key() == "vision.pre_projection"
+    projected = build_strategy("ranpac", create_backbone("clip_test_micro").visual, INFO,
+                               {"clip_feature": "projected"})
+    assert projected.frozen_key() == "vision.pooled"
+    with torch.no_grad():
+        assert torch.allclose(projected.frozen_inputs(x), projected.backbone(x), atol=1e-6)

@@ -107,6 +107,8 @@ def test_schedule_is_checked_when_the_config_is_built_and_omitted_at_its_default
 # --------------------------------------------------------------------------------------------------- L2P
 def l2p_cifar(vit):
     s = build_strategy("l2p_cifar", copy.deepcopy(vit), INFO, {"pool_size": 5, "top_k": 2, "length": 2})
+    assert float(s.prompts.min()) >= 0.0 and float(s.prompts.max()) < 0.01  # the JAX init
+    assert torch.equal(s.head.weight, torch.zeros_like(s.head.weight))
     with torch.no_grad():  # key i points along axis i: an image's cosines are read off its first 5 entries
         s.keys.copy_(torch.eye(5, 32))
     return s
@@ -118,6 +120,9 @@ def test_l2p_cifar_is_the_official_recipe():
         (10, 4, 1.0, True, "constant", "adam")
     old = STRATEGIES.get("l2p_cifar_perimage").config_cls()  # the earlier l2p_cifar, under an honest name
     assert (old.length, old.top_k, old.pull_weight, old.train_voting, old.schedule) == (10, 4, 1.0, False, "cosine")
+    # every value from the one JAX config (configs/cifar100_l2p.py), its input pipeline and init included
+    assert (cfg.pool_size, cfg.batch_size, cfg.epochs, cfg.grad_clip, cfg.lr) == (10, 16, 5, 1.0, 0.03 * 16 / 256)
+    assert (cfg.head_init, cfg.prompt_init, cfg.normalize, cfg.augment) == ("zeros", "jax", "unit", "rrc_flip")
     assert not STRATEGIES.get("l2p_cifar").flags.batchwise_inference  # voting only in training: no test flag
 
 
@@ -137,10 +142,12 @@ def test_l2p_cifar_selection_in_training_is_batch_wise_voting(vit):
     assert torch.equal(batch_vote(torch.tensor([[0, 1], [1, 2], [1, 3], [3, 4]]), 5, 2), torch.tensor([[1, 3]] * 4))
 
 
-def test_l2p_cifar_trains_at_a_constant_rate_with_a_trunc_normal_head(vit):
+def test_l2p_cifar_trains_at_a_constant_rate_with_the_jax_zero_head(vit):
     s = l2p_cifar(vit)
+    assert s.head.bias.abs().max() == 0 and s.head.weight.abs().max() == 0  # the JAX config's head
+    port = build_strategy("l2p", copy.deepcopy(vit), INFO, {"head_init": "trunc_normal"})
     # timm's trunc_normal_(std=.02), as the port: cut at +-2 absolute, so in effect N(0, 0.02)
-    assert s.head.bias.abs().max() == 0 and 0.012 < s.head.weight.std().item() < 0.028
+    assert port.head.bias.abs().max() == 0 and 0.012 < port.head.weight.std().item() < 0.028
     seen = []
     step = torch.optim.Adam.step
 
@@ -213,3 +220,24 @@ def test_paper_suites_use_the_official_recipes():
     vote = STRATEGIES.get("l2p_batchvote").config_cls.from_dict(vit_cells["l2p_cifar_batchvote"].strategy_config)
     assert (vote.train_voting, vote.schedule, vote.batchwise_voting) == (True, "constant", True)
     assert {"l2p_cifar", "l2p_cifar_perimage"} <= set(vit_cells)
+
+
+def test_l2p_prompt_pos_cls_adds_the_class_tokens_position_embedding_to_every_prompt_slot(vit):
+    seen = []
+    plain = build_strategy("l2p", copy.deepcopy(vit), INFO, {"pool_size": 3, "top_k": 1, "length": 2}).eval()
+    port = build_strategy("l2p", copy.deepcopy(vit), INFO,
+                          {"pool_size": 3, "top_k": 1, "length": 2, "prompt_pos": "cls"}).eval()
+    with torch.no_grad():
+        port.prompts.copy_(plain.prompts)
+        port.keys.copy_(plain.keys)
+    for s in (plain, port):
+        s.backbone.blocks[0].register_forward_pre_hook(lambda _m, args: seen.append(args[0][:, 1:3].clone()))
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        plain(x)
+        port(x)
+    cls_pos = vit.encoder.pos_embed[0, 0]
+    plain_prompted, port_prompted = seen[1], seen[3]  # each forward runs the query pass first
+    assert torch.allclose(port_prompted - plain_prompted, cls_pos.expand_as(plain_prompted), atol=1e-6)
+    assert float(cls_pos.abs().max()) > 1e-3
+    assert STRATEGIES.get("l2p").config_cls().prompt_pos == "none"  # the JAX code's choice stays the default

@@ -66,3 +66,19 @@ def test_learns_a_class_incremental_stream_above_chance_without_training():
     final = sum(result.acc_matrix[-1]) / len(evals)
     assert result.trainable_params == 0
     assert final > 1 / n + 0.3, result.acc_matrix  # every class was seen; chance is 1/8
+
+
+def test_on_clip_prototypes_are_means_of_the_pre_projection_feature():
+    torch.manual_seed(0)
+    strategy = build_strategy("simplecil", create_backbone("clip_test_micro").visual, ScenarioInfo("class_incremental", 2,
+                                                                                            ["a", "b"]), {})
+    visual = strategy.backbone
+    x = torch.rand(4, 3, 32, 32)
+    with torch.no_grad():
+        features = strategy.frozen_inputs(x)
+    assert features.shape == (4, visual.embed_dim)
+    with torch.no_grad():
+        assert not torch.allclose(features, visual(x), atol=1e-3)  # not the projected embedding
+    assert strategy.sums.shape == (2, visual.embed_dim)
+    with torch.no_grad():
+        assert torch.allclose(features @ visual.encoder.proj, visual(x), atol=1e-5)

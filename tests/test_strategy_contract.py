@@ -50,6 +50,14 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "dualprompt": {"g_length": 2, "e_length": 3, "pool_size": 2},
     "coda_prompt": {"components_per_task": 2, "max_tasks": 2, "length": 2},
 }
+# The official presets train on random-resized crops: these runs count frozen passes of the plain images
+# (test_trains_with_augmentation_and_k_cached_views turns augmentation on by itself).
+for _preset in ("dualprompt_cifar", "dualprompt_imr", "dualprompt_batchvote"):
+    OVERRIDES[_preset] = {**OVERRIDES["dualprompt"], "augment": "none"}
+for _preset in ("coda_prompt_cifar", "coda_prompt_imr"):
+    OVERRIDES[_preset] = {**OVERRIDES["coda_prompt"], "augment": "none"}
+OVERRIDES["l2p_cifar"] = {**OVERRIDES["l2p_cifar"], "augment": "none"}
+OVERRIDES["l2p_cifar_perimage"] = {**OVERRIDES["l2p_cifar"], "augment": "none"}
 KIND: dict[str, str] = {"dapl": "domain_adaptation"}  # scenario kind for the single-scenario checks
 PREFERRED_KINDS = ("class_incremental", "domain_incremental", "domain_adaptation", "base_to_new")
 
@@ -106,6 +114,14 @@ def text_prefix_count(cfg: Any, clip: Any) -> int:
     return cfg.length * w + (w + 1) * h + (h + 1) * layers * 2 * w
 
 
+def p_tuning_count(cfg: Any, clip: Any) -> int:
+    """Embedding (a + b) x w, a 2-layer bidirectional LSTM with w/2 hidden units per direction (each layer's input
+    is w wide), and the MLP w -> w -> w."""
+    w, h = clip.text.width, clip.text.width // 2
+    lstm = 2 * 2 * (4 * h * (w + h) + 2 * 4 * h)  # layers x directions x (W_ih, W_hh, b_ih, b_hh)
+    return sum(cfg.prompt_tokens) * w + lstm + 2 * (w * w + w)
+
+
 # name -> (config, backbone handed to the strategy (before it is built), scenario info) -> trainable count
 FORMULAS: dict[str, Callable[[Any, Any, Any], int]] = {
     "linear_probe": lambda cfg, bb, info: head(bb, info),
@@ -144,9 +160,12 @@ FORMULAS: dict[str, Callable[[Any, Any, Any], int]] = {
                             + cfg.pool_size * len(scale_layers(cfg.e_layers, bb.num_blocks)) * cfg.e_length)
         + cfg.pool_size * bb.num_features + head(bb, info, bb.embed_dim)),
     "coda_prompt": lambda cfg, bb, info: (
-        cfg.max_tasks * cfg.components_per_task * (2 * bb.num_features + len(scale_layers(cfg.layers, bb.num_blocks))
-                                                   * cfg.length * bb.embed_dim) + head(bb, info, bb.embed_dim)),
-    "aper": lambda cfg, bb, info: (bb.num_blocks * {"houlsby": 2, "pfeiffer": 1}[cfg.placement]
+        cfg.max_tasks * cfg.components_per_task * len(scale_layers(cfg.layers, bb.num_blocks))
+        * (2 * bb.num_features + cfg.length * bb.embed_dim) + head(bb, info, bb.embed_dim)),
+    "aper": lambda cfg, bb, info: (bb.num_blocks * (2 * bb.embed_dim * max(1, bb.embed_dim // cfg.reduction)
+                                                    + max(1, bb.embed_dim // cfg.reduction) + bb.embed_dim)
+                                   + bb.num_features * info.num_classes + 1),  # AdaptFormer; cosine head + sigma
+    "aper_bottleneck": lambda cfg, bb, info: (bb.num_blocks * {"houlsby": 2, "pfeiffer": 1}[cfg.placement]
                                    * (2 * bb.embed_dim * max(1, bb.embed_dim // cfg.reduction)
                                       + max(1, bb.embed_dim // cfg.reduction) + bb.embed_dim) + head(bb, info)),
     "kgcoop": lambda cfg, clip, info: cfg.n_ctx * clip.text.width * (info.num_classes if cfg.class_specific else 1),
@@ -154,12 +173,15 @@ FORMULAS: dict[str, Callable[[Any, Any, Any], int]] = {
     "prompt_tuning": lambda cfg, clip, info: cfg.length * clip.text.width,
     "prefix_tuning": lambda cfg, clip, info: text_prefix_count(cfg, clip),
     "p_tuning_v2": lambda cfg, clip, info: text_prefix_count(cfg, clip),
+    "p_tuning": lambda cfg, clip, info: p_tuning_count(cfg, clip),
     "promptsrc": lambda cfg, clip, info: (scaled_depth(cfg.prompt_depth, clip) * (
         cfg.n_ctx_text * clip.text.width + cfg.n_ctx_vision * clip.visual.embed_dim)),
     "simplecil": lambda cfg, bb, info: 0,
     "ranpac": lambda cfg, bb, info: 0,
 }
-FORMULAS["l2p_cifar"] = FORMULAS["l2p_batchvote"] = FORMULAS["l2p"]
+FORMULAS["l2p_cifar"] = FORMULAS["l2p_batchvote"] = FORMULAS["l2p_cifar_perimage"] = FORMULAS["l2p"]
+FORMULAS["coda_prompt_cifar"] = FORMULAS["coda_prompt_imr"] = FORMULAS["coda_prompt"]
+FORMULAS["dualprompt_cifar"] = FORMULAS["dualprompt_imr"] = FORMULAS["dualprompt_batchvote"] = FORMULAS["dualprompt"]
 
 
 # ------------------------------------------------------------------------------------------ the one contract
@@ -177,6 +199,8 @@ CHECK_SETTINGS: dict[str, dict[str, Any]] = {
     # Most of a random micro CoCa's caption loss is template tokens every class shares (lr 0.1, 10 epochs: 25%).
     "ofa_prompt_coca": {"lr": 0.3, "epochs": 10, "init_std": 0.5, "length": 4},
     "coda_prompt": {"lr": 0.01},  # the official 0.001 over 40 steps: 47% on a colour task; 0.01 fits it
+    "coda_prompt_cifar": {"lr": 0.01},
+    "coda_prompt_imr": {"lr": 0.01, "epochs": 20},
     # The papers' settings are for thousands of steps (prompt tuning with SGD at 0.3: 27%, prefix tuning at 5e-5: 25%).
     "prompt_tuning": {"optimizer": "adam", "lr": 0.01},
     "prefix_tuning": {"lr": 0.003},

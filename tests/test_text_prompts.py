@@ -50,3 +50,58 @@ def test_prefixes_change_the_text_features_and_only_through_the_prefix():
         after = F.normalize(text(["a photo of a digit 0."]), dim=-1)[0]
     assert not torch.allclose(plain, zero_prefixed, atol=1e-4)
     assert torch.equal(plain, after)  # the encoder itself is untouched once the prefixes are cleared
+
+
+def test_p_tuning_places_the_encoded_prompts_around_the_class_name():
+    strategy = build("p_tuning", prompt_tokens=(2, 1))
+    text = strategy.backbone.text
+    words = text.tokenize(["photo digit of"])[0, 1:4]  # known tokens stand in for the encoder's output
+    strategy.encoder.forward = lambda: text.embed_ids(words)
+    with torch.no_grad():
+        ours = strategy.encode_text_features()
+        expected = F.normalize(text(["photo digit digit 2 of."]), dim=-1)  # prompt_name drops the article
+    assert torch.allclose(ours[2], expected[0], atol=1e-5)
+
+
+def test_p_tuning_prompts_come_from_a_bidirectional_lstm_and_an_mlp():
+    strategy = build("p_tuning", prompt_tokens=(2, 2))
+    enc = strategy.encoder
+    assert enc.lstm.bidirectional and enc.lstm.num_layers == 2 and enc.lstm.hidden_size * 2 == enc.embedding.embedding_dim
+    with torch.no_grad():
+        before = enc()
+        expected = enc.mlp(enc.lstm(enc.embedding.weight.unsqueeze(0))[0])[0]
+        assert torch.allclose(before, expected)
+        enc.embedding.weight[-1] += 1.0  # the last position's embedding reaches the first output backwards
+        after = enc()
+    assert not torch.allclose(before[0], after[0], atol=1e-6)
+    trainable = {id(p) for _, p in strategy.trainable_parameters()}
+    assert trainable == {id(p) for p in enc.parameters()}
+
+
+def test_p_tuning_v2_drops_prefix_entries_while_training_only():
+    strategy = build("p_tuning_v2", length=50)
+    assert strategy.cfg.prefix_dropout == 0.1 and build("prefix_tuning").cfg.prefix_dropout == 0.0
+    raw = strategy.prefix().detach()
+    strategy.train()
+    dropped = strategy.prefixes().detach()
+    zeros = (dropped == 0).float().mean()
+    assert 0.05 < zeros < 0.15  # about 10% of the keys and values dropped
+    kept = dropped != 0
+    assert torch.allclose(dropped[kept], raw[kept] / 0.9)  # the rest rescaled, as nn.Dropout
+    strategy.eval()
+    assert torch.equal(strategy.prefixes().detach(), raw)
+
+
+def test_prefix_tuning_evaluates_from_prefixes_folded_out_of_the_mlp():
+    strategy = build("prefix_tuning", length=2).eval()
+    with torch.no_grad():
+        with_mlp = strategy.encode_text_features()
+    strategy.after_task(None)
+    assert torch.equal(strategy.folded, strategy.prefix().detach())
+    with torch.no_grad():
+        for p in strategy.prefix.reparam.parameters():
+            p.zero_()  # the MLP no longer matters to evaluation once folded
+        folded = strategy.encode_text_features()
+    assert torch.allclose(folded, with_mlp, atol=1e-6)
+    strategy.train()  # training (the next task) goes on through the MLP
+    assert torch.equal(strategy.prefixes(), strategy.prefix())

@@ -98,10 +98,11 @@ class StrategyConfig:
     warmup_lr: float = hp(0.0, "> 0: the warm-up epochs run at this constant rate instead of a linear ramp (Dassl's "
                                "ConstantWarmupScheduler, 1e-5 in CoOp/CoCoOp)")
     schedule: str = hp("cosine", "after warm-up: cosine (decay to 0 within each task) | constant (L2P's official "
-                                 "recipe)")
+                                 "recipe) | coda_cosine (per-epoch, ends at 1.6%: CODA-Prompt's official)")
     grad_clip: float = hp(0.0, "clip the gradient norm to this value (0: off)")
     augment: str = hp("none", "training augmentation: none | shift_scale (zoom 0.9-1.1x and shift <= 3 px per "
-                              "image, seeded; no flips: glyphs are chiral); evaluation never augments")
+                              "image, seeded; no flips: glyphs are chiral) | rrc_flip (random-resized crop + flip, "
+                              "the prompt-pool codes' transform, for natural images); evaluation never augments")
     augment_views: int = hp(0, "with augment on and a frozen cache (needs_pixels=False): K>0 precomputes the frozen "
                                "inputs of K augmented views per training image, epoch e trains on view e mod K; "
                                "0 augments on the fly and reruns the frozen part every batch (exact, slow)")

@@ -59,9 +59,9 @@ BASE_RULES: dict[str, Rule] = {
     "weight_decay": Rule(ge=0, le=1),
     "warmup_epochs": Rule(ge=0),
     "grad_clip": Rule(ge=0),
-    "augment": Rule(choices=("none", "shift_scale")),
+    "augment": Rule(choices=("none", "shift_scale", "rrc_flip")),
     "augment_views": Rule(ge=0),
-    "schedule": Rule(choices=("cosine", "constant")),
+    "schedule": Rule(choices=("cosine", "constant", "coda_cosine")),
     "warmup_lr": Rule(ge=0, le=LR_MAX),
 }
 RULE_KEYS = ("ge", "gt", "le", "lt", "choices")

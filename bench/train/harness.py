@@ -215,17 +215,27 @@ def build_optimizer(strategy: Strategy, params: list[torch.nn.Parameter]) -> tor
     raise ValueError(f"{strategy.name}: unknown optimizer {cfg.optimizer!r}; valid: sgd, adam, adamw")
 
 
+SCHEDULES = ("cosine", "constant", "coda_cosine")
+
+
 def warmup_cosine(total_steps: int, warmup_steps: int, schedule: str = "cosine",
-                  warmup_factor: float | None = None) -> "callable":
+                  warmup_factor: float | None = None, steps_per_epoch: int = 1) -> "callable":
     """Learning-rate factor per optimiser step: warm-up (a linear ramp, or the constant `warmup_factor` of the peak
-    as Dassl's ConstantWarmupScheduler), then cosine decay to 0 or (`schedule="constant"`) the peak rate."""
-    if schedule not in ("cosine", "constant"):  # configs are checked on load; this catches a hand-built one
-        raise ValueError(f"schedule {schedule!r}; valid: cosine, constant")
+    as Dassl's ConstantWarmupScheduler), then cosine decay to 0, or (`schedule="constant"`) the peak rate, or
+    (`"coda_cosine"`, CODA-Prompt's official CosineSchedule) a factor fixed within each epoch e of E,
+    cos(99 pi e / (200 (E - 1))): 1 in the first epoch, 1.6% in the last."""
+    if schedule not in SCHEDULES:  # configs are checked on load; this catches a hand-built one
+        raise ValueError(f"schedule {schedule!r}; valid: {', '.join(SCHEDULES)}")
+    epochs = max(1, -(-total_steps // max(1, steps_per_epoch)))
+
     def factor(step: int) -> float:
         if step < warmup_steps:
             return warmup_factor if warmup_factor is not None else (step + 1) / warmup_steps
         if schedule == "constant":
             return 1.0
+        if schedule == "coda_cosine":
+            epoch = step // max(1, steps_per_epoch)
+            return 1.0 if epoch == 0 else math.cos(99 * math.pi * epoch / (200 * (epochs - 1)))
         progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
     return factor
@@ -258,7 +268,8 @@ def train_step_data(strategy: Strategy, data: TensorData, ctx: TaskContext, devi
     total = steps_per_epoch * cfg.epochs
     warmup_factor = cfg.warmup_lr / cfg.lr if cfg.warmup_lr > 0 else None
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, warmup_cosine(total, cfg.warmup_epochs * steps_per_epoch, cfg.schedule, warmup_factor))
+        optimizer, warmup_cosine(total, cfg.warmup_epochs * steps_per_epoch, cfg.schedule, warmup_factor,
+                                 steps_per_epoch))
     bar = tqdm(total=total, desc=f"  {strategy.name} step {ctx.index + 1}/{ctx.num_steps}", leave=False,
                disable=not show, unit="batch")
     strategy.train()
