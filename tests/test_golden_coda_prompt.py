@@ -90,6 +90,5 @@ def test_coda_prompt_with_one_key_set_matches_the_official_code_given_equal_keys
     check("coda_prompt_shared")
 
 
-@pytest.mark.xfail(strict=True, reason="fixed on branch i20 (per-layer keys/attention, penalty per layer)")
 def test_coda_prompt_matches_the_official_code_with_per_layer_keys_and_penalty():
     check("coda_prompt_layered")
