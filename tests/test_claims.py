@@ -168,3 +168,14 @@ def test_leaderboards_write_claims_md_and_link_it_from_index_and_the_page(tmp_pa
     assert "[claims.md](claims.md)" in (tmp_path / "boards" / "index.md").read_text()
     page = (tmp_path / "boards" / "index.html").read_text()
     assert '<a href="#claims">' in page and '<section id="claims">' in page and 'href="claims.md"' in page
+
+
+def test_a_row_stands_for_its_strategy_never_for_its_label() -> None:
+    naive = [ci("naive", 0.6 + 0.01 * s, s) for s in range(3)]
+    impostor = [ci("linear_probe", 0.05 + 0.001 * s, s) for s in range(3)]
+    for r in impostor:  # a linear probe whose free label says "l2p"
+        r["strategy"]["label"] = r["config"]["label"] = "l2p"
+    v = verdict(impostor + naive, "l2p_forgets_less")
+    assert not v.comparisons and v.verdict == "cannot decide here"
+    real = [ci("l2p", 0.05 + 0.001 * s, s) for s in range(3)]
+    assert verdict(real + naive, "l2p_forgets_less").verdict == "holds"

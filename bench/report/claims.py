@@ -179,7 +179,9 @@ def _compare(claim: Claim, a: Row, b: Row) -> Comparison | None:
 
 
 def _matches(row: Row, names: Sequence[str]) -> bool:
-    return not row.submitted and (row.label in names or (row.strategy in names and row.label == row.strategy))
+    """A row stands for a claim's side by the strategy it ran, never by its free label: a linear probe labelled
+    "l2p" is not L2P; a labelled variant of a named strategy (an ablation's) is not its default either."""
+    return not row.submitted and row.strategy in names and row.label == row.strategy
 
 
 def _named_pairs(claim: Claim, rows: Sequence[Row]) -> list[tuple[Row, Row]]:
@@ -238,7 +240,7 @@ def _missing(claim: Claim, rows: Sequence[Row]) -> str:
     """Why these results cannot decide a claim, in a few words."""
     if claim.factor:
         return f"needs {claim.factor_strategy} variants differing only in {claim.factor!r}"
-    present = {r.label for r in rows} | {r.strategy for r in rows}
+    present = {r.strategy for r in rows}
     where = f"{' / '.join(claim.scenarios)}" if claim.scenarios else f"a {' or '.join(claim.kinds)} scenario"
     missing = [side for side in (claim.better, claim.worse) if not set(side) & present]
     if missing:
