@@ -60,6 +60,7 @@ class CellConfig:
     weights: str | None = None  # a local weights file for the backbone; None = the backbone's default
     robustness: dict[str, Any] | None = None  # robustness evaluation settings; None = clean accuracy only
     label: str | None = None  # leaderboard name of a variant; part of the id when set, so it gets its own row
+    data: dict[str, Any] | None = None  # what the cell reads (bench.run.data_identity); set before any id is used
 
     def resolved(self) -> dict[str, Any]:
         """The canonical config: strategy defaults filled in, so changing a default changes the cell id."""
@@ -73,6 +74,9 @@ class CellConfig:
             from bench.eval.robustness import RobustnessConfig
             out["robustness"] = RobustnessConfig.from_dict(self.robustness).model_dump(mode="json")
         out["protocol_version"] = PROTOCOL_VERSION
+        if out["data"] is None:  # embedded data is named by its generator version; on-disk data once attached
+            from scenarios.identity import embedded_identity
+            out["data"] = embedded_identity(self.scenario)
         return out
 
     def cell_id(self) -> str:
@@ -131,7 +135,8 @@ def prepare(cfg: CellConfig):
     if spec.family not in cls.backbone_families:
         raise ValueError(f"strategy {cfg.strategy!r} runs on {cls.backbone_families} backbones, "
                          f"not on {cfg.backbone!r} ({spec.family})")
-    scenario = build_scenario(cfg.scenario, cfg.seed, **cfg.scenario_overrides)
+    scenario = build_scenario(cfg.scenario, cfg.seed, fingerprint=(cfg.data or {}).get("fingerprint"),
+                              **cfg.scenario_overrides)
     seed_everything(cfg.seed)  # randomly initialised backbones must not depend on earlier cells
     backbone = create_backbone(cfg.backbone, cfg.weights)
     if getattr(scenario, "preprocess", None) is not None:  # on-disk images decode at this backbone's input size
@@ -154,6 +159,7 @@ def run_cell(cfg: CellConfig, results_dir: Path | str, device: str = "auto", sho
     The cell is claimed first (`bench.run.cell_claims`): if a live worker, of this run or another, holds it, nothing
     runs and a record with status "busy" (not written) comes back. Ctrl-C leaves no record and releases the claim.
     """
+    cfg = _with_data(cfg)
     store = ResultStore(Path(results_dir))
     cell_id = cfg.cell_id()
     existing = store.read(cell_id)
@@ -164,6 +170,18 @@ def run_cell(cfg: CellConfig, results_dir: Path | str, device: str = "auto", sho
             return _compute_cell(cfg, results_dir, device, show_progress, after_training)
     except ClaimHeld as held:
         return {"cell_id": cell_id, "status": BUSY, "error": str(held), "owner": dataclasses.asdict(held.owner)}
+
+
+def _with_data(cfg: CellConfig) -> CellConfig:
+    """`cfg` with its data identity; a source that cannot be opened leaves it unset, and the cell then fails
+    building its scenario with the source's own message."""
+    from bench.run.data_identity import attach_data_identity
+    from scenarios.sources import DataSourceError
+
+    try:
+        return attach_data_identity([cfg])[0]
+    except DataSourceError:
+        return cfg
 
 
 def _compute_cell(cfg: CellConfig, results_dir: Path | str, device: str, show_progress: bool,
@@ -285,7 +303,9 @@ def run_grid(cells: Iterable[CellConfig], results_dir: Path | str, device: str =
     (`bench.run.twins`) is written from that cell's record once it is done. Ctrl-C raises KeyboardInterrupt after
     the executor stopped its workers; every finished cell is on disk by then.
     """
-    cells = list(cells)
+    from bench.run.data_identity import attach_data_identity, retire_superseded
+
+    cells = attach_data_identity(cells)  # before any id: changed data is a new cell, never the old record
     executor = executor or SerialExecutor()
     store = ResultStore(Path(results_dir))
     records: list[dict[str, Any] | None] = [store.read(c.cell_id()) for c in cells]
@@ -331,6 +351,7 @@ def run_grid(cells: Iterable[CellConfig], results_dir: Path | str, device: str =
                 del twins[index]
     finally:
         bar.close()
+    retire_superseded(results_dir, [r for r in records if r is not None])
     return [r for r in records if r is not None]
 
 
