@@ -34,6 +34,7 @@ from bench.run.cell_claims import ClaimHeld, claim_path, claimed, read_owner, wa
 from bench.run.executors import SerialExecutor
 from bench.run.order import longest_first
 from bench.run.twins import derived_record, twin_of
+from bench.train.checkpoint import CellCheckpoint
 from bench.train.feature_cache import default_feature_store
 from bench.train.guards import check_frozen, frozen_state
 from bench.train.harness import run_stream
@@ -205,8 +206,9 @@ def _compute_cell(cfg: CellConfig, results_dir: Path | str, device: str, show_pr
         scenario, backbone_params, strategy = prepare(cfg)
         steps = [merged_step(scenario.steps)] if strategy.flags.joint_training else scenario.steps
         frozen = frozen_state(strategy)
+        checkpoint = CellCheckpoint.of_cell(results_dir, cell_id)  # a killed or requeued cell resumes from it
         result = run_stream(strategy, steps, scenario.eval_sets, torch_device, cfg.seed, show_progress,
-                            feature_store=default_feature_store())
+                            feature_store=default_feature_store(), checkpoint=checkpoint)
         check_frozen(strategy, frozen)
         kind = "joint" if strategy.flags.joint_training else scenario.kind
         per_step_classes = [len(s.classes) for s in scenario.steps]
@@ -238,7 +240,10 @@ def _compute_cell(cfg: CellConfig, results_dir: Path | str, device: str, show_pr
         log.removeHandler(handler)
         handler.close()
     record.setdefault("timing", {})["total_seconds"] = time.perf_counter() - started
-    return _write_or_keep(store, record)
+    written = _write_or_keep(store, record)
+    if written.get("status") == "ok":
+        CellCheckpoint.of_cell(results_dir, cell_id).remove()
+    return written
 
 
 class ResultWriteError(OSError):
