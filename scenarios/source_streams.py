@@ -156,3 +156,6 @@ def configure_preprocess(scenario: Scenario, backbone: torch.nn.Module) -> None:
             "bicubic", "bilinear", "nearest") else "bicubic"
     scenario.preprocess.size, scenario.preprocess.crop_pct = size, crop_pct
     scenario.preprocess.interpolation = interpolation
+    from bench.models.backbones import eval_geometry
+
+    scenario.preprocess.geometry = eval_geometry(backbone)  # the library's own resize and crop, pixel for pixel
