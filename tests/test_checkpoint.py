@@ -109,3 +109,12 @@ def test_kill_9_mid_cell_then_resume_gives_the_uninterrupted_record(tmp_path):
     assert a["results"]["acc_matrix"] == b["results"]["acc_matrix"]
     assert a["results"]["final_losses"] == b["results"]["final_losses"]
     assert not list((tmp_path / "a" / "checkpoints").glob("*"))  # removed once the cell finished
+
+
+def test_a_checkpoint_of_other_code_is_not_resumed(tiny, tmp_path):
+    old = CellCheckpoint(tmp_path / "cell.safetensors", tag="abc123")
+    stream(tiny, "simplecil", "vit", old)
+    assert old.path.is_file()
+    new = CellCheckpoint(old.path, tag="def456")
+    assert new.load(build_strategy("simplecil", create_backbone("vit_test_micro"), tiny("class_incremental").info(),
+                                   {}), {}) is None

@@ -206,7 +206,8 @@ def _compute_cell(cfg: CellConfig, results_dir: Path | str, device: str, show_pr
         scenario, backbone_params, strategy = prepare(cfg)
         steps = [merged_step(scenario.steps)] if strategy.flags.joint_training else scenario.steps
         frozen = frozen_state(strategy)
-        checkpoint = CellCheckpoint.of_cell(results_dir, cell_id)  # a killed or requeued cell resumes from it
+        # a killed or requeued cell resumes from it, unless the code changed since it was written
+        checkpoint = CellCheckpoint.of_cell(results_dir, cell_id, tag=code_version())
         result = run_stream(strategy, steps, scenario.eval_sets, torch_device, cfg.seed, show_progress,
                             feature_store=default_feature_store(), checkpoint=checkpoint)
         check_frozen(strategy, frozen)
@@ -241,8 +242,7 @@ def _compute_cell(cfg: CellConfig, results_dir: Path | str, device: str, show_pr
         handler.close()
     record.setdefault("timing", {})["total_seconds"] = time.perf_counter() - started
     written = _write_or_keep(store, record)
-    if written.get("status") == "ok":
-        CellCheckpoint.of_cell(results_dir, cell_id).remove()
+    CellCheckpoint.of_cell(results_dir, cell_id).remove()  # a record stands (ok or failed): nothing to resume
     return written
 
 

@@ -181,6 +181,7 @@ class CellCheckpoint:
     """The checkpoint file of one cell (`path`), written after every task, read when the cell starts again."""
 
     path: Path
+    tag: str = ""  # e.g. the code version: a file written by other code is not resumed from
 
     def save(self, strategy: nn.Module, generators: dict[str, torch.Generator | None], progress: Progress) -> None:
         from safetensors.torch import save_file
@@ -188,7 +189,7 @@ class CellCheckpoint:
         if opaque_state(strategy):
             return  # cannot resume faithfully: restarting from zero is the honest fallback
         tensors: dict[str, torch.Tensor] = {}
-        meta = {"format": FORMAT, "strategy": capture_strategy(strategy, tensors),
+        meta = {"format": FORMAT, "tag": self.tag, "strategy": capture_strategy(strategy, tensors),
                 "rng": capture_rng(generators, tensors),
                 "progress": _encode(progress.__dict__, tensors, "progress")}
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -212,16 +213,16 @@ class CellCheckpoint:
             meta = json.loads(handle.metadata()["json"])
             for key in handle.keys():
                 tensors[key] = handle.get_tensor(key)
-        if meta.get("format") != FORMAT:
-            return None
+        if meta.get("format") != FORMAT or meta.get("tag", "") != self.tag:
+            return None  # another format or other code: start the cell from its first task
         restore_strategy(strategy, meta["strategy"], tensors)
         restore_rng(meta["rng"], generators, tensors)
         return Progress(**_decode(meta["progress"], tensors))
 
     @classmethod
-    def of_cell(cls, results_dir: Path | str, cell_id: str) -> "CellCheckpoint":
+    def of_cell(cls, results_dir: Path | str, cell_id: str, tag: str = "") -> "CellCheckpoint":
         """Where a cell's checkpoint lives: `<results>/checkpoints/<cell_id>.safetensors`."""
-        return cls(Path(results_dir) / "checkpoints" / f"{cell_id}.safetensors")
+        return cls(Path(results_dir) / "checkpoints" / f"{cell_id}.safetensors", tag)
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
