@@ -4,6 +4,8 @@
     promptshift run --suite NAME     run another suite (same options as the default run)
     promptshift run --workers N      N local worker processes (default: one per core)
     promptshift run --executor slurm|ray   run the cells as a SLURM job array (submitit) or Ray tasks
+    promptshift run --executor slurm --dry-run   print the sbatch array that would be submitted
+    promptshift status / collect     progress of a `--no-wait` submission / its leaderboards once done
     promptshift plan --suite NAME    print the cells and which data sources / weights are missing
     promptshift list [--json]        every registered strategy, scenario, backbone and suite
     promptshift leaderboard          rebuild every leaderboard from stored results (no training)
@@ -31,7 +33,8 @@ from pathlib import Path
 # Where results/ and leaderboards/ go by default: the current directory, wherever the package is installed (never
 # next to the source files, which may sit in a read-only site-packages).
 ROOT = Path()
-COMMANDS = ("run", "plan", "list", "leaderboard", "tune", "pretrain", "check-plugin", "submit")
+COMMANDS = ("run", "plan", "list", "leaderboard", "tune", "pretrain", "check-plugin", "submit", "status",
+            "collect")
 
 
 def version() -> str:
@@ -71,6 +74,11 @@ def _parser() -> argparse.ArgumentParser:
                      help="slurm: cells run one after another in each array task")
     run.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
                      help="slurm: a submitit parameter, e.g. --slurm slurm_partition=gpu --slurm timeout_min=120")
+    run.add_argument("--slurm-profile", default=None, metavar="FILE",
+                     help="slurm: a profile YAML (partition, gpus, cpus_per_task, mem_gb, time_min, "
+                          "array_parallelism, max_requeues; defaults in bench/run/slurm.py)")
+    run.add_argument("--no-wait", action="store_true",
+                     help="slurm: submit the array and exit; `promptshift status` / `collect` later")
     run.add_argument("--ray-address", default=None, help="ray: the cluster to join (default: RAY_ADDRESS or a "
                                                          "local instance)")
     run.add_argument("--data-root", help="folder holding the real data sets (sets PROMPTSHIFT_DATA for this run)")
@@ -90,6 +98,13 @@ def _parser() -> argparse.ArgumentParser:
     lst.add_argument("--plugin", action="append", default=[], help="a Python file registering a strategy")
     lst.add_argument("--data-root", help="where to look for the real data sets (default: $PROMPTSHIFT_DATA)")
     lst.add_argument("--fresh", action="store_true", help="rebuild the cached listing (import every strategy)")
+    status = sub.add_parser("status", help="progress of a `run --executor slurm --no-wait` submission")
+    status.add_argument("--results", default=str(ROOT / "results"))
+    collect = sub.add_parser("collect", help="status of a submission, then its leaderboards (like `leaderboard`)")
+    collect.add_argument("--results", default=str(ROOT / "results"))
+    collect.add_argument("--leaderboards", default=str(ROOT / "leaderboards"))
+    collect.add_argument("--force", action="store_true",
+                         help="rebuild even if that drops tables or rows the leaderboards have now")
     board = sub.add_parser("leaderboard", help="rebuild leaderboards from stored results")
     board.add_argument("--results", default=str(ROOT / "results"), help="directory of per-cell result files")
     board.add_argument("--leaderboards", default=str(ROOT / "leaderboards"), help="where tables are written")
@@ -170,6 +185,18 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from bench.run.slurm import status_lines
+
+    print("\n".join(status_lines(args.results)))
+    return 0
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    cmd_status(args)
+    return cmd_leaderboard(args)
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from bench.report.leaderboard import build_leaderboards
 
@@ -240,6 +267,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         lines, ready = plan(cells)
         print(f"suite {suite.name} v{suite.version}: plan (nothing runs)")
         print("\n".join(lines))
+        if args.executor == "slurm":  # the array as sbatch would get it; needs no SLURM here
+            from bench.run.slurm import array_script, load_profile
+
+            profile = load_profile(args.slurm_profile, {k: v for k, v in _overrides(args.slurm).items()
+                                                        if not k.startswith(("slurm_", "timeout_min"))})
+            tasks = -(-len(cells) // max(1, args.cells_per_task))
+            print(f"slurm array: {tasks} task(s) of {args.cells_per_task} cell(s), profile "
+                  f"{args.slurm_profile or '(defaults)'}:\n{profile.model_dump_json(indent=None)}")
+            print(array_script(profile, args.device, tasks, Path(args.results) / "submitit"))
         return 0 if ready else 2
     from bench.eval.robustness import missing_autoattack
 
@@ -253,7 +289,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     try:
         executor = make_executor(args.executor, args.workers, args.results, args.device, args.cells_per_task,
-                                 _overrides(args.slurm), args.ray_address)
+                                 _overrides(args.slurm), args.ray_address, args.slurm_profile)
     except (ValueError, ImportError) as error:
         print(f"error: --executor {args.executor}: {error}", file=sys.stderr)
         return 2
@@ -271,6 +307,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"corrupted evaluation sets: {made['sets']} ready in {made['seconds']:.0f} s, before the cells "
                   f"(not counted in any cell's robustness time)")
     print(f"suite {suite.name} v{suite.version}: {len(cells)} cells -> {args.results}, {executor.describe()}")
+    if args.no_wait:
+        return _submit_and_exit(cells, args, executor)
     records = run_grid(cells, args.results, args.device, not args.no_progress, after_training=robustness_hook(),
                        executor=executor, plugins=args.plugin, estimate=by_past_seconds(args.leaderboards),
                        time_limit=args.time_limit or suite.time_limit_s)
@@ -343,6 +381,28 @@ def _write_tables(args: argparse.Namespace, records: list[dict]) -> tuple[list[P
               f"{args.results}/ alone.")
     print(summary_table(records))
     return paths, where
+
+
+def _submit_and_exit(cells: list, args: argparse.Namespace, executor) -> int:
+    """Submit the unfinished cells as one array, write results/submitted.json, and return at once."""
+    from bench.core.store import ResultStore
+    from bench.run.data_identity import attach_data_identity
+    from bench.run.runner import CellTask
+    from bench.run.slurm import write_manifest
+
+    if args.executor != "slurm":
+        print("error: --no-wait needs --executor slurm", file=sys.stderr)
+        return 2
+    cells = attach_data_identity(cells)
+    store = ResultStore(Path(args.results))
+    todo = [c for c in cells if not store.is_done(c.cell_id())]
+    tasks = [CellTask(c, str(args.results), args.device, tuple(args.plugin)) for c in todo]
+    jobs = executor.submit(tasks) if tasks else []
+    job_ids = sorted({str(job.job_id).split("_")[0] for job in jobs})
+    write_manifest(args.results, job_ids, [c.cell_id() for c in cells])
+    print(f"submitted {len(todo)} cells ({len(cells) - len(todo)} already done) as job(s) {', '.join(job_ids)}; "
+          f"later: promptshift status --results {args.results}, then promptshift collect")
+    return 0
 
 
 def _csv_given(text: str | None) -> list[str] | None:
@@ -465,7 +525,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     _quiet_libraries()
     handlers = {"run": cmd_run, "plan": cmd_run, "list": cmd_list, "leaderboard": cmd_leaderboard, "tune": cmd_tune,
-                "pretrain": cmd_pretrain, "check-plugin": cmd_check_plugin, "submit": cmd_submit}
+                "pretrain": cmd_pretrain, "check-plugin": cmd_check_plugin, "submit": cmd_submit,
+                "status": cmd_status, "collect": cmd_collect}
     from bench.run.lifetime import stop_signals_interrupt
 
     try:

@@ -6,6 +6,7 @@ from functools import lru_cache
 from typing import Any
 
 from bench.core.registry import Registry
+from scenarios.protocols.rules import CLASS_ORDERS
 
 
 @dataclass(frozen=True)
@@ -83,27 +84,29 @@ _add("image_folder_ci5", "class_incremental", "your own ROOT/<class>/*.jpg in 5 
      dataset="image_folder", num_tasks=5, order="seeded")
 
 
-def build_scenario(name: str, seed: int, **overrides: Any):
+def build_scenario(name: str, seed: int, *, fingerprint: str | None = None, **overrides: Any):
     """Build a named scenario for one seed; `overrides` replace preset parameters (e.g. shots=4). On-disk presets
-    read their source under the data root (`PROMPTSHIFT_DATA`, which `--data-root` sets)."""
+    read their source under the data root (`PROMPTSHIFT_DATA`, which `--data-root` sets); with the cell's data
+    `fingerprint` (scenarios/identity.py) from the listing cached under it, without walking the folders."""
     from scenarios.sources import data_root
 
     preset = SCENARIOS.get(name)
     root = data_root() if preset.source else None
     overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}  # a YAML list: hashable
     return _build_cached(name, seed, tuple(sorted({**preset.params, **overrides}.items())),
-                         str(root) if root else None)
+                         str(root) if root else None, fingerprint if preset.source else None)
 
 
 @lru_cache(maxsize=8)
-def _build_cached(name: str, seed: int, params: tuple, root: str | None = None):
+def _build_cached(name: str, seed: int, params: tuple, root: str | None = None, fingerprint: str | None = None):
     from scenarios.streams import BUILDERS
 
     preset = SCENARIOS.get(name)
     if preset.source:
         from scenarios.source_streams import SOURCE_BUILDERS
 
-        scenario = SOURCE_BUILDERS[preset.kind](name, seed, data_root=root, **dict(params))
+        scenario = SOURCE_BUILDERS[preset.kind](name, seed, data_root=root, fingerprint=fingerprint,
+                                                **dict(params))
     else:
         scenario = BUILDERS[preset.kind](name, seed, **dict(params))
     scenario.spec = {"preset": name, **{k: list(v) if isinstance(v, tuple) else v for k, v in params}}
@@ -119,8 +122,16 @@ def override_problems(name: str, overrides: dict[str, Any]) -> list[str]:
 
     if not isinstance(overrides, dict):
         return [f"expected a mapping of parameter: value, got {type(overrides).__name__}"]
-    builder = BUILDERS[SCENARIOS.get(name).kind]
-    accepted = [p for p in inspect.signature(builder).parameters if p not in ("name", "seed")]
+    preset = SCENARIOS.get(name)
+    if preset.source:  # a real-data preset is built by its source builder, whose parameters differ from the glyphs'
+        from scenarios.source_streams import SOURCE_BUILDERS
+
+        builder = SOURCE_BUILDERS[preset.kind]
+    else:
+        builder = BUILDERS[preset.kind]
+    # the data set, root and fingerprint come from the preset and the run, not from an override
+    accepted = [p for p in inspect.signature(builder).parameters
+                if p not in ("name", "seed", "dataset", "data_root", "fingerprint")]
     problems = []
     for key in overrides:
         if key not in accepted:
@@ -129,4 +140,6 @@ def override_problems(name: str, overrides: dict[str, Any]) -> list[str]:
             close = difflib.get_close_matches(str(key), accepted, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             problems.append(f"{key}: not a parameter of {name!r}{hint}; valid: {', '.join(accepted)}")
+    if "order" in overrides and "order" in accepted and overrides["order"] not in CLASS_ORDERS:
+        problems.append(f"order: {overrides['order']!r} is not a class order; valid: {', '.join(CLASS_ORDERS)}")
     return problems

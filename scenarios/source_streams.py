@@ -39,8 +39,11 @@ def _source_facts(source: Source) -> dict[str, Any]:
             "num_classes": source.num_classes}
 
 
-def _open(source: str, data_root: str | None, **kwargs: Any) -> Source:
-    return open_source(source, data_root, **kwargs)
+def _open(source: str, data_root: str | None, fingerprint: str | None = None, **kwargs: Any) -> Source:
+    """The source; from the listing cached under the cell's data fingerprint when it has one (no folder walk)."""
+    from scenarios.identity import open_listed
+
+    return open_listed(source, data_root, fingerprint, **kwargs)
 
 
 def _shots(records, rows: np.ndarray, shots: int | None, seed: int) -> np.ndarray:
@@ -51,10 +54,11 @@ def _shots(records, rows: np.ndarray, shots: int | None, seed: int) -> np.ndarra
 
 
 def source_class_incremental(name: str, seed: int, dataset: str, num_tasks: int = 10, order: str = "seeded",
-                             shots: int | None = None, data_root: str | None = None) -> Scenario:
+                             shots: int | None = None, data_root: str | None = None,
+                             fingerprint: str | None = None) -> Scenario:
     """Split <source>: classes in `num_tasks` groups of a class order (seeded, PyCIL's seed 1993, or sorted);
     train on each group's training records, evaluate on every group's test records among all classes seen."""
-    src = _open(dataset, data_root)
+    src = _open(dataset, data_root, fingerprint)
     pre = Preprocess()
     train, test = src.split("train"), src.split("test")
     order_list = class_order(src.num_classes, seed, order)
@@ -70,9 +74,11 @@ def source_class_incremental(name: str, seed: int, dataset: str, num_tasks: int 
 
 
 def source_domain_incremental(name: str, seed: int, dataset: str, domains: Sequence[str] | None = None,
-                              shots: int | None = None, data_root: str | None = None) -> Scenario:
+                              shots: int | None = None, data_root: str | None = None,
+                              fingerprint: str | None = None) -> Scenario:
     """Every class in every step; the domain changes in the given order; one test set per domain."""
-    src = _open(dataset, data_root, **({"domains": tuple(domains)} if domains and dataset == "domainnet" else {}))
+    src = _open(dataset, data_root, fingerprint,
+                **({"domains": tuple(domains)} if domains and dataset == "domainnet" else {}))
     pre = Preprocess()
     order = list(domains or src.domains)
     train, test = src.split("train"), src.split("test")
@@ -87,10 +93,10 @@ def source_domain_incremental(name: str, seed: int, dataset: str, domains: Seque
 
 
 def source_base_to_new(name: str, seed: int, dataset: str, shots: int | None = 16,
-                       data_root: str | None = None) -> Scenario:
+                       data_root: str | None = None, fingerprint: str | None = None) -> Scenario:
     """CoOp / CoCoOp base-to-new: few-shot draw on the training split (CoOp's rule and seed), then labels sorted,
     the first ceil(n/2) base, the rest new; train on base, test base and new each among its own classes."""
-    src = _open(dataset, data_root)
+    src = _open(dataset, data_root, fingerprint)
     pre = Preprocess()
     train, test = src.split("train"), src.split("test")
     base, new = base_new_classes(src.num_classes, "coop")
@@ -106,13 +112,13 @@ def source_base_to_new(name: str, seed: int, dataset: str, shots: int | None = 1
 
 
 def source_adaptation(name: str, seed: int, dataset: str, source_domain: str, target_domain: str,
-                      data_root: str | None = None) -> Scenario:
+                      data_root: str | None = None, fingerprint: str | None = None) -> Scenario:
     """Unsupervised adaptation: source images labelled, target images unlabelled; evaluated on the target.
 
     Office-Home (no official split, as DAPL): train on every source image, adapt on every target image, evaluate on
     every target image; the "source" evaluation set is then the source training images themselves. Sources with a
     train/test split (DomainNet): train and adapt on the train lists, evaluate on the test lists."""
-    src = _open(dataset, data_root)
+    src = _open(dataset, data_root, fingerprint)
     pre = Preprocess()
     train = src.split("all") if "all" in src.splits else src.split("train")
     test = src.split("all") if "all" in src.splits else src.split("test")
@@ -150,3 +156,6 @@ def configure_preprocess(scenario: Scenario, backbone: torch.nn.Module) -> None:
             "bicubic", "bilinear", "nearest") else "bicubic"
     scenario.preprocess.size, scenario.preprocess.crop_pct = size, crop_pct
     scenario.preprocess.interpolation = interpolation
+    from bench.models.backbones import eval_geometry
+
+    scenario.preprocess.geometry = eval_geometry(backbone)  # the library's own resize and crop, pixel for pixel

@@ -125,7 +125,7 @@ def test_office_home_four_domains_either_real_world_name(tmp_path, real_world):
     src = open_source("office_home", tmp_path)
     records = src.split("all")
     assert src.domains == ["art", "clipart", "product", "real_world"] and src.class_names == [
-        "Object 0", "Object 1", "Object 2"]
+        "Object_0", "Object_1", "Object_2"]  # folder names are the ids
     assert len(records) == 4 * 3 * 2 and records.domains.count("real_world") == 6
 
 

@@ -41,9 +41,14 @@ class Preprocess:
     size: int = 224
     crop_pct: float = 1.0
     interpolation: str = "bicubic"
+    geometry: Any = None  # the library's own resize + crop (bench.models.backbones.eval_geometry), when set
 
     def __call__(self, image: Any) -> torch.Tensor:
         from PIL import Image
+
+        if self.geometry is not None:
+            array = np.asarray(self.geometry(image.convert("RGB")), dtype=np.uint8)
+            return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
 
         resample = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR,
                     "nearest": Image.Resampling.NEAREST}[self.interpolation]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 
@@ -26,10 +27,17 @@ def flush_denormals() -> bool:
     return torch.set_flush_denormal(True)
 
 
+CPU_AUTOCAST_ENV = "PROMPTSHIFT_CPU_AUTOCAST"  # "bf16": the GPU's mixed-precision path, run on the CPU (tests)
+
+
 def autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA; full precision on CPU, where bf16 matmuls are slower than fp32 on most cores."""
+    """bf16 autocast on CUDA; full precision on CPU, where bf16 matmuls are slower than fp32 on most cores.
+    `PROMPTSHIFT_CPU_AUTOCAST=bf16` runs the CUDA path's bf16 autocast on the CPU (torch's CPU autocast), so the
+    mixed-precision code path is tested where no GPU is lent."""
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
+    if os.environ.get(CPU_AUTOCAST_ENV) == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 

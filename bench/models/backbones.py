@@ -362,6 +362,30 @@ class CocaBackbone(nn.Module):
         return texts
 
 
+# ------------------------------------------------------------------------------------------ eval geometry
+def eval_geometry(backbone: nn.Module) -> Callable:
+    """The geometric part (resize, centre crop) of the backbone's library's own eval transform, PIL in, PIL out:
+    timm's `create_transform(**resolve_data_config(model=...), is_training=False)` for timm ViTs (resize to
+    floor(size / crop_pct), its interpolation), open_clip's `image_transform(size, is_train=False)` for CLIP and
+    CoCa towers. Taken from the libraries rather than re-derived: their rounding of the resize and of the crop
+    offsets is what the published numbers used. Colour conversion and normalisation stay with the backbone."""
+    from torchvision import transforms as T
+
+    visual = getattr(backbone, "visual", backbone)
+    size = int(getattr(visual, "input_size", 224))
+    if getattr(visual, "flavour", "") == "timm":
+        from timm.data import create_transform, resolve_data_config
+
+        config = resolve_data_config({}, model=visual.encoder)
+        config["input_size"] = (3, size, size)
+        full = create_transform(**config, is_training=False)
+    else:
+        import open_clip
+
+        full = open_clip.image_transform(size, is_train=False)
+    return T.Compose([t for t in full.transforms if isinstance(t, (T.Resize, T.CenterCrop))])
+
+
 # ------------------------------------------------------------------------------------------------ registry
 @dataclass(frozen=True)
 class BackboneSpec:

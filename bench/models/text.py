@@ -60,5 +60,13 @@ class CompactTokenizer:
 
 
 def prompt_name(name: str) -> str:
-    """A class name as it reads inside a prompt, without its article ("the digit 7" -> "digit 7")."""
-    return name[4:] if name.lower().startswith("the ") else name
+    """A class id as it reads inside a text prompt.
+
+    Underscores become spaces, the rule of CoOp's and zero-shot CLIP's prompt learners and DAPL
+    (`name.replace("_", " ")`): folder and split-file names such as `american_bulldog`, `Apply_Eye_Makeup` or
+    `The_Eiffel_Tower` keep their spelling as the class id in records, and read "american bulldog" in a prompt.
+    The embedded glyph names carry a lower-case article that the templates already supply ("the digit 7" ->
+    "digit 7"); a capitalised "The" is part of a proper name ("The Eiffel Tower") and stays.
+    """
+    name = name.replace("_", " ")
+    return name[4:] if name.startswith("the ") else name

@@ -332,6 +332,15 @@ class SubmititExecutor:
         with environment({**worker_env(self.threads), **_importable_env()}):  # jobs inherit this environment
             yield from self._map(tasks)
 
+    def submit(self, tasks: Sequence[CellTask]) -> list[Any]:
+        """Submit the array and return its jobs without waiting (submit-and-exit; `promptshift status` later)."""
+        chunks = [_Chunk(tasks[s:s + self.chunk], self.threads) for s in range(0, len(tasks), self.chunk)]
+        with environment({**worker_env(self.threads), **_importable_env()}):
+            executor = self._executor()
+            with executor.batch():
+                self.jobs = [executor.submit(chunk) for chunk in chunks]
+        return self.jobs
+
     def _map(self, tasks: Sequence[CellTask]) -> Iterator[tuple[int, dict[str, Any]]]:
         starts = list(range(0, len(tasks), self.chunk))
         chunks = [_Chunk(tasks[s:s + self.chunk], self.threads) for s in starts]
@@ -425,9 +434,16 @@ class RayExecutor:
 
 
 def make_executor(name: str, workers: int | None, results_dir: Path | str, device: str = "auto",
-                  chunk: int = 1, slurm: dict[str, Any] | None = None, ray_address: str | None = None) -> Any:
-    """The executor a `run --executor NAME` uses. `workers=0` with `local` runs in this process."""
+                  chunk: int = 1, slurm: dict[str, Any] | None = None, ray_address: str | None = None,
+                  profile: str | Path | None = None) -> Any:
+    """The executor a `run --executor NAME` uses. `workers=0` with `local` runs in this process. `profile`: the
+    SLURM profile file (bench/run/slurm.py), with `slurm` as overrides."""
     gpus = 1 if device == "cuda" else 0
+    if name == "slurm":  # one line, at once, where there is no SLURM (not a traceback after a minute)
+        from bench.run.slurm import executor_parameters, require_slurm
+
+        require_slurm()
+        slurm = executor_parameters(profile, slurm, device)
     needs = {"slurm": "submitit", "ray": "ray"}.get(name)
     if needs and importlib.util.find_spec(needs) is None:
         raise ImportError(f"the {name} executor needs the {needs} package: pip install 'promptshift[cluster]'")

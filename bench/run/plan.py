@@ -26,13 +26,15 @@ def cell_sources(cells: Sequence[CellConfig]) -> list[str]:
 
 def check_sources(cells: Sequence[CellConfig]) -> list[str]:
     """One message per source that cannot be opened (missing root, wrong layout), naming the layout it expects.
-    Opens each source fully (lists and files checked), once."""
-    from scenarios.sources import DataSourceError, open_source
+    Opens each source fully (lists and files checked) and decodes every image, once per data fingerprint."""
+    from scenarios.sources import DataSourceError
+
+    from scenarios.identity import open_with_identity
 
     problems = []
     for source in cell_sources(cells):
-        try:
-            open_source(source)
+        try:  # the layout, then every listed image decoded once (remembered per data fingerprint)
+            open_with_identity(source)
         except DataSourceError as error:
             problems.append(str(error))
     return problems
@@ -62,8 +64,13 @@ def plan(cells: Sequence[CellConfig]) -> tuple[list[str], bool]:
     sources = cell_sources(cells)
     if sources:
         lines.append("data sources:")
+        from scenarios.structure import structure
+
         for source in sources:
             found, text = source_status(source)
+            if found:  # the real structure, not only the top folder: class count, splits, per-class counts
+                found, shape = structure(source)
+                text += f": {shape}"
             ok &= found
             lines.append(f"  {source:<22} {text}")
     lines.append("weights:")

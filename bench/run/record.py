@@ -39,6 +39,10 @@ class RecordConfig(_Part):
     robustness: dict[str, Any] | None = None
     protocol_version: Annotated[int, Field(ge=1)]
     label: Name | None = None
+    data: dict[str, Any] | None = Field(
+        default=None, description="the data the cell read (scenarios/identity.py): source, root, fingerprint of the "
+                                  "listing (relative paths, sizes, labels, names), record count and bytes; "
+                                  "embedded data: its generator version")
 
 
 class RecordSource(_Part):

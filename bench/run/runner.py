@@ -37,6 +37,7 @@ from bench.run.executors import SerialExecutor
 from bench.run.lifetime import CellTimeout, cell_time_limit
 from bench.run.order import longest_first
 from bench.run.twins import derived_record, twin_of
+from bench.train.checkpoint import CellCheckpoint
 from bench.train.feature_cache import default_feature_store
 from bench.train.guards import check_frozen, frozen_state
 from bench.train.harness import run_stream
@@ -63,6 +64,7 @@ class CellConfig:
     weights: str | None = None  # a local weights file for the backbone; None = the backbone's default
     robustness: dict[str, Any] | None = None  # robustness evaluation settings; None = clean accuracy only
     label: str | None = None  # leaderboard name of a variant; part of the id when set, so it gets its own row
+    data: dict[str, Any] | None = None  # what the cell reads (bench.run.data_identity); set before any id is used
 
     def resolved(self) -> dict[str, Any]:
         """The canonical config: strategy defaults filled in, so changing a default changes the cell id."""
@@ -76,6 +78,9 @@ class CellConfig:
             from bench.eval.robustness import RobustnessConfig
             out["robustness"] = RobustnessConfig.from_dict(self.robustness).model_dump(mode="json")
         out["protocol_version"] = PROTOCOL_VERSION
+        if out["data"] is None:  # embedded data is named by its generator version; on-disk data once attached
+            from scenarios.identity import embedded_identity
+            out["data"] = embedded_identity(self.scenario)
         return out
 
     def cell_id(self) -> str:
@@ -134,7 +139,8 @@ def prepare(cfg: CellConfig):
     if spec.family not in cls.backbone_families:
         raise ValueError(f"strategy {cfg.strategy!r} runs on {cls.backbone_families} backbones, "
                          f"not on {cfg.backbone!r} ({spec.family})")
-    scenario = build_scenario(cfg.scenario, cfg.seed, **cfg.scenario_overrides)
+    scenario = build_scenario(cfg.scenario, cfg.seed, fingerprint=(cfg.data or {}).get("fingerprint"),
+                              **cfg.scenario_overrides)
     seed_everything(cfg.seed)  # randomly initialised backbones must not depend on earlier cells
     backbone = create_backbone(cfg.backbone, cfg.weights)
     if getattr(scenario, "preprocess", None) is not None:  # on-disk images decode at this backbone's input size
@@ -159,6 +165,7 @@ def run_cell(cfg: CellConfig, results_dir: Path | str, device: str = "auto", sho
     runs and a record with status "busy" (not written) comes back. Ctrl-C leaves no record and releases the claim.
     A cell past `time_limit` seconds of wall-clock time is stopped and recorded as failed, with `timed_out: true`.
     """
+    cfg = _with_data(cfg)
     store = ResultStore(Path(results_dir))
     cell_id = cfg.cell_id()
     existing = store.read(cell_id)
@@ -169,6 +176,18 @@ def run_cell(cfg: CellConfig, results_dir: Path | str, device: str = "auto", sho
             return _compute_cell(cfg, results_dir, device, show_progress, after_training, time_limit)
     except ClaimHeld as held:
         return {"cell_id": cell_id, "status": BUSY, "error": str(held), "owner": dataclasses.asdict(held.owner)}
+
+
+def _with_data(cfg: CellConfig) -> CellConfig:
+    """`cfg` with its data identity; a source that cannot be opened leaves it unset, and the cell then fails
+    building its scenario with the source's own message."""
+    from bench.run.data_identity import attach_data_identity
+    from scenarios.sources import DataSourceError
+
+    try:
+        return attach_data_identity([cfg])[0]
+    except DataSourceError:
+        return cfg
 
 
 def _compute_cell(cfg: CellConfig, results_dir: Path | str, device: str, show_progress: bool,
@@ -197,8 +216,10 @@ def _compute_cell(cfg: CellConfig, results_dir: Path | str, device: str, show_pr
         scenario, backbone_params, strategy = prepare(cfg)
         steps = [merged_step(scenario.steps)] if strategy.flags.joint_training else scenario.steps
         frozen = frozen_state(strategy)
+        # a killed or requeued cell resumes from it, unless the code changed since it was written
+        checkpoint = CellCheckpoint.of_cell(results_dir, cell_id, tag=code_version())
         result = run_stream(strategy, steps, scenario.eval_sets, torch_device, cfg.seed, show_progress,
-                            feature_store=default_feature_store())
+                            feature_store=default_feature_store(), checkpoint=checkpoint)
         check_frozen(strategy, frozen)
         kind = "joint" if strategy.flags.joint_training else scenario.kind
         per_step_classes = [len(s.classes) for s in scenario.steps]
@@ -237,7 +258,9 @@ def _compute_cell(cfg: CellConfig, results_dir: Path | str, device: str, show_pr
         log.removeHandler(handler)
         handler.close()
     record.setdefault("timing", {})["total_seconds"] = time.perf_counter() - started
-    return _write_or_keep(store, record)
+    written = _write_or_keep(store, record)
+    CellCheckpoint.of_cell(results_dir, cell_id).remove()  # a record stands (ok or failed): nothing to resume
+    return written
 
 
 def _plugins_present() -> dict[str, str]:
@@ -327,7 +350,9 @@ def run_grid(cells: Iterable[CellConfig], results_dir: Path | str, device: str =
     the executor stopped its workers; every finished cell is on disk by then. A cell past `time_limit` seconds is
     stopped and recorded as timed out; the others go on.
     """
-    cells = list(cells)
+    from bench.run.data_identity import attach_data_identity, retire_superseded
+
+    cells = attach_data_identity(cells)  # before any id: changed data is a new cell, never the old record
     executor = executor or SerialExecutor()
     store = ResultStore(Path(results_dir))
     records: list[dict[str, Any] | None] = [store.read(c.cell_id()) for c in cells]
@@ -373,6 +398,7 @@ def run_grid(cells: Iterable[CellConfig], results_dir: Path | str, device: str =
                 del twins[index]
     finally:
         bar.close()
+    retire_superseded(results_dir, [r for r in records if r is not None])
     return [r for r in records if r is not None]
 
 

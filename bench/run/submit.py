@@ -182,6 +182,13 @@ def override_bound_problems(scenario: str, overrides: dict[str, Any]) -> list[st
     return problems
 
 
+def _on_disk(scenario: str) -> bool:
+    """Whether a preset reads an on-disk source: its data identity is the submitter's (bench/run/data_identity)."""
+    from scenarios.catalog import SCENARIOS
+
+    return scenario in SCENARIOS and bool(SCENARIOS.get(scenario).source)
+
+
 def recomputed_facts(record: dict[str, Any]) -> tuple[list[str], dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Build (never train) the cell the record's config names; compare every fact the record claims about its
     config, scenario, strategy and backbone. Returns problems and the normalised config, scenario and strategy."""
@@ -203,14 +210,15 @@ def recomputed_facts(record: dict[str, Any]) -> tuple[list[str], dict[str, Any],
     cell = CellConfig(scenario=config["scenario"], strategy=config["strategy"], backbone=config["backbone"],
                       seed=config["seed"], strategy_config=dict(config["strategy_config"]),
                       scenario_overrides=dict(config.get("scenario_overrides") or {}),
-                      robustness=config.get("robustness"), label=config.get("label"))
+                      robustness=config.get("robustness"), label=config.get("label"),
+                      data=config.get("data") if _on_disk(config["scenario"]) else None)
     try:
         resolved = json.loads(json.dumps(cell.resolved()))  # as a file holds it: tuples are lists
         scenario, backbone_params, strategy = prepare(cell)
     except (ValueError, KeyError, TypeError) as error:
         return [f"$.config: {error}"], {}, {}, {}
     claimed = {k: v for k, v in config.items() if k in resolved}
-    for key in sorted(set(resolved) - {"label"}):
+    for key in sorted(set(resolved) - {"label"} - ({"data"} if "data" not in config else set())):
         if claimed.get(key) != resolved[key]:
             problems.append(f"$.config.{key}: claimed {claimed.get(key)!r}, but the runner resolves it to "
                             f"{resolved[key]!r}")

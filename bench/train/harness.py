@@ -22,6 +22,7 @@ from bench.core.device import autocast, inference_batch_size
 from bench.core.strategy import Strategy, count_trainable, freeze_all_but_trainable, mask_logits
 from bench.train.guards import check_finite_logits, check_finite_loss
 from bench.train.augment import augment, augment_generator, check_augment
+from bench.train.checkpoint import CellCheckpoint, Progress
 from bench.train.feature_cache import FeatureStore, module_fingerprint, trusted_frozen_key
 
 # ---------------------------------------------------------------------------------------- device & seeding
@@ -369,11 +370,12 @@ def evaluate_row(strategy: Strategy, evals: Sequence[EvalSet], labels: Sequence[
 
 def run_stream(strategy: Strategy, steps: Sequence[TrainStep], eval_sets: Sequence[EvalSet],
                device: torch.device, seed: int, show_progress: bool = True,
-               feature_store: FeatureStore | None = None) -> StreamResult:
+               feature_store: FeatureStore | None = None, checkpoint: CellCheckpoint | None = None) -> StreamResult:
     """Train on each step in order; after each, evaluate on every evaluation set. Returns the accuracy matrix,
     with None where a set's classes cannot have been learned yet, and the untrained model's accuracy on each
     set (among its own label space, else every class of the stream), measured before the first step.
-    `feature_store`: a suite-wide disk cache for frozen features the strategy declares shareable."""
+    `feature_store`: a suite-wide disk cache for frozen features the strategy declares shareable. `checkpoint`:
+    saved after every task but the last, and resumed from when it exists (bench/train/checkpoint.py)."""
     strategy.to(device)
     params = freeze_all_but_trainable(strategy)
     shared = SharedFrozen.for_strategy(strategy, feature_store)  # fingerprints the backbone before training
@@ -385,13 +387,22 @@ def run_stream(strategy: Strategy, steps: Sequence[TrainStep], eval_sets: Sequen
     losses: list[float] = []
     train_seconds = eval_seconds = 0.0
     seen: list[int] = []
+    generators = {"shuffle": generator, "augment": augmenter.generator if augmenter is not None else None}
+    resumed = checkpoint.load(strategy, generators) if checkpoint is not None else None
     with PeakMemory(device) as memory:
-        start = time.perf_counter()
-        every_class = sorted({c for step in steps for c in step.classes})
-        initial = evaluate_row(strategy, evals, eval_labels, [label_space_for(e, every_class) for e in evals],
-                               device, shared)
-        eval_seconds += time.perf_counter() - start
+        if resumed is None:
+            start = time.perf_counter()
+            every_class = sorted({c for step in steps for c in step.classes})
+            initial = evaluate_row(strategy, evals, eval_labels, [label_space_for(e, every_class) for e in evals],
+                                   device, shared)
+            eval_seconds += time.perf_counter() - start
+        else:  # a killed or requeued cell: the tasks before `done` are in the checkpoint
+            matrix, losses, initial = resumed.matrix, resumed.losses, resumed.initial
+            train_seconds, eval_seconds = resumed.train_seconds, resumed.eval_seconds
+            seen = sorted({c for step in steps[:resumed.done] for c in step.classes})
         for index, step in enumerate(steps):
+            if resumed is not None and index < resumed.done:
+                continue
             seen = sorted(set(seen) | set(step.classes))
             ctx = TaskContext(index=index, num_steps=len(steps), train_classes=list(step.classes),
                               seen_classes=seen, domain=step.domain, train_data=fresh(step.data),
@@ -412,6 +423,9 @@ def run_stream(strategy: Strategy, steps: Sequence[TrainStep], eval_sets: Sequen
             matrix.append(evaluate_row(strategy, evals, eval_labels, [label_space_for(e, seen) for e in evals],
                                        device, shared))
             eval_seconds += time.perf_counter() - start
+            if checkpoint is not None and index + 1 < len(steps):
+                checkpoint.save(strategy, generators, Progress(index + 1, matrix, losses, initial, train_seconds,
+                                                               eval_seconds))
     return StreamResult(acc_matrix=matrix, eval_names=[e.name for e in evals],
                         trainable_params=count_trainable(strategy), train_seconds=train_seconds,
                         eval_seconds=eval_seconds, peak_memory_mb=memory.peak_mb, losses=losses,

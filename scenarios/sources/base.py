@@ -143,14 +143,22 @@ def check_files_exist(records: FileRecords, source: str, listed_in: str) -> File
     return records
 
 
+def is_hidden(name: str) -> bool:
+    """Hidden files and macOS AppleDouble companions (`._x.jpg`, `.DS_Store`), which no official reader lists:
+    torchvision's ImageFolder and Dassl's `listdir_nohidden` skip every name starting with a dot."""
+    return name.startswith(".")
+
+
 def image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    """The images of a folder, sorted; hidden and AppleDouble files skipped, `Thumbs.db` is not an image."""
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not is_hidden(p.name))
 
 
 def class_folders(root: Path, source: str, layout: str) -> list[Path]:
     """Sub-folders of `root`, sorted by name; each must hold at least one image."""
     require_dir(root, source, layout)
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not is_hidden(p.name))
     if not folders:
         raise DataSourceError(f"{source}: {root} has no class folders; expected layout:\n{layout}")
     for folder in folders:

@@ -43,5 +43,5 @@ def open_office_home(root: Path) -> Source:
         parts.append(folder_records(tree, folders, domain))
     records = FileRecords(tree, [p for r in parts for p in r.paths], np.concatenate([r.labels for r in parts]),
                           [d for r in parts for d in r.domains])
-    return Source("office_home", [n.replace("_", " ") for n in class_names], {"all": records},
+    return Source("office_home", list(class_names), {"all": records},  # folder names are the ids
                   domains=list(DOMAINS), root=tree, notes="all images; no official split")
