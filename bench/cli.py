@@ -211,8 +211,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     args.dry_run = args.dry_run or args.command == "plan"
 
-    if args.data_root:  # the environment carries it to every cell, in this process or a worker's
-        os.environ["PROMPTSHIFT_DATA"] = str(Path(args.data_root).resolve())
+    try:  # options that need no suite are checked first: the fully cached path below must refuse them too
+        if args.data_root:  # the environment carries it to every cell, in this process or a worker's
+            os.environ["PROMPTSHIFT_DATA"] = _data_root(args.data_root)
+        if args.time_limit is not None and not args.time_limit > 0:
+            raise ValueError(f"--time-limit {args.time_limit:g}: expected a positive number of seconds")
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     # A rerun whose cells are all finished: tables only, without torch or workers (bench/run/cached_run.py).
     key = run_key(args.suite, {"strategies": args.strategies, "scenarios": args.scenarios, "seeds": args.seeds},
                   args.plugin) if not args.dry_run else None
@@ -242,15 +248,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     builtin = set(STRATEGIES.names())  # before any plugin registers: built-in cells never run beside plugin code
     load_plugins(args.plugin)
     try:  # everything a user wrote is checked before any data is built or any cell runs
-        if args.data_root:  # the environment carries it to every cell, in this process or a worker's
-            os.environ["PROMPTSHIFT_DATA"] = _data_root(args.data_root)
         select_device(args.device)
         check_output_dir(args.results, "--results")
         check_output_dir(args.leaderboards, "--leaderboards")
         suite = load_suite(args.suite)
         seeds = _seeds(args.seeds)
-        if args.time_limit is not None and not args.time_limit > 0:
-            raise ValueError(f"--time-limit {args.time_limit:g}: expected a positive number of seconds")
         cells, skipped = expand(suite, _csv_given(args.strategies), _csv_given(args.scenarios), seeds)
         if args.plugin and args.workers == 0 and any(c.strategy in builtin for c in cells):
             raise ValueError("--workers 0 runs every cell in this process, where --plugin's code is loaded: a "

@@ -20,3 +20,15 @@ from bench.contract.tiny import (TEST_BACKBONES, TINY_SCENARIOS,  # noqa: E402,F
 def tiny():
     """`tiny(kind)` -> a built tiny scenario."""
     return tiny_scenario
+
+
+@pytest.fixture(autouse=True)
+def _plugins_loaded_stay_in_their_test():
+    """Records name every plugin imported into their process (bench.contract.plugins.LOADED); in one pytest process
+    a plugin loaded by one test would otherwise be named by the records of every later test."""
+    from bench.contract import plugins
+
+    before = dict(plugins.LOADED)
+    yield
+    plugins.LOADED.clear()
+    plugins.LOADED.update(before)

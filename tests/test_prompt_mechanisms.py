@@ -332,5 +332,6 @@ def test_ofa_ablation_covers_length_x_depth_x_reparam_with_distinct_labels():
     factors = {(c.strategy_config["length"], c.strategy_config["depth"], c.strategy_config["reparam"]) for c in ofa}
     lengths, depths = {f[0] for f in factors}, {f[1] for f in factors}
     assert len(factors) == len(lengths) * len(depths) * 2 and len(lengths) > 1 and len(depths) > 1
-    labels = {(c.label, c.scenario) for c in ofa}
-    assert len(labels) == len(ofa)  # one leaderboard row per variant and scenario
+    labels = {(c.label, c.scenario, c.seed) for c in ofa}
+    assert len(labels) == len(ofa)  # one leaderboard row per variant and scenario, a cell per seed
+    assert {c.seed for c in ofa} == {0, 1, 2}  # the ablation's verdicts are paired over 3 seeds

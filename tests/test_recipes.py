@@ -241,3 +241,17 @@ def test_l2p_prompt_pos_cls_adds_the_class_tokens_position_embedding_to_every_pr
     assert torch.allclose(port_prompted - plain_prompted, cls_pos.expand_as(plain_prompted), atol=1e-6)
     assert float(cls_pos.abs().max()) > 1e-3
     assert STRATEGIES.get("l2p").config_cls().prompt_pos == "none"  # the JAX code's choice stays the default
+
+
+def test_a_preset_switched_off_keeps_the_off_value_in_its_config():
+    """An omitted field is filled back with the class's default by from_dict: a preset whose default is on must
+    write the off value out, or a stored record resolves to the other pipeline (l2p_cifar without augmentation
+    came back as rrc_flip)."""
+    import strategies  # noqa: F401
+    from bench.core.strategy import STRATEGIES
+
+    cls = STRATEGIES.get("l2p_cifar").config_cls
+    off = cls.from_dict({"augment": "none", "schedule": "cosine"})
+    assert off.to_dict()["augment"] == "none" and off.to_dict()["schedule"] == "cosine"
+    assert cls.from_dict(off.to_dict()) == off
+    assert "augment" not in STRATEGIES.get("l2p").config_cls().to_dict()  # default off: still omitted (old ids)

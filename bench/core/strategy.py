@@ -108,10 +108,13 @@ class StrategyConfig:
                                "0 augments on the fly and reruns the frozen part every batch (exact, slow)")
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields as plain values; fields in `OMITTED_WHEN_OFF` are left out while they hold their off value."""
+        """The fields as plain values; fields in `OMITTED_WHEN_OFF` are left out while they hold their off value and
+        that is also the class's default (`from_dict` must fill the same value back: a preset whose default is on,
+        e.g. `l2p_cifar`'s `augment: rrc_flip`, writes `augment: none` out when it is switched off)."""
         out = dataclasses.asdict(self)
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
         for name, off in OMITTED_WHEN_OFF.items():
-            if name in out and out[name] == off:
+            if name in out and out[name] == off and defaults.get(name) == off:
                 del out[name]
         return out
 

@@ -82,7 +82,16 @@ _IN_CELL = False  # set while a worker runs a cell: a signal then interrupts the
 ONE_CELL_PROCESS = False
 
 
+_STOPPING = False  # set by the first stop signal a worker gets
+
+
 def _on_signal(signum: int, frame: object) -> None:
+    global _STOPPING
+    # Ctrl-C reaches the whole process group and the run then terminates its workers too: the second signal must
+    # not interrupt the clean-up the first one started (releasing the cell's claim); the run kills after a grace.
+    if _STOPPING:
+        return
+    _STOPPING = True
     if _IN_CELL:
         raise KeyboardInterrupt  # unwinds run_cell: no record is written and the claim's `finally` releases it
     raise SystemExit(130)  # an idle worker just leaves, quietly

@@ -235,7 +235,7 @@ def warmup_cosine(total_steps: int, warmup_steps: int, schedule: str = "cosine",
         if schedule == "constant":
             return 1.0
         if schedule == "coda_cosine":
-            epoch = step // max(1, steps_per_epoch)
+            epoch = min(step // max(1, steps_per_epoch), epochs - 1)  # a short last batch is no extra epoch
             return 1.0 if epoch == 0 else math.cos(99 * math.pi * epoch / (200 * (epochs - 1)))
         progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
