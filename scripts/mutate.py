@@ -118,6 +118,20 @@ CATALOGUE = (
     Mutant("golden: prefix keys and values swapped (PEFT)", "strategies/_vit_prompting.py",
            "return kv[0].unsqueeze(0), kv[1].unsqueeze(0)", "return kv[1].unsqueeze(0), kv[0].unsqueeze(0)",
            ("tests/test_golden_peft_prefix.py",)),
+    Mutant("golden: maple/promptsrc first vision prompts appended after ln_pre", "strategies/_clip_deep.py",
+           "    tokens = torch.cat([tokens, prompts[0].to(tokens.dtype).unsqueeze(0).expand(tokens.shape[0], -1, -1)],"
+           " dim=1)\n    tokens = pre_norm(tokens)",
+           "    tokens = pre_norm(tokens)\n    tokens = torch.cat([tokens, prompts[0].to(tokens.dtype).unsqueeze(0)"
+           ".expand(tokens.shape[0], -1, -1)], dim=1)",
+           ("tests/test_golden_maple.py", "tests/test_golden_promptsrc.py")),
+    Mutant("golden: promptsrc KL to the zero-shot logits dropped", "strategies/promptsrc.py",
+           " + cfg.logits_weight * kl)", ")", ("tests/test_golden_promptsrc.py",)),
+    Mutant("golden: dapl pseudo-label confidence mask dropped", "strategies/dapl.py",
+           "target_loss = (per_sample * keep).sum() / keep.sum().clamp(min=1)", "target_loss = per_sample.mean()",
+           ("tests/test_golden_dapl.py",)),
+    Mutant("golden: aper adapter reads the normalised MLP input", "strategies/aper.py",
+           'return output + adapter(seen.pop("x"))', 'return output + adapter(norm(seen.pop("x")))',
+           ("tests/test_golden_aper.py",)),
     # harness
     Mutant("harness: unlabelled target batches not handed to the strategy", "bench/train/harness.py",
            "batch.target_x, batch.target_cached = target.x, target.cached", "pass", HARNESS_TESTS),
