@@ -69,6 +69,36 @@ class Bad(Strategy):
 '''
 
 
+CONFIGURED_PLUGIN = '''
+from dataclasses import dataclass
+
+from torch import nn
+
+from bench.core.strategy import Strategy, StrategyConfig, register_strategy
+
+
+@dataclass(frozen=True)
+class Config(StrategyConfig):
+    {field} = {default}
+
+
+@register_strategy("{name}", Config)
+class Probe(Strategy):
+    """A probe with an odd config (Nobody, 2024). Trains: a head. Freezes: the backbone."""
+
+    paper = "Nobody, 2024"
+    supported_scenarios = ("class_incremental",)
+    backbone_families = ("vit",)
+
+    def __init__(self, cfg, backbone, info):
+        super().__init__(cfg, backbone, info)
+        self.head = nn.Linear(backbone.num_features, info.num_classes)
+
+    def forward(self, x, cached=None):
+        return self.head(self.backbone(x))
+'''
+
+
 @dataclass
 class Case:
     """One row: `argv` may hold {suite}, {results}, {boards}, {tmp}, {record}; `files` are written into tmp."""
@@ -82,6 +112,7 @@ class Case:
     record_edit: Callable[[dict], object] | None = None  # writes {record}: the stored record, edited
     trains: bool = False
     setup: Callable[[Path, Path, Path], None] | None = None  # (tmp, results, boards) before the state is hashed
+    adds_ok: Callable[[dict], bool] | None = None  # a good input that runs: its one new record is ok and passes this
 
 
 def _set(path: str, value):
@@ -337,6 +368,27 @@ CASES += [
          record_edit=_set("strategy.label", "l2p")),
     Case("submit --replace refused keeps the earlier submission", [*SUBMIT, "--replace"], 2, r"refusing to rebuild",
          record_edit=_set("timing.train_seconds", 12345.0), setup=_submitted_then_unbuildable),
+    # a plugin's config class whose default is not JSON data: the cell id cannot be computed from it
+    Case("plugin config default a frozenset", [*RUN, "--plugin", "{tmp}/set_default.py"], 2,
+         r"strategies\[0\] \(set_default_probe\): its config is not JSON data \(.*frozenset.*\); config values must",
+         suite(" - {name: set_default_probe}\n"),
+         {"set_default.py": CONFIGURED_PLUGIN.format(name="set_default_probe", field="tags: frozenset",
+                                                     default="frozenset({'a', 'b'})")}),
+    Case("plugin config default an object", [*RUN, "--plugin", "{tmp}/object_default.py"], 2,
+         r"strategies\[0\] \(object_default_probe\): its config is not JSON data \(.*object.*\); config values must",
+         suite(" - {name: object_default_probe}\n"),
+         {"object_default.py": CONFIGURED_PLUGIN.format(name="object_default_probe", field="marker: object",
+                                                        default="object()")}),
+    # a good input once refused ("unhashable type: 'list'"): a domains list, run to the end (tables elsewhere, so
+    # the stored tables are hashed unchanged; the results folder gains exactly the new cell's record and log)
+    Case("domains list in a scenario override runs", ["run", "--suite", "{suite}", "--results", "{results}",
+                                                      "--leaderboards", "{tmp}/boards_di", "--no-progress"], 0,
+         r"ok\s+di_styles\s+linear_probe.*1 cells ok, 0 failed; leaderboards: .*boards_di",
+         suite(head=TINY.replace("scenarios: [ci5_glyphs]", "scenarios: [di_styles]").replace(
+             "{ci5_glyphs: {num_tasks: 2,", "{di_styles: {domains: [clean, noisy],")),
+         adds_ok=lambda r: (r["config"]["scenario_overrides"]["domains"] == ["clean", "noisy"]
+                            and r["scenario"]["domains"] == ["clean", "noisy"]
+                            and [len(row) for row in r["results"]["acc_matrix"]] == [2, 2])),
 ]
 if not torch.cuda.is_available():
     CASES.append(Case("cuda without a GPU", [*RUN, "--device", "cuda"], 2, r"--device cuda was asked for, but torch "
@@ -407,6 +459,13 @@ def test_bad_input(case: Case, baseline: Path, tmp_path: Path, capsys):
         assert len(added) == 2 and all(k.startswith(str(results)) for k in added)  # record and its log
         failed = [r for r in ResultStore(results).records() if r["status"] == "failed"]
         assert len(failed) == 1 and GUARD_MESSAGES[case.id] in failed[0]["error"]
+    elif case.adds_ok is not None:  # a good input: accepted and run; nothing that was stored changes
+        added = sorted(set(after) - set(before))
+        assert {k: after[k] for k in before} == before
+        assert len(added) == 2 and all(k.startswith(str(results)) for k in added)  # record and its log
+        new = [r for r in ResultStore(results).records() if str(ResultStore(results).path_for(r["cell_id"]))
+               in added]
+        assert len(new) == 1 and new[0]["status"] == "ok" and case.adds_ok(new[0]), new
     else:
         assert after == before
 

@@ -156,13 +156,20 @@ def prepare(cfg: CellConfig):
 BUSY = "busy"  # status of a cell another worker is computing: returned, never written
 
 
+class StoredRecord(dict):
+    """A record `run_cell` found in the results folder instead of computing it: another run finished the cell
+    between `run_grid` reading the folder and this worker claiming the cell. `run_grid` reports it as cached, so
+    a cell is never shown as computed twice; otherwise a plain dict (it pickles back from a worker as itself)."""
+
+
 def run_cell(cfg: CellConfig, results_dir: Path | str, device: str = "auto", show_progress: bool = True,
              after_training: Callable[..., dict[str, Any]] | None = None,
              time_limit: float | None = None) -> dict[str, Any]:
     """Run one cell unless its result exists; write and return its record (status "ok" or "failed").
 
     The cell is claimed first (`bench.run.cell_claims`): if a live worker, of this run or another, holds it, nothing
-    runs and a record with status "busy" (not written) comes back. Ctrl-C leaves no record and releases the claim.
+    runs and a record with status "busy" (not written) comes back. A record found on disk, before the claim or under
+    it, comes back as a `StoredRecord` (not computed here). Ctrl-C leaves no record and releases the claim.
     A cell past `time_limit` seconds of wall-clock time is stopped and recorded as failed, with `timed_out: true`.
     """
     cfg = _with_data(cfg)
@@ -170,7 +177,7 @@ def run_cell(cfg: CellConfig, results_dir: Path | str, device: str = "auto", sho
     cell_id = cfg.cell_id()
     existing = store.read(cell_id)
     if existing is not None and existing.get("status") == "ok":
-        return existing
+        return StoredRecord(existing)
     try:
         with claimed(results_dir, cell_id):
             return _compute_cell(cfg, results_dir, device, show_progress, after_training, time_limit)
@@ -198,7 +205,9 @@ def _compute_cell(cfg: CellConfig, results_dir: Path | str, device: str, show_pr
     cell_id = cfg.cell_id()
     existing = store.read(cell_id)
     if existing is not None and existing.get("status") == "ok":
-        return existing
+        # Re-checked under the claim: another run may have written the record and released the claim after
+        # run_cell's first look and before our claim; computing it again would be the claim/record race.
+        return StoredRecord(existing)
     handler = _cell_log_handler(store.log_path(cell_id))
     started = time.perf_counter()
     flush_denormals()  # every process that computes a cell, an in-process (serial) run included
@@ -378,7 +387,8 @@ def run_grid(cells: Iterable[CellConfig], results_dir: Path | str, device: str =
                     busy.append(index)
                     continue
                 records[index] = record
-                _report(bar, cells[index], record["status"], record)
+                _report(bar, cells[index], "cached" if isinstance(record, StoredRecord) else record["status"],
+                        record)
             if busy:
                 tqdm.write(f"waiting for {len(busy)} cell(s) that another run is computing "
                            f"({_busy_owner(busy, cells, results_dir)})")
