@@ -88,7 +88,8 @@ def test_the_listing_expands_every_suite_into_the_runs_cells_and_ids(listed_cach
     for name, plan in plans.items():
         assert plan == _expansion(name, live), name
     # the ids are the runner's own: CellConfig.cell_id() with the registered strategy's config
-    assert [cell_id for cell_id, _ in plans["default"]] == [cell.cell_id() for _, cell in plans["default"]]
+    cells = [item for item in plans["default"] if isinstance(item, tuple)]  # the rest: notes of skipped pairs
+    assert [cell_id for cell_id, _ in cells] == [cell.cell_id() for _, cell in cells]
 
 
 def test_listed_configs_normalise_and_refuse_as_the_registered_ones(listed_cache):
