@@ -231,6 +231,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if pool and not _has_results(args.results):  # a fresh run: workers load torch while the suite is checked
         _prestart(args)
         pool = False
+    if args.dry_run and not args.plugin and args.device != "cuda":  # a plan from the cached listing: no torch
+        planned = _plan_from_listing(args)
+        if planned is not None:
+            return planned
     import strategies  # noqa: F401
     from bench.core.registry import UnknownNameError
     from bench.eval.robustness import robustness_hook
@@ -263,22 +267,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     if skipped:
         print(f"skipping {len(skipped)} (strategy, scenario) pairs the strategy does not support, e.g. {skipped[0]}")
-    from bench.run.plan import check_sources, plan
+    from bench.run.plan import check_sources
 
     if args.dry_run:
-        lines, ready = plan(cells)
-        print(f"suite {suite.name} v{suite.version}: plan (nothing runs)")
-        print("\n".join(lines))
-        if args.executor == "slurm":  # the array as sbatch would get it; needs no SLURM here
-            from bench.run.slurm import array_script, load_profile
-
-            profile = load_profile(args.slurm_profile, {k: v for k, v in _overrides(args.slurm).items()
-                                                        if not k.startswith(("slurm_", "timeout_min"))})
-            tasks = -(-len(cells) // max(1, args.cells_per_task))
-            print(f"slurm array: {tasks} task(s) of {args.cells_per_task} cell(s), profile "
-                  f"{args.slurm_profile or '(defaults)'}:\n{profile.model_dump_json(indent=None)}")
-            print(array_script(profile, args.device, tasks, Path(args.results) / "submitit"))
-        return 0 if ready else 2
+        return _print_plan(args, suite, cells)
     from bench.eval.robustness import missing_autoattack
 
     problems = check_sources(cells) + [m for m in [missing_autoattack(cells)] if m]
@@ -325,6 +317,56 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"{len(records) - len(failed)} cells ok, {len(failed)} failed; leaderboards: {where} "
           f"({len(paths)} files)")
     return 1 if failed else 0
+
+
+def _plan_from_listing(args: argparse.Namespace) -> int | None:
+    """`plan` (or `run --dry-run`) with strategies and backbones read from the cached listing (bench.run.catalog):
+    the same checks, cells and ids as the full path, without importing torch. None when the listing cannot stand
+    for the registries (a config field of a type it cannot rebuild) or this process has them already; the caller
+    then takes the full path."""
+    from bench.core.paths import check_output_dir
+    from bench.core.registry import UnknownNameError
+    from bench.run.catalog import listed_catalog
+    from bench.run.listing import listing
+    from bench.run.suite import SuiteError, expand, load_suite
+
+    if "bench.core.strategy" in sys.modules:  # the registries are loaded already (a test, an embedding program)
+        return None
+    catalog = listed_catalog(listing())
+    if catalog is None:
+        return None
+    try:  # the checks of cmd_run's full path, in its order (--device cpu/auto needs no check)
+        check_output_dir(args.results, "--results")
+        check_output_dir(args.leaderboards, "--leaderboards")
+        suite = load_suite(args.suite, catalog)
+        cells, skipped = expand(suite, _csv_given(args.strategies), _csv_given(args.scenarios), _seeds(args.seeds),
+                                catalog)
+    except (SuiteError, UnknownNameError, ValueError, RuntimeError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if skipped:
+        print(f"skipping {len(skipped)} (strategy, scenario) pairs the strategy does not support, e.g. {skipped[0]}")
+    return _print_plan(args, suite, cells)
+
+
+def _print_plan(args: argparse.Namespace, suite, cells: list) -> int:
+    """Print what the run would do (and the sbatch array for --executor slurm); 2 when something it needs is
+    missing."""
+    from bench.run.plan import plan
+
+    lines, ready = plan(cells)
+    print(f"suite {suite.name} v{suite.version}: plan (nothing runs)")
+    print("\n".join(lines))
+    if args.executor == "slurm":  # the array as sbatch would get it; needs no SLURM here
+        from bench.run.slurm import array_script, load_profile
+
+        profile = load_profile(args.slurm_profile, {k: v for k, v in _overrides(args.slurm).items()
+                                                    if not k.startswith(("slurm_", "timeout_min"))})
+        tasks = -(-len(cells) // max(1, args.cells_per_task))
+        print(f"slurm array: {tasks} task(s) of {args.cells_per_task} cell(s), profile "
+              f"{args.slurm_profile or '(defaults)'}:\n{profile.model_dump_json(indent=None)}")
+        print(array_script(profile, args.device, tasks, Path(args.results) / "submitit"))
+    return 0 if ready else 2
 
 
 def _data_root(text: str) -> str:

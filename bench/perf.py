@@ -20,7 +20,8 @@ Rows:
   subnormal range, against the same step on normal inputs; with flush-to-zero (as every cell runs,
   `bench.core.device.flush_denormals`) and without. Near 1 with it; Intel cores pay many times over without.
 - leaderboard start-up: `promptshift leaderboard` rebuilding the tables from a few records, in a fresh process,
-  against `promptshift --help` in a fresh process (what importing the reporting code costs).
+  against `promptshift --help` in a fresh process (what importing the reporting code costs); and `promptshift plan`
+  of the default suite against the same `--help` (the listing cached first, as after any earlier command).
 - our L2P vs avalanche-lib's `LearningToPrompt` on the same stream, weights and settings: seconds per epoch and
   final accuracy over 3 seeds, ours as it is, without clipping, and with avalanche's two differences (no clipping,
   the class token's position embedding on the prompt slots) (avalanche's class mask needs the fix issue 14
@@ -374,8 +375,9 @@ def leaderboard_startup(repeats: int = 3) -> dict[str, float]:
 
     tiny = {"num_tasks": 2, "num_classes": 4, "train_per_font": 1, "test_per_font": 1}
     cells = [CellConfig("ci5_glyphs", "linear_probe", "vit_test_micro", seed, {"epochs": 1}, tiny) for seed in (0, 1)]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
     with tempfile.TemporaryDirectory() as root:
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1",
+               "PROMPTSHIFT_CACHE": str(Path(root) / "cache")}
         with contextlib.redirect_stdout(io.StringIO()):  # the cells' lines would split this table
             run_grid(cells, Path(root) / "results", "cpu", False)
 
@@ -391,7 +393,12 @@ def leaderboard_startup(repeats: int = 3) -> dict[str, float]:
 
         helped = fresh("--help")
         board = fresh("leaderboard", "--results", "results", "--leaderboards", "boards")
-    return {"--help s": helped, "leaderboard s": board, "ratio": board / helped}
+        plan = ("plan", "--suite", "default", "--results", "results", "--leaderboards", "boards")
+        subprocess.run([sys.executable, "-m", "bench.cli", "list"], env=env, cwd=root, check=True,
+                       capture_output=True)  # caches the listing (imports every strategy once), untimed
+        planned = fresh(*plan)
+    return {"--help s": helped, "leaderboard s": board, "ratio": board / helped, "plan s": planned,
+            "plan ratio": planned / helped}
 
 
 # ---------------------------------------------------------------------------------------------- robustness
@@ -452,7 +459,8 @@ def main(argv: list[str] | None = None) -> int:
              lambda: serial_vs_pool(args.backbone)),
             ("robustness", "robustness seconds per cell (linear_probe)", lambda: robustness_seconds(args.backbone)),
             ("subnormal", "subnormal / normal inputs, seconds per training step", subnormal_steps),
-            ("startup", "leaderboard rebuild (2 records) / --help, fresh processes", leaderboard_startup)]
+            ("startup", "leaderboard rebuild (2 records), plan (default suite) / --help, fresh processes",
+             leaderboard_startup)]
     print(f"# bench.perf  {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC  {platform.node()}  "
           f"{platform.processor() or platform.machine()}  {os.cpu_count()} cores  "
           f"load {os.getloadavg()[0]:.1f}  torch {torch.__version__}, 1 thread  backbone {args.backbone}")

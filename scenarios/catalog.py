@@ -113,15 +113,12 @@ def _build_cached(name: str, seed: int, params: tuple, root: str | None = None, 
     return scenario
 
 
-def override_problems(name: str, overrides: dict[str, Any]) -> list[str]:
-    """"key: message" for every scenario override the builder of `name` does not take (checked before anything is
-    built, so a misspelt key fails up front instead of inside the first cell)."""
+def accepted_overrides(name: str) -> list[str]:
+    """The builder parameters a suite may override for scenario `name` (imports the builders, hence torch)."""
     import inspect
 
     from scenarios.streams import BUILDERS
 
-    if not isinstance(overrides, dict):
-        return [f"expected a mapping of parameter: value, got {type(overrides).__name__}"]
     preset = SCENARIOS.get(name)
     if preset.source:  # a real-data preset is built by its source builder, whose parameters differ from the glyphs'
         from scenarios.source_streams import SOURCE_BUILDERS
@@ -130,8 +127,18 @@ def override_problems(name: str, overrides: dict[str, Any]) -> list[str]:
     else:
         builder = BUILDERS[preset.kind]
     # the data set, root and fingerprint come from the preset and the run, not from an override
-    accepted = [p for p in inspect.signature(builder).parameters
-                if p not in ("name", "seed", "dataset", "data_root", "fingerprint")]
+    return [p for p in inspect.signature(builder).parameters
+            if p not in ("name", "seed", "dataset", "data_root", "fingerprint")]
+
+
+def override_problems(name: str, overrides: dict[str, Any], accepted: list[str] | None = None) -> list[str]:
+    """"key: message" for every scenario override the builder of `name` does not take (checked before anything is
+    built, so a misspelt key fails up front instead of inside the first cell). `accepted`: the builder's parameters
+    when known without importing it (the cached listing, `bench.run.catalog`)."""
+    if not isinstance(overrides, dict):
+        return [f"expected a mapping of parameter: value, got {type(overrides).__name__}"]
+    if accepted is None:
+        accepted = accepted_overrides(name)
     problems = []
     for key in overrides:
         if key not in accepted:

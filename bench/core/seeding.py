@@ -6,10 +6,11 @@ import hashlib
 import random
 
 import numpy as np
-import torch
 
 
 def seed_everything(seed: int) -> None:
+    import torch  # here, not at the top: scenario presets derive seeds in commands that never load torch
+
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

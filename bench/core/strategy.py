@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.core.config_values import OMITTED_WHEN_OFF, plain_config  # noqa: F401  (re-exported)
 from bench.core.data import Batch, ScenarioInfo, TaskContext, TensorData
 from bench.core.registry import Registry
 
@@ -77,13 +78,6 @@ def hp(default: Any, help: str, **allowed: Any) -> Any:  # noqa: A002 - mirrors 
     return field(default=default, metadata={"help": help, **allowed})
 
 
-# Knobs added after results were stored, with the value that switches each off. bench.run.runner hashes `to_dict()`
-# into the cell id, so leaving these out at their off value keeps every earlier cell's id, and its stored result,
-# valid; `from_dict` fills them back in. Any other value is written out and gives a new id.
-OMITTED_WHEN_OFF: dict[str, Any] = {"augment": "none", "augment_views": 0, "schedule": "cosine", "warmup_lr": 0.0,
-                                     "train_voting": False, "head_init": "torch"}
-
-
 @dataclass(frozen=True)
 class StrategyConfig:
     """Optimisation knobs the harness reads; every strategy config extends this."""
@@ -111,12 +105,7 @@ class StrategyConfig:
         """The fields as plain values; fields in `OMITTED_WHEN_OFF` are left out while they hold their off value and
         that is also the class's default (`from_dict` must fill the same value back: a preset whose default is on,
         e.g. `l2p_cifar`'s `augment: rrc_flip`, writes `augment: none` out when it is switched off)."""
-        out = dataclasses.asdict(self)
-        defaults = {f.name: f.default for f in dataclasses.fields(self)}
-        for name, off in OMITTED_WHEN_OFF.items():
-            if name in out and out[name] == off and defaults.get(name) == off:
-                del out[name]
-        return out
+        return plain_config(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "StrategyConfig":

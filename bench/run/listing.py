@@ -12,6 +12,7 @@ import hashlib
 import inspect
 import json
 import os
+import sys
 import tempfile
 from importlib import metadata
 from pathlib import Path
@@ -21,7 +22,7 @@ from scenarios.cache import cache_dir  # the project's one cache directory rule 
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("bench", "strategies", "scenarios")
-LISTING_VERSION = 3  # 3: strategies' docstrings
+LISTING_VERSION = 4  # 3: strategies' docstrings; 4: config fields and scenario overrides (`bench.run.catalog`)
 
 
 def fingerprint(plugins: list[str]) -> str:
@@ -47,8 +48,9 @@ def collect(plugins: list[str]) -> dict[str, Any]:
     from bench.contract.plugins import load_plugins
     from bench.core.strategy import STRATEGIES
     from bench.models.backbones import BACKBONES
+    from bench.run.catalog import config_fields
     from bench.run.suite import SUITE_DIR
-    from scenarios.catalog import SCENARIOS
+    from scenarios.catalog import SCENARIOS, accepted_overrides
 
     load_plugins(plugins)
     return {
@@ -58,9 +60,12 @@ def collect(plugins: list[str]) -> dict[str, Any]:
                            "flags": STRATEGIES.get(n).flags.short(),
                            "config": STRATEGIES.get(n).config_cls().to_dict(),
                            "help": STRATEGIES.get(n).config_cls.help(),
+                           "config_class": STRATEGIES.get(n).config_cls.__name__,
+                           "fields": config_fields(STRATEGIES.get(n).config_cls),
                            "doc": inspect.getdoc(STRATEGIES.get(n)) or ""} for n in STRATEGIES.names()},
         "scenarios": {n: {"kind": SCENARIOS.get(n).kind, "description": SCENARIOS.get(n).description,
-                          "source": SCENARIOS.get(n).source} for n in SCENARIOS.names()},
+                          "source": SCENARIOS.get(n).source, "overrides": accepted_overrides(n)}
+                      for n in SCENARIOS.names()},
         "backbones": {n: {"family": BACKBONES.get(n).family, "description": BACKBONES.get(n).description}
                       for n in BACKBONES.names()},
         "suites": sorted(p.stem for p in SUITE_DIR.glob("*.yaml")),
@@ -77,7 +82,12 @@ def listing(plugins: list[str] | None = None, fresh: bool = False) -> dict[str, 
             return json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             pass
+    # A process that has loaded the registries before may hold strategies that neither the sources nor the plugins
+    # the fingerprint covers registered (a test's, a notebook's): its listing is returned, not cached for others.
+    shareable = "bench.core.strategy" not in sys.modules
     data = collect(plugins)
+    if not shareable:
+        return data
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".listing-", suffix=".tmp")

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Sequence
 
 from bench.models.checkpoints import CHECKPOINT_DIR
-from bench.run.runner import CellConfig
+from bench.run.cell import CellConfig
 
 EMBEDDED = {"vit_glyph_tiny", "clip_glyph_tiny", "coca_glyph_tiny"}  # committed checkpoints/<name>.safetensors
 RANDOM = {"vit_test_micro", "clip_test_micro", "coca_test_micro"}

@@ -14,7 +14,7 @@ import platform
 import subprocess
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -26,11 +26,12 @@ from tqdm.auto import tqdm
 from bench.core.data import TensorData, TrainStep
 from bench.core.device import flush_denormals, select_device
 from bench.core.seeding import seed_everything
-from bench.core.store import ResultStore, config_hash, to_strict_json
+from bench.core.store import ResultStore, to_strict_json
 from bench.core.strategy import STRATEGIES, build_strategy, count_stored
 from bench.eval.metrics import summarize
 from bench.models.backbones import BACKBONES, count_parameters, create_backbone
 from bench.models.checkpoints import weights_identity
+from bench.run.cell import PROTOCOL_VERSION, CellConfig  # noqa: F401  (re-exported)
 from bench.run.cell_claims import ClaimHeld, claim_path, claimed, read_owner, wait_until_free
 from bench.run import executors
 from bench.run.executors import SerialExecutor
@@ -43,48 +44,9 @@ from bench.train.guards import check_frozen, frozen_state
 from bench.train.harness import run_stream
 
 SCHEMA_VERSION = 1
-# Bump when the harness, a scenario or a metric changes what a cell computes: old results then rerun.
-# 2: untrained class-incremental tasks stored as null (not scored), initial_accuracy recorded.
-PROTOCOL_VERSION = 2
 PACKAGES = ("torch", "torchvision", "timm", "open_clip_torch", "avalanche-lib", "numpy", "scikit-learn", "peft")
 log = logging.getLogger("promptshift")
 log.propagate = False  # cell details go to each cell's log file; the console gets one line per cell
-
-
-@dataclass(frozen=True)
-class CellConfig:
-    """Everything that determines a cell's numbers (and nothing that does not, such as the device)."""
-
-    scenario: str
-    strategy: str
-    backbone: str
-    seed: int
-    strategy_config: dict[str, Any] = field(default_factory=dict)  # overrides of the strategy's config fields
-    scenario_overrides: dict[str, Any] = field(default_factory=dict)
-    weights: str | None = None  # a local weights file for the backbone; None = the backbone's default
-    robustness: dict[str, Any] | None = None  # robustness evaluation settings; None = clean accuracy only
-    label: str | None = None  # leaderboard name of a variant; part of the id when set, so it gets its own row
-    data: dict[str, Any] | None = None  # what the cell reads (bench.run.data_identity); set before any id is used
-
-    def resolved(self) -> dict[str, Any]:
-        """The canonical config: strategy defaults filled in, so changing a default changes the cell id."""
-        cls = STRATEGIES.get(self.strategy)
-        cfg = cls.config_cls.from_dict(dict(self.strategy_config))
-        out = dataclasses.asdict(self)
-        if not self.label or self.label == self.strategy:
-            del out["label"]  # unlabelled cells keep their ids; a labelled variant is its own cell (own row)
-        out["strategy_config"] = cfg.to_dict()
-        if self.robustness:  # defaults filled in too: a changed attack default must not reuse old numbers
-            from bench.eval.robustness import RobustnessConfig
-            out["robustness"] = RobustnessConfig.from_dict(self.robustness).model_dump(mode="json")
-        out["protocol_version"] = PROTOCOL_VERSION
-        if out["data"] is None:  # embedded data is named by its generator version; on-disk data once attached
-            from scenarios.identity import embedded_identity
-            out["data"] = embedded_identity(self.scenario)
-        return out
-
-    def cell_id(self) -> str:
-        return config_hash(self.resolved())
 
 
 # ------------------------------------------------------------------------------------------- environment

@@ -11,6 +11,8 @@ that this suite can recompute is recomputed, and a claim that disagrees rejects 
 - robustness: the top-level numbers from the per-evaluation-set ones, attacked accuracy never above clean nor
   rising with the budget, and each set's clean accuracy (a seeded subset of that set) consistent with the
   matrix's final row (a binomial test: a 1.0 claimed where the matrix says 0.125 is refused).
+The checks that need no model (schema, metrics, names: from the cached listing, `bench.run.catalog`) come first
+and load no torch; only a record that passes them imports torch, to build its cell.
 The stored record carries the recomputed values, is marked `submitted` (shown with † on every table) and has its
 own id space; the same config submitted again is refused unless `replace`.
 """
@@ -115,13 +117,12 @@ def _same(claimed: float | None, computed: float | None) -> bool:
 def catalog_problems(record: dict[str, Any]) -> list[str]:
     """The scenario, strategy and backbone must be this suite's registered ones, of the same kind: otherwise
     the row would compare unlike, and nothing could be recomputed."""
-    import strategies  # noqa: F401  (the registered strategies; a submission never loads code of its own)
-    from bench.contract.plugins import load_entry_points
-    from bench.core.strategy import STRATEGIES
-
-    load_entry_points()  # installed packages' strategies count as registered (the maintainer installed them)
-    from bench.models.backbones import BACKBONES
+    from bench.run.catalog import registered_names
     from scenarios.catalog import SCENARIOS
+
+    # The built-in and installed (entry-point) strategies: a submission never loads code of its own. Read from the
+    # cached listing, so a record refused here or by its metrics never waits for torch.
+    STRATEGIES, BACKBONES = registered_names()  # noqa: N806
 
     name, kind = record["scenario"]["name"], record["scenario"]["kind"]
     config = record["config"]
@@ -192,9 +193,13 @@ def _on_disk(scenario: str) -> bool:
 def recomputed_facts(record: dict[str, Any]) -> tuple[list[str], dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Build (never train) the cell the record's config names; compare every fact the record claims about its
     config, scenario, strategy and backbone. Returns problems and the normalised config, scenario and strategy."""
+    import strategies  # noqa: F401  (only now: a record refused by the cheap checks never waits for torch)
+    from bench.contract.plugins import load_entry_points
     from bench.core.strategy import count_trainable
     from bench.run.runner import PROTOCOL_VERSION, CellConfig, prepare
     from scenarios.catalog import override_problems
+
+    load_entry_points()  # installed packages' strategies count as registered (the maintainer installed them)
 
     config = record["config"]
     problems: list[str] = []

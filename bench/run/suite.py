@@ -6,13 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from bench.core.resources import package_folder
 from bench.core.safe_yaml import load_yaml
-from bench.core.strategy import STRATEGIES
-from bench.models.backbones import BACKBONES
-from bench.run.runner import CellConfig
+from bench.run.catalog import Catalog, live_catalog
+from bench.run.cell import CellConfig
 
 SUITE_DIR = package_folder("bench", "suites")  # package data: found in a checkout and an installed wheel alike
 
@@ -54,9 +53,10 @@ class Suite(BaseModel):
 
     @field_validator("backbones")
     @classmethod
-    def _known_backbones(cls, value: dict[str, str]) -> dict[str, str]:
+    def _known_backbones(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        catalog = (info.context or {}).get("catalog") or live_catalog()
         for family, name in value.items():
-            spec = BACKBONES.get(name)
+            spec = catalog.backbones.get(name)
             if spec.family != family:
                 raise ValueError(f"backbone {name!r} is a {spec.family!r} backbone, listed under {family!r}")
         return value
@@ -64,7 +64,7 @@ class Suite(BaseModel):
     @field_validator("robustness")
     @classmethod
     def _robustness_settings(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        from bench.eval.robustness import RobustnessConfig  # a wrong field fails here, not after every cell's training
+        from bench.eval.robustness_config import RobustnessConfig  # a wrong field fails here, not after training
 
         RobustnessConfig.from_dict(value)
         return value
@@ -84,9 +84,10 @@ def suite_path(name_or_path: str) -> Path:
     raise SuiteError(f"no suite {name_or_path!r} ({path} {what}).{hint} Known suites: {', '.join(known)}")
 
 
-def load_suite(name_or_path: str) -> Suite:
+def load_suite(name_or_path: str, catalog: Catalog | None = None) -> Suite:
     """A suite by name (`bench/suites/<name>.yaml`) or path, with every field checked, every strategy config and
-    scenario override included, before anything is built. Errors name the file, the entry and the field."""
+    scenario override included, before anything is built. Errors name the file, the entry and the field.
+    `catalog`: where strategies and backbones are looked up (default: the live registries)."""
     path = suite_path(name_or_path)
     try:
         raw = load_yaml(path.read_text(encoding="utf-8"))  # bounded aliases, no duplicate keys, BOM accepted
@@ -95,7 +96,7 @@ def load_suite(name_or_path: str) -> Suite:
     if not isinstance(raw, dict):
         raise SuiteError(f"{path}: expected a mapping of suite fields, got {type(raw).__name__}")
     try:
-        suite = Suite.model_validate(raw)
+        suite = Suite.model_validate(raw, context={"catalog": catalog})
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         raise SuiteError(f"{path}: {problems}") from None
@@ -105,7 +106,7 @@ def load_suite(name_or_path: str) -> Suite:
         near = lambda file: str(path.parent / Path(file).expanduser())  # noqa: E731 (absolute paths stay)
         suite.weights = {k: near(v) for k, v in suite.weights.items()} if isinstance(suite.weights, dict) \
             else near(suite.weights)
-    check_suite(suite, str(path))
+    check_suite(suite, str(path), catalog)
     return suite
 
 
@@ -113,12 +114,14 @@ def _entry_name(index: int, entry: StrategyEntry) -> str:
     return f"strategies[{index}] ({entry.label or entry.name})"
 
 
-def check_suite(suite: Suite, source: str | None = None) -> None:
+def check_suite(suite: Suite, source: str | None = None, catalog: Catalog | None = None) -> None:
     """Check what pydantic cannot see from the suite alone: strategy and scenario names, every entry's config
     against its strategy's config class, scenario override keys against the scenario builders."""
-    import strategies  # noqa: F401  (registers the built-in strategies; plugins are loaded before this)
     from bench.report.intake import label_problem
     from scenarios.catalog import SCENARIOS, override_problems
+
+    catalog = catalog or live_catalog()  # the live one registers the built-in strategies; plugins load before
+    STRATEGIES = catalog.strategies  # noqa: N806  (the registry, or its look-alike from the listing)
 
     where = source or f"suite {suite.name!r}"
     problems = [f"scenarios: {SCENARIOS.unknown_message(n)}" for n in suite.scenarios if n not in SCENARIOS]
@@ -128,7 +131,8 @@ def check_suite(suite: Suite, source: str | None = None) -> None:
         elif name not in suite.scenarios:
             problems.append(f"scenario_overrides.{name}: {name!r} is not one of the suite's scenarios")
         else:
-            problems += [f"scenario_overrides.{name}.{p}" for p in override_problems(name, overrides)]
+            problems += [f"scenario_overrides.{name}.{p}"
+                         for p in override_problems(name, overrides, catalog.accepted_overrides(name))]
     for index, entry in enumerate(suite.strategies):
         if entry.name not in STRATEGIES:
             problems.append(f"{_entry_name(index, entry)}: {STRATEGIES.unknown_message(entry.name)}")
@@ -169,13 +173,16 @@ def _weights(suite: Suite, family: str) -> str | None:
 
 
 def expand(suite: Suite, strategies: list[str] | None = None, scenarios: list[str] | None = None,
-           seeds: list[int] | None = None) -> tuple[list[CellConfig], list[str]]:
+           seeds: list[int] | None = None, catalog: Catalog | None = None) -> tuple[list[CellConfig], list[str]]:
     """The suite's cells, optionally filtered. Unknown names, wrong configs, duplicate cells and an empty grid raise
     before anything runs. Returns the cells and a note per (strategy, scenario) pair skipped because the strategy
-    does not support that scenario kind. An entry's own `scenarios:` limit holds under `scenarios` too."""
+    does not support that scenario kind. An entry's own `scenarios:` limit holds under `scenarios` too.
+    `catalog`: where strategies are looked up (default: the live registries; `bench.run.catalog`)."""
     from scenarios.catalog import SCENARIOS
 
-    check_suite(suite)
+    catalog = catalog or live_catalog()
+    STRATEGIES = catalog.strategies  # noqa: N806  (the registry, or its look-alike from the listing)
+    check_suite(suite, catalog=catalog)
     for name in strategies or []:
         STRATEGIES.get(name)
     for name in list(scenarios or []):
@@ -209,7 +216,7 @@ def expand(suite: Suite, strategies: list[str] | None = None, scenarios: list[st
                                       scenario_overrides=dict(suite.scenario_overrides.get(scenario, {})),
                                       robustness=suite.robustness, label=entry.label)
                     try:
-                        cell_id = cell.cell_id()
+                        cell_id = cell.cell_id(cls.config_cls)
                     except TypeError as error:  # e.g. a plugin config default that is not JSON data
                         raise SuiteError(f"suite {suite.name!r}: {_entry_name(index, entry)}: its config is not "
                                          f"JSON data ({error}); config values must be numbers, strings, "
