@@ -4,8 +4,6 @@ head in ours, then the first-task logits, loss and gradients, the class prototyp
 the prototype scores of test images compared."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import timm
 import torch
@@ -13,15 +11,7 @@ import torch
 from bench.core.data import Batch, ScenarioInfo, TaskContext, TensorData
 from bench.core.strategy import build_strategy
 from bench.models.backbones import VisionBackbone
-
-GOLDEN = Path(__file__).parent / "golden"
-TOL = dict(atol=1e-5, rtol=1e-4)
-
-
-def load(name: str) -> tuple[dict[str, torch.Tensor], dict]:
-    from safetensors.torch import load_file
-
-    return load_file(str(GOLDEN / f"{name}.safetensors")), json.loads((GOLDEN / f"{name}.json").read_text())
+from golden_fixtures import TOL, load
 
 
 def test_aper_matches_the_official_code():

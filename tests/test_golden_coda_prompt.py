@@ -3,35 +3,14 @@ with scripts/golden/coda_prompt.py): the official ViT's weights loaded into timm
 into ours, the same input, then logits, loss and gradients compared."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
-import pytest
-import timm
 import torch
 
 from bench.core.data import Batch, ScenarioInfo, TaskContext, TensorData
 from bench.core.strategy import build_strategy
-from bench.models.backbones import VisionBackbone
+from golden_fixtures import TOL, load, official_vit
 
-GOLDEN = Path(__file__).parent / "golden"
 INFO = ScenarioInfo("class_incremental", 4, ["a", "b", "c", "d"])
-TOL = dict(atol=1e-5, rtol=1e-4)
-
-
-def load(name: str) -> tuple[dict[str, torch.Tensor], dict]:
-    from safetensors.torch import load_file
-
-    return load_file(str(GOLDEN / f"{name}.safetensors")), json.loads((GOLDEN / f"{name}.json").read_text())
-
-
-def official_vit(tensors: dict[str, torch.Tensor], setting: dict) -> VisionBackbone:
-    """timm's ViT with the official model's weights; raw [0, 1] pixels in (mean 0, std 1), as the official code."""
-    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0, img_size=setting["image"],
-                              patch_size=setting["patch"], embed_dim=setting["embed_dim"], depth=setting["depth"],
-                              num_heads=setting["heads"], mlp_ratio=2.0)
-    model.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("vit.")})
-    return VisionBackbone(model.eval(), "timm", (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), setting["image"], "golden")
 
 
 def strategy_from(tensors: dict[str, torch.Tensor], meta: dict):

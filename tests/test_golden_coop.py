@@ -3,23 +3,12 @@ regenerate with scripts/golden/coop.py): the same tiny CLIP (BPE vocabulary, Ope
 images, then logits, loss and gradients compared."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import torch
 
 from bench.core.data import Batch, ScenarioInfo, TaskContext, TensorData
 from bench.core.strategy import build_strategy
-from test_golden_kgcoop import tiny_clip
-
-GOLDEN = Path(__file__).parent / "golden"
-TOL = dict(atol=1e-5, rtol=1e-4)
-
-
-def load(name: str) -> tuple[dict[str, torch.Tensor], dict]:
-    from safetensors.torch import load_file
-
-    return load_file(str(GOLDEN / f"{name}.safetensors")), json.loads((GOLDEN / f"{name}.json").read_text())
+from golden_fixtures import TOL, load, tiny_clip
 
 
 def build(name: str, tensors: dict[str, torch.Tensor], s: dict):

@@ -3,34 +3,15 @@ function (tests/golden/l2p_*.json say how; regenerate with scripts/golden/l2p.py
 gradients and test-time logits, per-image selection and batch-wise voting in training."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import pytest
-import timm
 import torch
 
 from bench.core.data import Batch, ScenarioInfo, TaskContext, TensorData
 from bench.core.strategy import build_strategy
-from bench.models.backbones import VisionBackbone
+from golden_fixtures import TOL, load, official_vit
 
-GOLDEN = Path(__file__).parent / "golden"
 INFO = ScenarioInfo("class_incremental", 4, ["a", "b", "c", "d"])
-TOL = dict(atol=1e-5, rtol=1e-4)
-
-
-def load(name: str) -> tuple[dict[str, torch.Tensor], dict]:
-    from safetensors.torch import load_file
-
-    return load_file(str(GOLDEN / f"{name}.safetensors")), json.loads((GOLDEN / f"{name}.json").read_text())
-
-
-def official_vit(tensors: dict[str, torch.Tensor], s: dict) -> VisionBackbone:
-    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0, img_size=s["image"],
-                              patch_size=s["patch"], embed_dim=s["embed_dim"], depth=s["depth"],
-                              num_heads=s["heads"], mlp_ratio=2.0)
-    model.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("vit.")})
-    return VisionBackbone(model.eval(), "timm", (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), s["image"], "golden")
 
 
 @pytest.mark.parametrize("name", ["l2p_perimage", "l2p_vote"])

@@ -3,8 +3,6 @@ scripts/golden/peft_prefix.py): PEFT's prefix encoder weights loaded into ours m
 keys and values, and our prefix attention, given GPT-2's attention weights, the same outputs as GPT-2 under PEFT."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,15 +10,9 @@ from torch import nn
 
 from strategies._vit_prompting import PrefixAttention, PrefixGenerator, prefix_heads
 from strategies.text_prompts import PrefixTuning, PrefixTuningConfig, PTuningV2Config
+from golden_fixtures import load
 
-GOLDEN = Path(__file__).parent / "golden"
 TOL = dict(atol=1e-5, rtol=1e-5)
-
-
-def load(name: str) -> tuple[dict[str, torch.Tensor], dict]:
-    from safetensors.torch import load_file
-
-    return load_file(str(GOLDEN / f"{name}.safetensors")), json.loads((GOLDEN / f"{name}.json").read_text())
 
 
 def generator_from(tensors: dict[str, torch.Tensor], setting: dict, config) -> PrefixGenerator:

@@ -4,37 +4,13 @@ frozen template-averaged text features, the prompted and frozen image features, 
 three self-regulating terms), the gradients of every prompt and the Gaussian epoch weights."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
-import open_clip
 import torch
 
 from bench.core.data import Batch, ScenarioInfo, TaskContext, TensorData
 from bench.core.strategy import build_strategy
-from bench.models.backbones import ClipBackbone
 from strategies.promptsrc import TEMPLATES, gaussian_epoch_weights
-
-GOLDEN = Path(__file__).parent / "golden"
-TOL = dict(atol=1e-5, rtol=1e-4)
-
-
-def load(name: str) -> tuple[dict[str, torch.Tensor], dict]:
-    from safetensors.torch import load_file
-
-    return load_file(str(GOLDEN / f"{name}.safetensors")), json.loads((GOLDEN / f"{name}.json").read_text())
-
-
-def tiny_clip(tensors: dict[str, torch.Tensor], s: dict) -> ClipBackbone:
-    model = open_clip.model.CLIP(**s["clip"])
-    state = {k[5:]: v for k, v in tensors.items() if k.startswith("clip.")}
-    table = torch.zeros_like(model.token_embedding.weight)
-    table[tensors["token_ids"].long()] = tensors["token_rows"]
-    state["token_embedding.weight"] = table
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    assert set(missing) <= {"attn_mask"} and not unexpected
-    tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=s["clip"]["text_cfg"]["context_length"])
-    return ClipBackbone(model.eval(), tokenizer, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), "golden")
+from golden_fixtures import TOL, load, tiny_clip
 
 
 def test_promptsrc_matches_the_official_code():

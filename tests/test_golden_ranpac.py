@@ -2,8 +2,6 @@
 scripts/golden/ranpac.py): the same ViT, random projection and two tasks, then G, Q, lambda, W_o and logits."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import timm
 import torch
@@ -11,16 +9,9 @@ import torch
 from bench.core.data import ScenarioInfo, TaskContext, TensorData
 from bench.core.strategy import build_strategy
 from bench.models.backbones import VisionBackbone
+from golden_fixtures import TOL, load
 
-GOLDEN = Path(__file__).parent / "golden"
-TOL = dict(atol=1e-5, rtol=1e-4)
 OFFICIAL_GRID = (-8, 9)  # 10^-8 .. 10^8, RanPAC.py optimise_ridge_parameter
-
-
-def load(name: str) -> tuple[dict[str, torch.Tensor], dict]:
-    from safetensors.torch import load_file
-
-    return load_file(str(GOLDEN / f"{name}.safetensors")), json.loads((GOLDEN / f"{name}.json").read_text())
 
 
 def test_ranpac_matches_the_official_code(monkeypatch):

@@ -2,8 +2,6 @@
 scripts/golden/simplecil.py): the same ViT and two tasks of images, then prototypes and test logits compared."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import timm
 import torch
@@ -11,15 +9,7 @@ import torch
 from bench.core.data import ScenarioInfo, TaskContext, TensorData
 from bench.core.strategy import build_strategy
 from bench.models.backbones import VisionBackbone
-
-GOLDEN = Path(__file__).parent / "golden"
-TOL = dict(atol=1e-5, rtol=1e-4)
-
-
-def load(name: str) -> tuple[dict[str, torch.Tensor], dict]:
-    from safetensors.torch import load_file
-
-    return load_file(str(GOLDEN / f"{name}.safetensors")), json.loads((GOLDEN / f"{name}.json").read_text())
+from golden_fixtures import TOL, load
 
 
 def test_simplecil_matches_the_official_code():

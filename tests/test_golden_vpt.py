@@ -3,8 +3,6 @@ regenerate with scripts/golden/vpt.py): the official ViT's weights in timm's, it
 logits, loss and gradients compared."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import pytest
 import timm
@@ -14,15 +12,7 @@ import torch.nn.functional as F
 from bench.core.data import ScenarioInfo
 from bench.core.strategy import build_strategy
 from bench.models.backbones import VisionBackbone
-
-GOLDEN = Path(__file__).parent / "golden"
-TOL = dict(atol=1e-5, rtol=1e-4)
-
-
-def load(name: str) -> tuple[dict[str, torch.Tensor], dict]:
-    from safetensors.torch import load_file
-
-    return load_file(str(GOLDEN / f"{name}.safetensors")), json.loads((GOLDEN / f"{name}.json").read_text())
+from golden_fixtures import TOL, load
 
 
 @pytest.mark.parametrize("name", ["vpt_shallow", "vpt_deep"])
