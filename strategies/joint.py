@@ -4,7 +4,8 @@
 change the features); `joint_probe` and `joint_ridge` bound the learners that keep the backbone frozen and learn a
 head on its features (linear probe, SimpleCIL, RanPAC, prompt methods whose features stay frozen): a frozen-feature
 learner cannot beat the best head the same features allow on the merged problem, but it can beat joint fine-tuning
-of a small backbone that overfits (on di_styles RanPAC did: 77.7 against 73.0).
+of a small backbone that overfits (on di_styles RanPAC did: 77.7 against 73.0). Which family each bound bounds is
+`BOUND_FAMILY` in bench/report/columns.py: the reports read it by name, without importing the strategies.
 """
 from __future__ import annotations
 
@@ -32,7 +33,6 @@ class Joint(Naive):
     paper = "upper bound of fine-tuning learners (avalanche-lib JointTraining)"
     flags = Flags(joint_training=True)
     supported_scenarios = INCREMENTAL
-    bounds = "fine-tuning"
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,6 @@ class JointProbe(LinearProbe):
     paper = "upper bound of frozen-feature learners (joint linear probe)"
     flags = Flags(joint_training=True)
     supported_scenarios = INCREMENTAL
-    bounds = "frozen features"
 
 
 @dataclass(frozen=True)
@@ -65,4 +64,3 @@ class JointRidge(RanPAC):
     paper = "upper bound of frozen-feature learners (joint ridge regression, McDonnell et al. 2023's head)"
     flags = Flags(joint_training=True)
     supported_scenarios = INCREMENTAL
-    bounds = "frozen features"
