@@ -50,13 +50,19 @@ class CompactTokenizer:
         return self.bpe.decode(out).strip()
 
     def __call__(self, texts: str | Sequence[str], context_length: int | None = None) -> torch.Tensor:
-        texts = [texts] if isinstance(texts, str) else list(texts)
-        length = context_length or self.context_length
-        out = torch.zeros(len(texts), length, dtype=torch.long)
-        for row, text in enumerate(texts):
-            ids = [self.sot_token_id] + self.encode(text)[: length - 2] + [self.eot_token_id]
-            out[row, : len(ids)] = torch.tensor(ids)
-        return out
+        return token_rows(self, texts, context_length)
+
+
+def token_rows(tokenizer, texts: str | Sequence[str], context_length: int | None = None) -> torch.Tensor:
+    """open_clip's tokenizer call for a tokenizer with `encode`, `sot_token_id`, `eot_token_id` and
+    `context_length`: one zero-padded row per text, start token, the text cut to fit, end token."""
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    length = context_length or tokenizer.context_length
+    out = torch.zeros(len(texts), length, dtype=torch.long)
+    for row, text in enumerate(texts):
+        ids = [tokenizer.sot_token_id] + tokenizer.encode(text)[: length - 2] + [tokenizer.eot_token_id]
+        out[row, : len(ids)] = torch.tensor(ids)
+    return out
 
 
 def prompt_name(name: str) -> str:

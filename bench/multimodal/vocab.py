@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from bench.models.text import token_rows
+
 __all__ = ["ANSWER", "SceneTokenizer", "scene_vocabulary"]
 
 ANSWER = "<answer>"  # separates the instruction (OFA's encoder input) from the target the decoder writes
@@ -77,10 +79,4 @@ class SceneTokenizer:
         return [self.sot_token_id] + self.encode(instruction) + [self.answer_id]
 
     def __call__(self, texts: str | Sequence[str], context_length: int | None = None) -> torch.Tensor:
-        texts = [texts] if isinstance(texts, str) else list(texts)
-        length = context_length or self.context_length
-        out = torch.zeros(len(texts), length, dtype=torch.long)
-        for row, text in enumerate(texts):
-            ids = [self.sot_token_id] + self.encode(text)[: length - 2] + [self.eot_token_id]
-            out[row, : len(ids)] = torch.tensor(ids)
-        return out
+        return token_rows(self, texts, context_length)
