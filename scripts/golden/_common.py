@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import torch
@@ -51,3 +52,27 @@ def save_fixture(name: str, tensors: dict[str, torch.Tensor], meta: dict) -> Non
     meta = {**meta, "torch": torch.__version__, "tensors": sorted(plain)}
     (GOLDEN / f"{name}.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
     print(f"wrote tests/golden/{name}.safetensors ({len(plain)} tensors) and {name}.json")
+
+
+class AttrDict(dict):
+    """Dassl's config node as the official trainers read it: keys as attributes."""
+
+    __getattr__ = dict.__getitem__
+
+
+# Dassl's trainer registry, as the official trainer modules use it at import time: a decorator that changes nothing.
+DASSL_REGISTRY = types.SimpleNamespace(register=lambda *a, **k: (lambda cls: cls))
+
+
+def stub_modules(modules: dict[str, dict]) -> None:
+    """Plain namespaces in sys.modules for what the official code imports but cannot use offline (Dassl, ...)."""
+    for name, attrs in modules.items():
+        sys.modules[name] = types.SimpleNamespace(**attrs)  # type: ignore[assignment]
+
+
+def stub_dassl() -> None:
+    """The Dassl names CoOp's, KgCoOp's and MaPLe's trainer modules import."""
+    stub_modules({"dassl": {}, "dassl.engine": {"TRAINER_REGISTRY": DASSL_REGISTRY, "TrainerX": object},
+                  "dassl.metrics": {"compute_accuracy": None},
+                  "dassl.utils": {"load_pretrained_weights": None, "load_checkpoint": None},
+                  "dassl.optim": {"build_optimizer": None, "build_lr_scheduler": None}})

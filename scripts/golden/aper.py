@@ -33,14 +33,10 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cpu_only_cuda_patch, import_snapshot, save_fixture, snapshot_commit  # noqa: E402
+from _common import AttrDict, cpu_only_cuda_patch, import_snapshot, save_fixture, snapshot_commit  # noqa: E402
 
 VIT = dict(image=16, patch=8, embed_dim=48, depth=2, heads=2, mlp_ratio=4.0)
 CLASSES, REDUCTION = 4, 12
-
-
-class AttrDict(dict):
-    __getattr__ = dict.__getitem__
 
 
 def official_names(state: dict[str, torch.Tensor], width: int) -> dict[str, torch.Tensor]:

@@ -19,8 +19,9 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cpu_only_cuda_patch, import_snapshot, save_fixture, snapshot_commit  # noqa: E402
-from kgcoop import CLASSES, CLIP_ARGS, AttrDict, stub_dassl  # noqa: E402
+from _common import (  # noqa: E402
+    AttrDict, cpu_only_cuda_patch, import_snapshot, save_fixture, snapshot_commit, stub_dassl)
+from kgcoop import CLASSES, CLIP_ARGS  # noqa: E402
 
 
 def tiny_state(clip) -> tuple[dict[str, torch.Tensor], torch.Tensor]:

@@ -29,7 +29,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cpu_only_cuda_patch, import_snapshot, save_fixture, snapshot_commit  # noqa: E402
+from _common import (  # noqa: E402
+    AttrDict, DASSL_REGISTRY, cpu_only_cuda_patch, import_snapshot, save_fixture, snapshot_commit, stub_modules)
 
 CLASSES = ["cat", "dog", "red car"]
 SOURCE, TARGET = "photo", "sketch"
@@ -39,20 +40,14 @@ CLIP_ARGS = dict(embed_dim=32, vision_cfg=dict(image_size=16, layers=2, width=64
 DAPL_CFG = dict(N_CTX=4, N_DMX=4, CSC=False, PREC="amp", T=0.5, TAU=0.5, U=1.0)
 
 
-class AttrDict(dict):
-    __getattr__ = dict.__getitem__
-
-
 def stub_dassl() -> None:
-    registry = types.SimpleNamespace(register=lambda *a, **k: (lambda cls: cls))
     accuracy = lambda output, label: [torch.zeros(())]  # noqa: E731 (only printed by the official summary)
-    modules = {"dassl": {}, "dassl.engine": {"TRAINER_REGISTRY": registry, "TrainerXU": object},
+    modules = {"dassl": {}, "dassl.engine": {"TRAINER_REGISTRY": DASSL_REGISTRY, "TrainerXU": object},
                "dassl.metrics": {"compute_accuracy": accuracy},
                "dassl.utils": {k: None for k in ("MetricMeter", "AverageMeter", "load_pretrained_weights",
                                                  "load_checkpoint", "save_checkpoint")},
                "dassl.optim": {"build_optimizer": None, "build_lr_scheduler": None}}
-    for name, attrs in modules.items():
-        sys.modules[name] = types.SimpleNamespace(**attrs)  # type: ignore[assignment]
+    stub_modules(modules)
 
 
 def main() -> None:

@@ -18,32 +18,18 @@ conversion (the trainer casts only the learned branch back to fp32, so the offic
 from __future__ import annotations
 
 import sys
-import types
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cpu_only_cuda_patch, import_snapshot, save_fixture, snapshot_commit  # noqa: E402
+from _common import (  # noqa: E402
+    AttrDict, cpu_only_cuda_patch, import_snapshot, save_fixture, snapshot_commit, stub_dassl)
 
 CLASSES = ["cat", "dog", "red car"]
 CLIP_ARGS = dict(embed_dim=32, vision_cfg=dict(image_size=16, layers=2, width=64, patch_size=8, head_width=64),
                  text_cfg=dict(context_length=77, vocab_size=49408, width=64, heads=1, layers=2), quick_gelu=True)
-
-
-class AttrDict(dict):
-    __getattr__ = dict.__getitem__
-
-
-def stub_dassl() -> None:
-    registry = types.SimpleNamespace(register=lambda *a, **k: (lambda cls: cls))
-    modules = {"dassl": {}, "dassl.engine": {"TRAINER_REGISTRY": registry, "TrainerX": object},
-               "dassl.metrics": {"compute_accuracy": None},
-               "dassl.utils": {"load_pretrained_weights": None, "load_checkpoint": None},
-               "dassl.optim": {"build_optimizer": None, "build_lr_scheduler": None}}
-    for name, attrs in modules.items():
-        sys.modules[name] = types.SimpleNamespace(**attrs)  # type: ignore[assignment]
 
 
 def main() -> None:

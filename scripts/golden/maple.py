@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cpu_only_cuda_patch, import_snapshot, save_fixture, snapshot_commit  # noqa: E402
+from _common import (  # noqa: E402
+    AttrDict, cpu_only_cuda_patch, import_snapshot, save_fixture, snapshot_commit, stub_dassl)
 
 CLASSES = ["cat", "dog", "red car"]
 WIDTH = 64
@@ -34,20 +35,6 @@ CLIP_ARGS = dict(embed_dim=32, vision_cfg=dict(image_size=16, layers=2, width=WI
                  text_cfg=dict(context_length=77, vocab_size=49408, width=WIDTH, heads=1, layers=2),
                  quick_gelu=True)
 WIDTH_PATCHES = {"nn.Linear(ctx_dim, 768)": 2, "torch.empty(n_ctx, 512)": 1}
-
-
-class AttrDict(dict):
-    __getattr__ = dict.__getitem__
-
-
-def stub_dassl() -> None:
-    registry = types.SimpleNamespace(register=lambda *a, **k: (lambda cls: cls))
-    modules = {"dassl": {}, "dassl.engine": {"TRAINER_REGISTRY": registry, "TrainerX": object},
-               "dassl.metrics": {"compute_accuracy": None},
-               "dassl.utils": {"load_pretrained_weights": None, "load_checkpoint": None},
-               "dassl.optim": {"build_optimizer": None, "build_lr_scheduler": None}}
-    for name, attrs in modules.items():
-        sys.modules[name] = types.SimpleNamespace(**attrs)  # type: ignore[assignment]
 
 
 def load_patched_trainer(root: Path) -> types.ModuleType:

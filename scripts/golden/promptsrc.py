@@ -28,7 +28,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cpu_only_cuda_patch, import_snapshot, save_fixture, snapshot_commit  # noqa: E402
+from _common import (  # noqa: E402
+    AttrDict, DASSL_REGISTRY, cpu_only_cuda_patch, import_snapshot, save_fixture, snapshot_commit, stub_modules)
 
 CLASSES = ["cat", "dog", "red car"]
 CLIP_ARGS = dict(embed_dim=32, vision_cfg=dict(image_size=16, layers=2, width=64, patch_size=8, head_width=64),
@@ -40,18 +41,12 @@ WEIGHTS = dict(TEXT_LOSS_WEIGHT=25.0, IMAGE_LOSS_WEIGHT=10.0)
 GPA = dict(epochs=20, mean=15.0, std=1.0)
 
 
-class AttrDict(dict):
-    __getattr__ = dict.__getitem__
-
-
-def stub_modules() -> None:
-    registry = types.SimpleNamespace(register=lambda *a, **k: (lambda cls: cls))
-    modules = {"dassl": {}, "dassl.engine": {"TRAINER_REGISTRY": registry, "TrainerX": object},
+def stub_trainer_imports() -> None:
+    modules = {"dassl": {}, "dassl.engine": {"TRAINER_REGISTRY": DASSL_REGISTRY, "TrainerX": object},
                "dassl.utils": {"load_pretrained_weights": None, "load_checkpoint": None},
                "dassl.optim": {"build_optimizer": None, "build_lr_scheduler": None},
                "trainers.imagenet_templates": {"IMAGENET_TEMPLATES": TEMPLATES}}
-    for name, attrs in modules.items():
-        sys.modules[name] = types.SimpleNamespace(**attrs)  # type: ignore[assignment]
+    stub_modules(modules)
 
 
 def main() -> None:
@@ -61,7 +56,7 @@ def main() -> None:
     cpu_only_cuda_patch()
     torch.nn.Module.cuda = lambda self, *a, **k: self  # type: ignore[method-assign]
     torch.Tensor.half = lambda self, *a, **k: self  # type: ignore[method-assign]
-    stub_modules()
+    stub_trainer_imports()
     import open_clip
     from clip import clip
     import trainers.promptsrc as src

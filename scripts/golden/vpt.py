@@ -24,13 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import import_snapshot, save_fixture, snapshot_commit  # noqa: E402
+from _common import AttrDict, import_snapshot, save_fixture, snapshot_commit  # noqa: E402
 
 DIM, HEADS, DEPTH, IMAGE, PATCH, TOKENS, CLASSES = 16, 2, 3, 16, 8, 3, 4
-
-
-class AttrDict(dict):
-    __getattr__ = dict.__getitem__
 
 
 def stub_imports() -> None:
