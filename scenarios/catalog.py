@@ -32,6 +32,11 @@ _add("ci5_glyphs", "class_incremental", "all glyph classes in 5 tasks, clean pri
      num_tasks=5)
 _add("ci10_glyphs", "class_incremental", "all glyph classes in 10 tasks, clean print", num_tasks=10)
 _add("ci5_glyphs_5shot", "class_incremental", "5 tasks, 5 training images per class", num_tasks=5, shots=5)
+# One task with few images per class: the single-task transfer setting of VPT's comparison across training-set sizes
+# (Jia et al., ECCV 2022: FGVC with 10% of the training images is its low-data end, about 1 to 9 images per class,
+# median about 4), which the streams cannot show. The shots are drawn per seed; the test split is the full one.
+_add("glyphs_4shot", "class_incremental", "one task: all 67 classes at once, 4 training images per class",
+     num_tasks=1, shots=4)
 _add("di_styles", "domain_incremental", "all classes; style shifts clean -> outline -> texture -> noisy",
      domains=("clean", "outline", "texture", "noisy"))
 _add("b2n_glyphs", "base_to_new", "tune on half the classes (16 shots), test on base and on new", shots=16)

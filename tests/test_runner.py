@@ -76,6 +76,36 @@ def test_an_entry_limited_to_scenarios_outside_the_suite_is_an_error_not_a_silen
         expand(load_suite(str(path)))
 
 
+def test_scenario_strategies_run_only_the_named_entries_there(tmp_path):
+    path = tmp_path / "block.yaml"
+    path.write_text("name: block\nversion: 1\nscenarios: [ci5_glyphs, glyphs_4shot]\n"
+                    "scenario_strategies: {glyphs_4shot: [vpt_deep]}\n"
+                    "strategies: [{name: linear_probe}, {name: vpt_deep}]\n")
+    cells, _ = expand(load_suite(str(path)))
+    assert sorted((c.scenario, c.strategy) for c in cells) == [
+        ("ci5_glyphs", "linear_probe"), ("ci5_glyphs", "vpt_deep"), ("glyphs_4shot", "vpt_deep")]
+    # a --scenarios filter keeps the restriction
+    assert {c.strategy for c in expand(load_suite(str(path)), scenarios=["glyphs_4shot"])[0]} == {"vpt_deep"}
+    path.write_text("name: block\nversion: 1\nscenarios: [ci5_glyphs]\n"
+                    "scenario_strategies: {glyphs_4shot: [vpt_dep]}\nstrategies: [{name: vpt_deep}]\n")
+    with pytest.raises(SuiteError, match="glyphs_4shot.*not one of the suite's scenarios.*'vpt_dep' is no strategy"):
+        load_suite(str(path))
+
+
+def test_default_suite_runs_only_the_low_data_block_on_glyphs_4shot():
+    from bench.run.tune import tuning_scenario
+
+    suite = load_suite("default")
+    cells, _ = expand(suite, scenarios=["glyphs_4shot"])
+    assert sorted({(c.strategy, c.backbone) for c in cells}) == [
+        ("full_finetune", "vit_glyph_tiny"), ("linear_probe", "clip_glyph_tiny"), ("linear_probe", "vit_glyph_tiny"),
+        ("vpt_deep", "vit_glyph_tiny"), ("vpt_shallow", "vit_glyph_tiny")]
+    assert len(cells) == 5 * len(suite.seeds)
+    # the block's entries keep the values tuned on their first scenario: no trial set for the new scenario
+    block = [e for e in suite.strategies if e.name in suite.scenario_strategies["glyphs_4shot"]]
+    assert {tuning_scenario(e, suite) for e in block} == {"ci5_glyphs"}
+
+
 def test_unknown_names_fail_before_training():
     suite = load_suite("default")
     with pytest.raises(KeyError, match="Did you mean 'linear_probe'"):

@@ -96,6 +96,19 @@ def test_few_shot_keeps_k_per_class_and_refuses_too_few():
         few_shot(s.steps[0].data, 50, 0)
 
 
+def test_glyphs_4shot_is_one_task_of_4_images_a_class_drawn_per_seed_with_the_full_test_split():
+    s0, s1 = build_scenario("glyphs_4shot", 0, num_classes=10), build_scenario("glyphs_4shot", 1, num_classes=10)
+    assert len(s0.steps) == 1 and s0.steps[0].classes == list(range(10)) and len(s0.eval_sets) == 1
+    assert (torch.bincount(s0.steps[0].data.labels, minlength=10) == 4).all()
+    # the test split is the whole one: the same images ci5_glyphs tests on for that seed, all tasks together
+    full = build_scenario("ci5_glyphs", 0, num_classes=10, num_tasks=2)
+    assert len(s0.eval_sets[0].data) == 10 * N_FONTS * 2 == sum(len(e.data) for e in full.eval_sets)
+    key = lambda data: sorted(zip(data.labels.tolist(), data.images.flatten(1).sum(1).tolist()))  # noqa: E731
+    assert key(s0.eval_sets[0].data) == sorted(k for e in full.eval_sets for k in key(e.data))
+    # the 4 shots are drawn per seed
+    assert not torch.equal(s0.steps[0].data.images, s1.steps[0].data.images)
+
+
 def test_every_registered_scenario_is_built_by_a_known_builder():
     from scenarios.streams import BUILDERS
     for name in SCENARIOS.names():

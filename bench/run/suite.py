@@ -39,6 +39,9 @@ class Suite(BaseModel):
     scenarios: list[str] = Field(min_length=1)
     strategies: list[StrategyEntry] = Field(min_length=1)
     scenario_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)  # per scenario: builder params
+    # scenarios that run only the entries named (label, or name where an entry has none): a small block of rows on
+    # one more scenario without the whole grid; every other scenario runs every entry that supports it
+    scenario_strategies: dict[str, list[str]] = Field(default_factory=dict)
     robustness: dict[str, Any] | None = None
     time_limit_s: float | None = Field(None, gt=0)  # wall-clock limit per cell (`run --time-limit` overrides it)
     weights: str | dict[str, str] | None = None  # local weights file(s): one for every backbone, or per family
@@ -133,6 +136,14 @@ def check_suite(suite: Suite, source: str | None = None, catalog: Catalog | None
         else:
             problems += [f"scenario_overrides.{name}.{p}"
                          for p in override_problems(name, overrides, catalog.accepted_overrides(name))]
+    labels = {e.label or e.name for e in suite.strategies}
+    for name, only in suite.scenario_strategies.items():
+        if name not in suite.scenarios:
+            problems.append(f"scenario_strategies.{name}: {name!r} is not one of the suite's scenarios")
+        if not only:
+            problems.append(f"scenario_strategies.{name}: names no entry (leave the scenario out instead)")
+        problems += [f"scenario_strategies.{name}: {label!r} is no strategy entry of the suite"
+                     for label in only if label not in labels]
     for index, entry in enumerate(suite.strategies):
         if entry.name not in STRATEGIES:
             problems.append(f"{_entry_name(index, entry)}: {STRATEGIES.unknown_message(entry.name)}")
@@ -164,6 +175,15 @@ def check_suite(suite: Suite, source: str | None = None, catalog: Catalog | None
             problems.append(f"{field}: {file!r} is not a file")
     if problems:
         raise SuiteError(f"{where}: " + "; ".join(problems))
+
+
+def runs_on(suite: Suite, entry: StrategyEntry, scenario: str) -> bool:
+    """Whether the suite runs `entry` on `scenario` as far as the suite says: the entry's own `scenarios:` limit and
+    the suite's `scenario_strategies` (whether the strategy supports the scenario's kind is asked separately)."""
+    if entry.scenarios is not None and scenario not in entry.scenarios:
+        return False
+    only = suite.scenario_strategies.get(scenario)
+    return only is None or (entry.label or entry.name) in only
 
 
 def _weights(suite: Suite, family: str) -> str | None:
@@ -201,7 +221,7 @@ def expand(suite: Suite, strategies: list[str] | None = None, scenarios: list[st
         cls = STRATEGIES.get(entry.name)
         families = entry.families or [cls.backbone_families[0]]
         for scenario in scenarios or suite.scenarios:
-            if entry.scenarios is not None and scenario not in entry.scenarios:
+            if not runs_on(suite, entry, scenario):
                 continue
             kind = SCENARIOS.get(scenario).kind
             if kind not in cls.supported_scenarios:

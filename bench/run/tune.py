@@ -49,7 +49,7 @@ from bench.core.seeding import derive_seed
 from bench.core.store import config_hash
 from bench.core.strategy import STRATEGIES, Strategy, computation_twin, count_trainable, mask_logits
 from bench.run.runner import CellConfig, merged_step, prepare
-from bench.run.suite import StrategyEntry, Suite
+from bench.run.suite import StrategyEntry, Suite, runs_on
 from bench.train.guards import NonFiniteError
 from bench.train.harness import evaluate, fill_cache, index_batches, make_batch, run_stream
 
@@ -156,7 +156,7 @@ def tuning_scenario(entry: StrategyEntry, suite: Suite) -> str | None:
 
     cls = STRATEGIES.get(entry.name)
     for name in suite.scenarios:
-        if (entry.scenarios is None or name in entry.scenarios) and SCENARIOS.get(name).kind in cls.supported_scenarios:
+        if runs_on(suite, entry, name) and SCENARIOS.get(name).kind in cls.supported_scenarios:
             return name
     return None
 
