@@ -179,3 +179,55 @@ def test_a_row_stands_for_its_strategy_never_for_its_label() -> None:
     assert not v.comparisons and v.verdict == "cannot decide here"
     real = [ci("l2p", 0.05 + 0.001 * s, s) for s in range(3)]
     assert verdict(real + naive, "l2p_forgets_less").verdict == "holds"
+
+
+def test_low_data_claims_are_decided_on_the_few_shot_scenario_only() -> None:
+    full = [ci("full_finetune", 0.0, s, final=0.40 + 0.01 * s, scenario="glyphs_4shot") for s in range(3)]
+    vpt = [ci("vpt_deep", 0.0, s, final=0.55 + 0.012 * s, scenario="glyphs_4shot") for s in range(3)]
+    probe = [ci("linear_probe", 0.0, s, final=0.30 + 0.011 * s, scenario="glyphs_4shot") for s in range(3)]
+    v = verdict(full + vpt + probe, "vpt_low_data")
+    assert v.verdict == "holds" and {(c.scenario, c.better) for c in v.comparisons} == {("glyphs_4shot", "vpt_deep")}
+    assert verdict(full + vpt + probe, "few_params_low_data").verdict == "fails"
+    # the same numbers on a stream with all its images decide VPT's general claim, not the low-data one
+    stream = [ci(name, 0.0, s, final=base + step * s, scenario="ci5_glyphs")
+              for name, base, step in (("full_finetune", 0.40, 0.01), ("vpt_deep", 0.55, 0.012)) for s in range(3)]
+    assert verdict(stream, "vpt_low_data").verdict == "cannot decide here"
+    assert verdict(stream, "vpt_vs_full").verdict == "holds"
+
+
+def test_seed_cost_counts_the_rows_behind_comparisons_from_their_timings() -> None:
+    from bench.report.claims import seed_cost
+
+    records = [b2n("cocoop", 0.80 + 0.011 * s, s) for s in range(3)] + [b2n("coop", 0.60 + 0.01 * s, s)
+                                                                         for s in range(3)]
+    other = [record("linear_probe", "b2n", "base_to_new", [[0.9, 0.5]], ["base", "new"], trainable=10, seed=s,
+                    seconds=30.0) for s in range(3)]  # no claim compares it: not counted, but in the total
+    text = seed_cost(records + other, evaluate_claims(records + other), seeds=5, workers=2)
+    # 2 rows x 3 cells x 12 s = 1.2 cell-minutes of 1.2 + 1.5; 2 rows x 2 more seeds x 12 s = 0.8, / 2 workers = 0.4
+    assert text == ("Seeds: the 2 rows behind these comparisons ran 3 seeds each, 6 cells, 1.2 cell-minutes of the "
+                    "2.7 these records took; 5 seeds each would add 4 cells, 0.8 cell-minutes, about 0.4 min of wall "
+                    "time on 2 workers.")
+    assert seed_cost(other, evaluate_claims(other)) == ""
+
+
+def test_sub_suite_pages_link_the_ablation_page_as_a_sibling(tmp_path: Path) -> None:
+    """The OFA factor claims link the ofa_ablation suite's page: a subfolder of the default suite's leaderboards/,
+    a sibling of another suite's (leaderboards/robustness/); every link resolves from the page that holds it."""
+    from bench.core.store import ResultStore
+    from bench.report.leaderboard import build_leaderboards
+
+    store = ResultStore(tmp_path / "results")
+    for rec in [b2n("cocoop", 0.80 + 0.011 * s, s) for s in range(3)] + [b2n("coop", 0.60 + 0.01 * s, s)
+                                                                          for s in range(3)]:
+        store.write(rec)
+    boards = tmp_path / "leaderboards"
+    (boards / "ofa_ablation").mkdir(parents=True)
+    (boards / "ofa_ablation" / "claims.md").write_text("# ablation claims\n")
+    (boards / "ofa_ablation" / "index.html").write_text("<html></html>\n")
+    build_leaderboards(tmp_path / "results", boards)
+    build_leaderboards(tmp_path / "results", boards / "robustness")
+    for folder, prefix in ((boards, "ofa_ablation/"), (boards / "robustness", "../ofa_ablation/")):
+        claims = (folder / "claims.md").read_text()
+        assert f"[ofa_ablation/claims.md]({prefix}claims.md)" in claims
+        assert f'href="{prefix}index.html#claims"' in (folder / "index.html").read_text()
+        assert (folder / prefix / "claims.md").is_file() and (folder / prefix / "index.html").is_file()

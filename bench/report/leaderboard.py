@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bench.core.paths import check_output_dir
 from bench.core.store import ResultStore
-from bench.report.claims import claims_html, evaluate_claims, provenance, write_claims
+from bench.report.claims import CLAIMS, claims_html, evaluate_claims, provenance, seed_cost, suite_pages, write_claims
 from bench.report.html_report import write_html
 from bench.report.intake import intake
 from bench.report.robustness_tables import write_robustness_tables
@@ -60,8 +60,10 @@ def losses(current: Path, rebuilt: Path) -> list[str]:
     return lost
 
 
-def _render(records: list, out_dir: Path, related: list[str] | None = None) -> tuple[list[Path], dict[str, list[str]]]:
-    """Write every table into `out_dir`; returns the files and the failing sanity checks by scenario."""
+def _render(records: list, out_dir: Path, related: list[str] | None = None, pages: dict[str, str] | None = None
+            ) -> tuple[list[Path], dict[str, list[str]]]:
+    """Write every table into `out_dir`; returns the files and the failing sanity checks by scenario. `pages`:
+    where the suites that decide some claims have their pages, relative to the real leaderboards folder."""
     findings = run_checks(records)
     checks = failures_by_scenario(findings)
     verdicts = evaluate_claims(records)
@@ -72,8 +74,10 @@ def _render(records: list, out_dir: Path, related: list[str] | None = None) -> t
     notes += ["Claims of the seed papers, checked on these results: [claims.md](claims.md).",
               f"Sanity checks: [sanity.md](sanity.md) ({failing} failing)."]
     tables = write_tables(records, out_dir, index_notes=notes, checks=checks)
-    extra = [write_sanity(findings, out_dir), write_claims(verdicts, out_dir, provenance(records))]
-    page = write_html(records, out_dir / "index.html", checks=checks, claims=claims_html(verdicts), related=related)
+    source = f"{provenance(records)} {seed_cost(records, verdicts)}".strip()
+    extra = [write_sanity(findings, out_dir), write_claims(verdicts, out_dir, source, pages)]
+    page = write_html(records, out_dir / "index.html", checks=checks, claims=claims_html(verdicts, pages),
+                      related=related)
     return [*tables, *robustness, *extra, page], checks
 
 
@@ -94,7 +98,8 @@ def build_leaderboards(results_dir: Path, out_dir: Path, force: bool = False,
         echo(f"warning: {line}")
     with tempfile.TemporaryDirectory(prefix="promptshift-leaderboards-") as scratch:
         related = sorted(p.parent.name for p in out_dir.glob("*/index.html"))  # other suites' pages: linked
-        rendered, checks = _render(records, Path(scratch), related)
+        pages = suite_pages(out_dir, {c.decided_by for c in CLAIMS if c.decided_by})  # the real folder's
+        rendered, checks = _render(records, Path(scratch), related, pages)
         lost = losses(out_dir, Path(scratch)) if out_dir.is_dir() else []
         if lost and not force:
             found = f"{len(records)} result record(s) in {results_dir}" if results_dir.exists() else \
