@@ -366,7 +366,7 @@ def seed_cost(records: Iterable[Mapping[str, Any]], verdicts: Sequence[Verdict],
     add = sum(np.mean([secs(rec) for rec in row.records]) * missing[id(row)] for row in rows)
     counts = sorted({len(row.records) for row in rows})
     ran = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
-    return (f"Seeds: the {len(rows)} rows behind these comparisons ran {ran} seeds each, "
+    return (f"Seeds: the {len(rows)} rows behind these comparisons ran {ran} seed{'' if ran == '1' else 's'} each, "
             f"{sum(len(r.records) for r in rows)} cells, {now / 60:.1f} cell-minutes of the "
             f"{sum(secs(r) for r in records) / 60:.1f} these records took; {seeds} seeds each would add "
             f"{sum(missing.values())} cells, {add / 60:.1f} cell-minutes, about {add / workers / 60:.1f} min of wall "
