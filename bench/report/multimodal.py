@@ -114,7 +114,8 @@ def _decoding(row: Row) -> str:
     d = row.first.get("decoding") or {}
     if not d:
         return "—"
-    text = "greedy" if d.get("beam_size") == 1 else f"beam {d.get('beam_size')}, length penalty {d.get('length_penalty')}"
+    beam = d.get("beam_size")
+    text = "greedy" if beam == 1 else f"beam {beam}, length penalty {d.get('length_penalty')}"
     return f"{text}, <= {d.get('max_new_tokens')} tokens"
 
 
@@ -179,8 +180,8 @@ def _kind_table(records: Sequence[Mapping[str, Any]], kind: str) -> tuple[list[s
     metrics = list(METRIC_KEYS[kind].values())
     headers = ["Scenario", "Strategy", *[f"{METRIC_TITLES[m]} (final)" for m in metrics],
                f"{METRIC_TITLES[PRIMARY[kind]]} right after training", f"{METRIC_TITLES[PRIMARY[kind]]} untrained",
-               "PGD kept (stream)", "Corruptions kept (stream)", "Trained params", "Share", "s / cell", "Train s", "Memory MB", "Decoding",
-               "Seeds"]
+               "PGD kept (stream)", "Corruptions kept (stream)", "Trained params", "Share", "s / cell", "Train s",
+               "Memory MB", "Decoding", "Seeds"]
     rows = []
     for row in _rows(records):
         if kind not in _kinds(row):
@@ -232,8 +233,8 @@ LEGEND = ("Numbers x100 (CIDEr-D and BLEU-4 as the captioning papers print them,
           "task; untrained: the model as the method starts (the start of the sanity check). PGD / corruptions "
           "kept: the official metric under PGD on the image (mean over budgets) / under the common corruptions "
           "(their mean) over the clean metric on the same seeded examples, per task, averaged over the stream "
-          "(— when the cell ran no generation robustness). Entailment is scored by the likeliest of yes / no / maybe; the "
-          "other kinds are generated with the decoding shown.")
+          "(— when the cell ran no generation robustness). Entailment is scored by the likeliest of yes / no / "
+          "maybe; the other kinds are generated with the decoding shown.")
 
 
 def write_multimodal_tables(records: Sequence[Mapping[str, Any]], out_dir: Path | str) -> list[Path]:

@@ -30,7 +30,7 @@ PREFIX = "seq2seq_"
 BACKBONE_FAMILY = "scene"  # the sequence-to-sequence CoCa of the scene tasks (its own vocabulary and image size)
 SCENE_BACKBONE = "scene_coca"
 SCENE_BACKBONE_DESCRIPTION = ("CoCa for the multimodal scene tasks (word vocabulary with OFA's location tokens, "
-                              "64 px): the scene-pretrained checkpoint when present, else random init")
+                              "64 px), pretrained on scenes of the pretraining fonts (bench/multimodal/scene_model.py)")
 PAPERS = {"finetune": "full fine-tuning (OFA-PT's baseline)", "bitfit": "Ben Zaken et al., BitFit, ACL 2022",
           "deep_prompt": "Yang et al., Prompt Tuning for Unified Multimodal Pretrained Models (OFA-PT), ACL "
                          "Findings 2023", "input_prompt": "Lester et al., prompt tuning at the input, EMNLP 2021",
