@@ -59,11 +59,15 @@ def _scores(result: dict[str, Any]) -> dict[str, float]:
 
 def _evaluate_all(backbone, experiences, decode, method, matrices: dict[str, list], row: int | None,
                   samples: dict[str, list[str]] | None = None) -> dict[str, list]:
-    """Every task's test split scored; written into row `row` of `matrices` (None: returned as the start row)."""
+    """The test splits scored: every task's for the start row (`row` None, returned), else the tasks trained so far
+    (0..`row`), written into row `row` of `matrices`; a task not trained yet stays null, as in the classification
+    matrices (no summary reads it, and decoding is most of a cell's time)."""
     from bench.multimodal.loop import evaluate
 
     start: dict[str, list] = {}
     for j, exp in enumerate(experiences):
+        if row is not None and j > row:
+            continue
         result = evaluate(backbone, list(exp.test), decode, method=method)
         for metric, value in _scores(result).items():
             target = start.setdefault(metric, [None] * len(experiences)) if row is None else \
@@ -100,6 +104,7 @@ def run_seq2seq_cell(cfg: CellConfig, device: torch.device,
     experiences = scenario.experiences
     matrices: dict[str, list] = {}
     timing = {"train_seconds": 0.0, "eval_seconds": 0.0}
+    cpu_started = time.process_time()  # the suites' time budgets are in CPU seconds on a shared machine
 
     started = time.perf_counter()
     initial = _evaluate_all(backbone, experiences, decode, method, matrices, None)
@@ -142,6 +147,7 @@ def run_seq2seq_cell(cfg: CellConfig, device: torch.device,
         parts["robustness"] = _generation_robustness(backbone, method, experiences, decode, cfg,
                                                      corruptions=settings["robustness"] == "suite")
         timing["robustness_seconds"] = time.perf_counter() - started
+    timing["cpu_seconds"] = time.process_time() - cpu_started
     parts["metrics"] = summarize_multimodal(results, parts.get("robustness"))
     return parts
 

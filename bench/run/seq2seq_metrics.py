@@ -2,8 +2,8 @@
 it on every record they read, as `bench.eval.metrics.summarize` for the accuracy matrices).
 
 A multimodal cell stores, for every metric its tasks report, a matrix M[i][j]: the metric on task j's test split
-after training on task i (null where task j is of another kind), and the untrained start row. Each task kind has
-one official, primary metric (`PRIMARY`): CIDEr-D for captioning (as a fraction: 1.0 = the 100 that papers print),
+after training on task i (null where task j is of another kind, or not trained yet), and the untrained start row.
+Each task kind has one official, primary metric (`PRIMARY`): CIDEr-D for captioning (as a fraction: 1.0 = the 100 that papers print),
 VQA accuracy, entailment accuracy, referring-expression accuracy at IoU >= 0.5.
 
 Summary keys (all means over the stream's tasks unless per kind):
