@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import html
 import math
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -167,7 +168,11 @@ def _mean_matrix(row: Row) -> list[list[float]]:
         kinds, matrices = results.get("task_kinds") or [], results.get("matrices") or {}
         stacks.append([[_num(matrices[PRIMARY[k]][i][j]) if matrices.get(PRIMARY[k]) else math.nan
                         for j, k in enumerate(kinds)] for i in range(len(kinds))])
-    return np.nanmean(np.asarray(stacks, dtype=float), axis=0).tolist() if stacks else []
+    if not stacks:
+        return []
+    with warnings.catch_warnings():  # a cell no seed scored (another kind's, or not trained yet) stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(np.asarray(stacks, dtype=float), axis=0).tolist()
 
 
 # ------------------------------------------------------------------------------------------------ output
