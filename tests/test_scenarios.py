@@ -97,9 +97,10 @@ def test_few_shot_keeps_k_per_class_and_refuses_too_few():
 
 
 def test_every_registered_scenario_is_built_by_a_known_builder():
+    from scenarios.multimodal.scenario import MULTIMODAL_BUILDERS
     from scenarios.streams import BUILDERS
     for name in SCENARIOS.names():
-        assert SCENARIOS.get(name).kind in BUILDERS
+        assert SCENARIOS.get(name).kind in {**BUILDERS, **MULTIMODAL_BUILDERS}
 
 
 def test_scenarios_are_avalanche_benchmarks():

@@ -32,6 +32,20 @@ def _suite(tmp_path: Path, entries: str) -> Path:
     return path
 
 
+def test_multimodal_scenarios_are_registered_streams_of_their_kinds() -> None:
+    from scenarios.catalog import build_scenario
+
+    tasks = build_scenario("mm_tasks_grounding", 0, n_train=2, n_test=2, per_scene=1)
+    assert tasks.kind == "multimodal_task_incremental"
+    assert tasks.eval_kinds == ["caption", "vqa", "entailment", "grounding"]
+    assert all(e.train and e.test and {x.kind for x in e.train} == {e.kind} for e in tasks.experiences)
+    styles = build_scenario("mm_vqa_styles", 1, n_train=2, n_test=2, per_scene=1)
+    assert styles.eval_names == ["vqa/clean", "vqa/outline", "vqa/texture", "vqa/noisy"]
+    assert styles.describe()["domains"] == ["clean", "outline", "texture", "noisy"] and styles.seed == 1
+    train_ids = {x.scene_id for e in styles.experiences for x in e.train}
+    assert not train_ids & {x.scene_id for e in styles.experiences for x in e.test}  # held-out scenes
+
+
 def test_seq2seq_strategies_expand_and_bad_names_or_fields_fail_before_any_work(tmp_path: Path) -> None:
     good = _suite(tmp_path, "  - {name: seq2seq_deep_prompt, config: {length: 4, depth: 1, reparam: true}}\n"
                             "  - {name: seq2seq_finetune}\n  - {name: linear_probe}\n")
