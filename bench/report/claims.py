@@ -170,13 +170,15 @@ def _stats(values: Iterable[float]) -> tuple[float, float, int]:
 
 def _comparisons(claim: Claim, a: Row, b: Row) -> list[Comparison]:
     """The pair's comparison; for a claim on the official metrics of the multimodal task kinds (`OFFICIAL`), one
-    per task kind of the stream, each on its kind's own metric (CIDEr-D, VQA accuracy, ...)."""
+    per task kind of the stream, each on its kind's own metric (CIDEr-D, VQA accuracy, ...) right after training
+    on that kind's task: the transfer the paper measures, before later tasks of the stream overwrite it."""
     if claim.metric != OFFICIAL:
         return [c for c in [_compare(claim, a, b)] if c is not None]
     out = []
     for kind in dict.fromkeys((a.first.get("results") or {}).get("task_kinds") or []):
-        key = f"final_{PRIMARY.get(kind, kind)}"
-        found = _compare(dataclasses.replace(claim, metric=key), a, b, f"{a.scenario} [{kind}: {key[6:]}]")
+        metric = PRIMARY.get(kind, kind)
+        found = _compare(dataclasses.replace(claim, metric=f"learned_{metric}"), a, b,
+                         f"{a.scenario} [{kind}: {metric}]")
         if found is not None:
             out.append(found)
     return out
@@ -292,8 +294,8 @@ def evaluate_claims(records: Iterable[Mapping[str, Any]], claims: Sequence[Claim
 # ------------------------------------------------------------------------------------------------ output
 def _metric_name(claim: Claim) -> str:
     names = {"headline": "headline (HM / target / final accuracy)", "pgd_kept": "PGD kept (PGD / clean accuracy)",
-             OFFICIAL: "each task kind's official metric after the stream (CIDEr-D, VQA accuracy, entailment "
-                       "accuracy, accuracy at IoU >= 0.5)",
+             OFFICIAL: "each task kind's official metric right after training on its task (CIDEr-D, VQA accuracy, "
+                       "entailment accuracy, accuracy at IoU >= 0.5)",
              "pgd_kept_official": "official metric kept under PGD (PGD / clean, per task)",
              "forgetting_avalanche": "forgetting (avalanche), lower is better", "harmonic_mean": "harmonic mean"}
     return names.get(claim.metric, claim.metric.replace("_", " "))
