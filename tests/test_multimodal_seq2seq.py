@@ -100,8 +100,9 @@ def test_fine_tuning_beats_the_untrained_start_on_held_out_scenes(tok, kind, ste
 
 def test_deep_prompts_learn_with_the_model_frozen(tok):
     """On a randomly initialised CoCa, deep prompts lower the training loss but do not reliably beat the held-out
-    start (entailment measured 0.33 -> 0.33 / 0.40): prompt tuning needs a pretrained model, which the scene tasks
-    do not have yet. What is checked here: the prompts learn, and nothing else moves."""
+    start (entailment measured 0.33 -> 0.33 / 0.40): prompt tuning needs a pretrained model (from load_scene_coca()
+    they do: tests/test_multimodal_method_learning.py). What is checked here: the prompts learn, and nothing else
+    moves."""
     train_set = build_split("vqa", "train", 0, 20)
     model = scene_coca(tok, width=32, layers=1)
     before = [p.detach().clone() for p in model.parameters()]  # wrapping attention renames keys, not weights
