@@ -182,6 +182,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     for name, info in backbones.items():
         print(f"  {name:<{width(backbones)}} {info['family']:<{width(backbones, 'family')}} {info['description']}")
     print("suites: " + ", ".join(data["suites"]))
+    kinds = data.get("task_kinds") or {}
+    if kinds:  # the multimodal scenarios' task kinds and the metric each is scored by
+        print("task kinds (multimodal scenarios): " + "; ".join(f"{k}: {m}" for k, m in kinds.items()))
     return 0
 
 

@@ -22,6 +22,8 @@ class ScenarioPreset:
 
 
 SCENARIOS: Registry[ScenarioPreset] = Registry("scenario")
+# The kinds of scenarios/multimodal/scenario.py (a string copy: this module must not import numpy to name them).
+MULTIMODAL_KINDS = ("multimodal_task_incremental", "multimodal_domain_incremental")
 
 
 def _add(name: str, kind: str, description: str, **params: Any) -> None:
@@ -49,6 +51,17 @@ _add("uda_digits", "domain_adaptation", "glyph digits (labelled) -> handwritten 
      source="clean", target="handwritten")
 _add("uda_styles", "domain_adaptation", "clean print (labelled) -> coloured texture (unlabelled)",
      source="clean", target="texture")
+# Multimodal generation and understanding on rendered glyph scenes (scenarios/multimodal/), scored with each task
+# kind's official metric by the seq2seq strategies (bench/run/seq2seq_cell.py).
+_add("mm_tasks", "multimodal_task_incremental", "scene tasks in turn: captioning -> VQA -> visual entailment",
+     kinds=("caption", "vqa", "entailment"))
+_add("mm_tasks_grounding", "multimodal_task_incremental", "captioning -> VQA -> entailment -> referring "
+     "expressions (boxes as OFA's location tokens, accuracy at IoU >= 0.5)",
+     kinds=("caption", "vqa", "entailment", "grounding"))
+_add("mm_vqa_styles", "multimodal_domain_incremental", "scene VQA; style shifts clean -> outline -> texture -> "
+     "noisy", task="vqa", domains=("clean", "outline", "texture", "noisy"))
+_add("mm_caption_styles", "multimodal_domain_incremental", "scene captioning; style shifts clean -> outline -> "
+     "texture -> noisy", task="caption", domains=("clean", "outline", "texture", "noisy"))
 
 
 # ------------------------------------------------------------------ real benchmarks (need a data root)
@@ -112,6 +125,10 @@ def _build_cached(name: str, seed: int, params: tuple, root: str | None = None, 
 
         scenario = SOURCE_BUILDERS[preset.kind](name, seed, data_root=root, fingerprint=fingerprint,
                                                 **dict(params))
+    elif preset.kind in MULTIMODAL_KINDS:
+        from scenarios.multimodal.scenario import MULTIMODAL_BUILDERS
+
+        scenario = MULTIMODAL_BUILDERS[preset.kind](name, seed, **dict(params))
     else:
         scenario = BUILDERS[preset.kind](name, seed, **dict(params))
     scenario.spec = {"preset": name, **{k: list(v) if isinstance(v, tuple) else v for k, v in params}}
@@ -129,6 +146,10 @@ def accepted_overrides(name: str) -> list[str]:
         from scenarios.source_streams import SOURCE_BUILDERS
 
         builder = SOURCE_BUILDERS[preset.kind]
+    elif preset.kind in MULTIMODAL_KINDS:
+        from scenarios.multimodal.scenario import MULTIMODAL_BUILDERS
+
+        builder = MULTIMODAL_BUILDERS[preset.kind]
     else:
         builder = BUILDERS[preset.kind]
     # the data set, root and fingerprint come from the preset and the run, not from an override

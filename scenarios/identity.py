@@ -124,10 +124,14 @@ def open_with_identity(name: str, root: str | Path | None = None, verify: bool =
 def embedded_identity(preset_name: str) -> dict[str, Any] | None:
     """The identity of an embedded preset's data (its generator version; no disk read), None for on-disk presets
     and unknown names."""
-    from scenarios.catalog import SCENARIOS
+    from scenarios.catalog import MULTIMODAL_KINDS, SCENARIOS
 
     if preset_name not in SCENARIOS or SCENARIOS.get(preset_name).source:
         return None
+    if SCENARIOS.get(preset_name).kind in MULTIMODAL_KINDS:  # scenes drawn from the glyphs by their own generator
+        from scenarios.multimodal import SCENES_VERSION
+
+        return {"source": "embedded", "data_version": DATA_VERSION, "scenes_version": SCENES_VERSION}
     return {"source": "embedded", "data_version": DATA_VERSION}
 
 

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from bench.multimodal.loop import TrainSettings, evaluate, pixels_of, train
+from bench.multimodal.methods import build_method
 from bench.multimodal.seq2seq import (DecodeSettings, beam_decode, candidate_scores, encode_examples, greedy_decode,
                                       scene_coca, sequence_loss)
 from bench.multimodal.vocab import SceneTokenizer, scene_vocabulary
 from scenarios.multimodal.streams import build_split
-from strategies._seq2seq_prompts import DeepPrompts
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,9 @@ def test_fine_tuning_beats_the_untrained_start_on_held_out_scenes(tok, kind, ste
     settings = DecodeSettings(max_new_tokens=max_new)
     start = evaluate(model, test_set, settings)[metric]
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    train(model, train_set, TrainSettings(method="finetune", steps=steps, lr=3e-3))
+    method = build_method("finetune")
+    method.attach(model)
+    train(model, train_set, TrainSettings(steps=steps, lr=3e-3), method)
     end = evaluate(model, test_set, settings)[metric]
     assert start < start_below and end > end_above, (start, end)
     assert sum(not torch.equal(v, before[k]) for k, v in model.state_dict().items()) > 10
@@ -98,26 +100,29 @@ def test_fine_tuning_beats_the_untrained_start_on_held_out_scenes(tok, kind, ste
 
 def test_deep_prompts_learn_with_the_model_frozen(tok):
     """On a randomly initialised CoCa, deep prompts lower the training loss but do not reliably beat the held-out
-    start (entailment measured 0.33 -> 0.33 / 0.40): prompt tuning needs a pretrained model, which the scene tasks
-    do not have yet. What is checked here: the prompts learn, and nothing else moves."""
+    start (entailment measured 0.33 -> 0.33 / 0.40): prompt tuning needs a pretrained model (from load_scene_coca()
+    they do: tests/test_multimodal_method_learning.py). What is checked here: the prompts learn, and nothing else
+    moves."""
     train_set = build_split("vqa", "train", 0, 20)
     model = scene_coca(tok, width=32, layers=1)
     before = [p.detach().clone() for p in model.parameters()]  # wrapping attention renames keys, not weights
     probe = list(train_set[:32])
     ids, mask = encode_examples(tok, [e.instruction for e in probe], [e.target for e in probe])
 
-    def probe_loss(prompts):
-        with torch.no_grad(), prompts.active():
+    def probe_loss(method):
+        with torch.no_grad(), method.active():
             return float(sequence_loss(model, pixels_of(probe), ids, mask))
 
-    prompts = DeepPrompts(model, length=8)
-    untrained = probe_loss(prompts)
-    train(model, train_set, TrainSettings(method="deep_prompt", steps=60, lr=3e-2), prompts)
-    assert probe_loss(prompts) < 0.7 * untrained
+    method = build_method("deep_prompt", length=8)
+    method.attach(model)
+    untrained = probe_loss(method)
+    train(model, train_set, TrainSettings(steps=60, lr=3e-2), method)
+    assert probe_loss(method) < 0.7 * untrained
     after = list(model.parameters())
     assert len(after) == len(before) and all(torch.equal(a, b) for a, b in zip(after, before))
     # length x (key, value) x width x (2 encoder + 1 unimodal + 1 multimodal decoder layers)
-    assert sum(p.numel() for p in prompts.parameters()) == 8 * 2 * 32 * (2 + 1 + 1)
+    assert method.trainable_parameter_count == 8 * 2 * 32 * (2 + 1 + 1)
+    assert sum(p.numel() for p in method.prompts.parameters()) == method.trainable_parameter_count
 
 
 def test_bitfit_trains_the_bias_terms_only(tok):
@@ -130,9 +135,11 @@ def test_bitfit_trains_the_bias_terms_only(tok):
     ids, mask = encode_examples(tok, [e.instruction for e in probe], [e.target for e in probe])
     with torch.no_grad():
         untrained = float(sequence_loss(model, pixels_of(probe), ids, mask))
-    train(model, train_set, TrainSettings(method="bitfit", steps=60, lr=1e-2))
-    with pytest.raises(ValueError, match="only by it"):
-        train(model, train_set, TrainSettings(method="deep_prompt"))
+    with pytest.raises(ValueError, match="not attached"):
+        train(model, train_set, TrainSettings(steps=1), build_method("bitfit"))
+    method = build_method("bitfit")
+    method.attach(model)
+    train(model, train_set, TrainSettings(steps=60, lr=1e-2), method)
     with torch.no_grad():
         assert float(sequence_loss(model, pixels_of(probe), ids, mask)) < 0.8 * untrained
     moved = {k for k, v in model.named_parameters() if not torch.equal(v, before[k])}

@@ -110,9 +110,10 @@ def test_glyphs_4shot_is_one_task_of_4_images_a_class_drawn_per_seed_with_the_fu
 
 
 def test_every_registered_scenario_is_built_by_a_known_builder():
+    from scenarios.multimodal.scenario import MULTIMODAL_BUILDERS
     from scenarios.streams import BUILDERS
     for name in SCENARIOS.names():
-        assert SCENARIOS.get(name).kind in BUILDERS
+        assert SCENARIOS.get(name).kind in {**BUILDERS, **MULTIMODAL_BUILDERS}
 
 
 def test_scenarios_are_avalanche_benchmarks():

@@ -451,7 +451,7 @@ def pregenerate_corrupted_sets(cells: Sequence[Any]) -> dict[str, float]:
 
     groups: dict[str, tuple[Any, RobustnessConfig]] = {}
     for cell in cells:
-        if cell.robustness:
+        if cell.robustness and not cell.strategy.startswith("seq2seq_"):  # multimodal cells corrupt their own
             key = json.dumps([cell.scenario, cell.seed, cell.scenario_overrides, cell.robustness], sort_keys=True,
                              default=str)
             groups.setdefault(key, (cell, RobustnessConfig.from_dict(cell.robustness)))

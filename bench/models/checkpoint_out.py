@@ -14,7 +14,7 @@ from pathlib import Path
 from bench.core.resources import package_folder
 
 ENV = "PROMPTSHIFT_CHECKPOINTS"
-FAMILIES = ("vit", "clip", "coca")
+FAMILIES = ("vit", "clip", "coca", "scene_coca")  # scene_coca: bench.multimodal.pretrain
 REPO = Path(__file__).resolve().parents[2]
 
 

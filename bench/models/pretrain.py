@@ -242,4 +242,8 @@ def pretrain_all(only: Sequence[str] | None = None, device: str = "auto") -> Non
         pretrain_clip(CLIP_RECIPE, torch_device)
     if "coca" in wanted:
         pretrain_coca(COCA_RECIPE, torch_device)
+    if "scene_coca" in wanted:  # the multimodal tasks' encoder-decoder (its quality is measured as it is saved)
+        from bench.multimodal.pretrain import SCENE_RECIPE, pretrain_scene_coca
+
+        pretrain_scene_coca(SCENE_RECIPE, torch_device)
     measure_quality(wanted)

@@ -10,8 +10,8 @@ as in captioning.
 - `candidate_scores`: log-likelihood of each fixed answer (entailment's yes / no / maybe): exact constrained
   decoding over the candidates.
 
-Prompt methods live with the strategies (`strategies/_seq2seq_prompts.py`: OFA's deep prompts); this module
-only needs their `active()` context (bench/ imports no strategy).
+Training methods (fine-tuning, prompts, adapters, LoRA) live with the strategies (`strategies/seq2seq/`, behind
+`bench.multimodal.methods`); callers run these functions inside a method's `active()` context.
 """
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from bench.models.backbones import GLYPH_MEAN, GLYPH_STD, CocaBackbone, init_coca_decoder
 from bench.multimodal.vocab import SceneTokenizer
 
-__all__ = ["DecodeSettings", "beam_decode", "candidate_scores", "encode_examples", "greedy_decode",
-           "scene_coca", "sequence_loss"]
+__all__ = ["DecodeSettings", "beam_decode", "candidate_log_likelihoods", "candidate_scores", "encode_examples",
+           "greedy_decode", "scene_coca", "sequence_loss", "sequence_losses"]
 
 
 def scene_coca(tokenizer: SceneTokenizer, image_size: int = 64, patch_size: int = 16, width: int = 64,
@@ -72,9 +72,15 @@ def encode_examples(tokenizer: SceneTokenizer, instructions: list[str], targets:
 def sequence_loss(backbone: CocaBackbone, pixels: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor
                   ) -> torch.Tensor:
     """Mean cross-entropy over the target tokens (OFA's generative loss)."""
+    return sequence_losses(backbone, pixels, ids, mask).sum() / mask.sum()
+
+
+def sequence_losses(backbone: CocaBackbone, pixels: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor
+                    ) -> torch.Tensor:
+    """`(B,)` summed cross-entropy over each example's target tokens (what an attack on one image ascends)."""
     logits = backbone.caption_logits(backbone.image_tokens(pixels), ids)
     per_token = F.cross_entropy(logits.transpose(1, 2).float(), ids[:, 1:], reduction="none")
-    return (per_token * mask).sum() / mask.sum()
+    return (per_token * mask).sum(dim=1)
 
 
 @dataclass(frozen=True)
@@ -146,6 +152,12 @@ def beam_decode(backbone: CocaBackbone, pixels: torch.Tensor, instruction: str, 
 def candidate_scores(backbone: CocaBackbone, pixels: torch.Tensor, instructions: list[str], candidates: list[str]
                      ) -> torch.Tensor:
     """`(B, C)` log-likelihood of each candidate answer (its tokens and the end token) after each instruction."""
+    return candidate_log_likelihoods(backbone, pixels, instructions, candidates)
+
+
+def candidate_log_likelihoods(backbone: CocaBackbone, pixels: torch.Tensor, instructions: list[str],
+                              candidates: list[str]) -> torch.Tensor:
+    """`candidate_scores` with gradients (the candidate-scoring loss that attacks on entailment ascend)."""
     columns = []
     for cand in candidates:
         ids, mask = encode_examples(backbone.tokenizer, instructions, [cand] * len(instructions))

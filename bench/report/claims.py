@@ -29,6 +29,7 @@ import numpy as np
 import yaml
 
 from bench.report.sanity import Row, table_rows
+from bench.run.seq2seq_metrics import PRIMARY
 from bench.report.stats import PAIRED_RULE, Paired, paired, with_holm
 
 __all__ = ["Claim", "Comparison", "Verdict", "CLAIMS", "load_claims", "evaluate_claims", "claims_markdown",
@@ -36,7 +37,8 @@ __all__ = ["Claim", "Comparison", "Verdict", "CLAIMS", "load_claims", "evaluate_
 
 REGISTRY = Path(__file__).with_name("claims.yaml")
 MATCH_MARGIN = 0.01  # "matches": the paired difference's 95% interval lies above -1 pt
-LOWER_IS_BETTER = frozenset({"forgetting_avalanche"})
+LOWER_IS_BETTER = frozenset({"forgetting_avalanche", "forgetting"})
+OFFICIAL = "official"  # a multimodal claim decided on each task kind's own metric (`_comparisons`)
 RELATIONS = ("beats", "matches_or_beats")
 
 
@@ -166,7 +168,23 @@ def _stats(values: Iterable[float]) -> tuple[float, float, int]:
     return float(arr.mean()), (float(arr.std(ddof=1)) if arr.size > 1 else 0.0), int(arr.size)
 
 
-def _compare(claim: Claim, a: Row, b: Row) -> Comparison | None:
+def _comparisons(claim: Claim, a: Row, b: Row) -> list[Comparison]:
+    """The pair's comparison; for a claim on the official metrics of the multimodal task kinds (`OFFICIAL`), one
+    per task kind of the stream, each on its kind's own metric (CIDEr-D, VQA accuracy, ...) right after training
+    on that kind's task: the transfer the paper measures, before later tasks of the stream overwrite it."""
+    if claim.metric != OFFICIAL:
+        return [c for c in [_compare(claim, a, b)] if c is not None]
+    out = []
+    for kind in dict.fromkeys((a.first.get("results") or {}).get("task_kinds") or []):
+        metric = PRIMARY.get(kind, kind)
+        found = _compare(dataclasses.replace(claim, metric=f"learned_{metric}"), a, b,
+                         f"{a.scenario} [{kind}: {metric}]")
+        if found is not None:
+            out.append(found)
+    return out
+
+
+def _compare(claim: Claim, a: Row, b: Row, scenario: str | None = None) -> Comparison | None:
     va, vb = metric_values(a, claim.metric), metric_values(b, claim.metric)
     if claim.higher_is_better:
         p = paired(va, vb)
@@ -174,8 +192,8 @@ def _compare(claim: Claim, a: Row, b: Row) -> Comparison | None:
         p = paired(vb, va)
     if p.n == 0:
         return None
-    return Comparison(a.scenario, a.backbone, a.label, b.label, _stats(va.values()), _stats(vb.values()), p,
-                      claim.relation)
+    return Comparison(scenario or a.scenario, a.backbone, a.label, b.label, _stats(va.values()), _stats(vb.values()),
+                      p, claim.relation)
 
 
 def _matches(row: Row, names: Sequence[str]) -> bool:
@@ -256,7 +274,7 @@ def evaluate_claims(records: Iterable[Mapping[str, Any]], claims: Sequence[Claim
     found: list[tuple[Claim, list[Comparison]]] = []
     for claim in claims:
         pairs = _factor_pairs(claim, rows) if claim.factor else _named_pairs(claim, rows)
-        found.append((claim, [c for a, b in pairs if (c := _compare(claim, a, b)) is not None]))
+        found.append((claim, [c for a, b in pairs for c in _comparisons(claim, a, b)]))
     flat = [c for _, comps in found for c in comps]
     for comparison, corrected in zip(flat, with_holm([c.paired for c in flat])):
         comparison.paired = corrected
@@ -276,6 +294,9 @@ def evaluate_claims(records: Iterable[Mapping[str, Any]], claims: Sequence[Claim
 # ------------------------------------------------------------------------------------------------ output
 def _metric_name(claim: Claim) -> str:
     names = {"headline": "headline (HM / target / final accuracy)", "pgd_kept": "PGD kept (PGD / clean accuracy)",
+             OFFICIAL: "each task kind's official metric right after training on its task (CIDEr-D, VQA accuracy, "
+                       "entailment accuracy, accuracy at IoU >= 0.5)",
+             "pgd_kept_official": "official metric kept under PGD (PGD / clean, per task)",
              "forgetting_avalanche": "forgetting (avalanche), lower is better", "harmonic_mean": "harmonic mean"}
     return names.get(claim.metric, claim.metric.replace("_", " "))
 

@@ -61,6 +61,8 @@ def _same(a: Any, b: Any) -> bool:
 def intake(records: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
     """The records as the tables must see them (copies; see the module docstring) and one line per problem."""
     from bench.eval.metrics import summarize
+    from bench.report.multimodal import multimodal_intake
+    from bench.run.seq2seq_metrics import is_multimodal_record
 
     out, problems = [], []
     for record in records:
@@ -69,6 +71,9 @@ def intake(records: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], lis
             part = record.get(section)
             if isinstance(part, dict) and isinstance(part.get("label"), str):
                 part["label"] = safe_label(part["label"])
+        if record.get("status") == "ok" and is_multimodal_record(record):  # metric matrices, not accuracies
+            out.append(multimodal_intake(record, problems))
+            continue
         if record.get("status") == "ok":
             cell = record.get("cell_id")
             try:

@@ -18,6 +18,8 @@ from bench.core.store import ResultStore
 from bench.report.claims import CLAIMS, claims_html, evaluate_claims, provenance, seed_cost, suite_pages, write_claims
 from bench.report.html_report import write_html
 from bench.report.intake import intake
+from bench.report.multimodal import (index_note, multimodal_findings, multimodal_html, split_records,
+                                     write_multimodal_tables)
 from bench.report.robustness_tables import write_robustness_tables
 from bench.report.sanity import failures_by_scenario, run_checks, write_sanity
 from bench.report.tables import write_tables
@@ -64,21 +66,24 @@ def _render(records: list, out_dir: Path, related: list[str] | None = None, page
             ) -> tuple[list[Path], dict[str, list[str]]]:
     """Write every table into `out_dir`; returns the files and the failing sanity checks by scenario. `pages`:
     where the suites that decide some claims have their pages, relative to the real leaderboards folder."""
-    findings = run_checks(records)
-    checks = failures_by_scenario(findings)
     verdicts = evaluate_claims(records)
+    records, multimodal = split_records(records)  # the multimodal kinds have tables of their own
+    findings = run_checks(records) + multimodal_findings(multimodal)
+    checks = failures_by_scenario(findings)
     robustness = write_robustness_tables(records, out_dir)
+    mm_tables = write_multimodal_tables(multimodal, out_dir)
     notes = [f"Robustness of every trained model (adversarial and corruption accuracy): "
              f"[{robustness[0].name}]({robustness[0].name}) ([csv]({robustness[1].name}))."] if robustness else []
     failing = sum(len(lines) for lines in checks.values())
+    notes += index_note(mm_tables)
     notes += ["Claims of the seed papers, checked on these results: [claims.md](claims.md).",
               f"Sanity checks: [sanity.md](sanity.md) ({failing} failing)."]
     tables = write_tables(records, out_dir, index_notes=notes, checks=checks)
-    source = f"{provenance(records)} {seed_cost(records, verdicts)}".strip()
+    source = f"{provenance(records + multimodal)} {seed_cost(records, verdicts)}".strip()
     extra = [write_sanity(findings, out_dir), write_claims(verdicts, out_dir, source, pages)]
-    page = write_html(records, out_dir / "index.html", checks=checks, claims=claims_html(verdicts, pages),
-                      related=related)
-    return [*tables, *robustness, *extra, page], checks
+    page = write_html(records, out_dir / "index.html", checks=checks,
+                      claims=claims_html(verdicts, pages) + multimodal_html(multimodal), related=related)
+    return [*tables, *robustness, *mm_tables, *extra, page], checks
 
 
 def build_leaderboards(results_dir: Path, out_dir: Path, force: bool = False,

@@ -25,6 +25,9 @@ Noise is the t-based 95% interval over seeds of `bench.report.stats` (a single s
   over seeds, and over the sets that predict among every class (a class-incremental task's set holds a fifth of
   the classes: together they are the measurement's population, alone they are not). Other styles and data sets
   are not comparable: no verdict.
+- untrained start (task kinds): every row of the multimodal streams, on every task kind of its stream, trains
+  above its own untrained start: the kind's official metric right after training the task minus before any
+  training, paired per seed (bench/report/multimodal.py; fail when the interval lies wholly at or below 0).
 """
 from __future__ import annotations
 
@@ -46,7 +49,7 @@ __all__ = ["Finding", "Row", "table_rows", "CHECKS", "run_checks", "failures_by_
 
 # Zero-shot strategies and the MANIFEST quality key that measures the same thing on the bench fonts.
 ZERO_SHOT_QUALITY: dict[str, str] = {"zeroshot_clip": "zero_shot_bench_fonts"}
-CHECKS = ("upper bound", "chance", "untrained start", "zero-shot quality")
+CHECKS = ("upper bound", "chance", "untrained start", "zero-shot quality", "untrained start (task kinds)")
 Z95 = 1.959964
 
 

@@ -11,7 +11,9 @@ from typing import Any
 # The number a scenario kind is ranked by (bench.report.columns.HEADLINE_METRIC, without loading pandas here).
 HEADLINE = {"class_incremental": ("final_accuracy", "final acc"), "domain_incremental": ("final_accuracy", "final acc"),
             "base_to_new": ("harmonic_mean", "HM"), "domain_adaptation": ("target_acc", "target acc"),
-            "joint": ("final_accuracy", "final acc")}
+            "joint": ("final_accuracy", "final acc"),
+            "multimodal_task_incremental": ("final_score", "final score"),
+            "multimodal_domain_incremental": ("final_score", "final score")}
 
 
 def _headline(record: Mapping[str, Any]) -> tuple[str, float | None]:

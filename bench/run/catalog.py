@@ -53,12 +53,14 @@ class Catalog:
 
 
 def live_catalog() -> Catalog:
-    """The registries themselves (every built-in strategy imported; plugins as already loaded)."""
+    """The registries (every built-in strategy imported; plugins as already loaded), with the seq2seq strategies of
+    the multimodal task kinds and their backbone (`bench.run.seq2seq_strategies`)."""
     import strategies  # noqa: F401  (registers the built-in strategies)
     from bench.core.strategy import STRATEGIES
     from bench.models.backbones import BACKBONES
+    from bench.run.seq2seq_strategies import BACKBONE_FAMILY, with_seq2seq
 
-    return Catalog(STRATEGIES, BACKBONES)
+    return Catalog(*with_seq2seq(STRATEGIES, BACKBONES, ListedBackbone(BACKBONE_FAMILY)))
 
 
 def _type_name(annotation: Any) -> str:

@@ -33,8 +33,10 @@ class CellConfig:
         plan, `bench.run.catalog`); by default the registered strategy's."""
         if config_cls is None:
             from bench.core.strategy import STRATEGIES
+            from bench.run.seq2seq_strategies import config_class_of, is_seq2seq
 
-            config_cls = STRATEGIES.get(self.strategy).config_cls
+            config_cls = (config_class_of(self.strategy) if is_seq2seq(self.strategy) and self.strategy not in
+                          STRATEGIES else STRATEGIES.get(self.strategy).config_cls)
         cfg = config_cls.from_dict(dict(self.strategy_config))
         out = dataclasses.asdict(self)
         if not self.label or self.label == self.strategy:

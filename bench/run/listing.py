@@ -22,7 +22,8 @@ from scenarios.cache import cache_dir  # the project's one cache directory rule 
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("bench", "strategies", "scenarios")
-LISTING_VERSION = 4  # 3: strategies' docstrings; 4: config fields and scenario overrides (`bench.run.catalog`)
+LISTING_VERSION = 5  # 3: strategies' docstrings; 4: config fields and scenario overrides (`bench.run.catalog`);
+# 5: the seq2seq strategies of the multimodal task kinds and their scene backbone
 
 
 def fingerprint(plugins: list[str]) -> str:
@@ -49,6 +50,9 @@ def collect(plugins: list[str]) -> dict[str, Any]:
     from bench.core.strategy import STRATEGIES
     from bench.models.backbones import BACKBONES
     from bench.run.catalog import config_fields
+    from bench.run.seq2seq_strategies import BACKBONE_FAMILY, SCENE_BACKBONE, SCENE_BACKBONE_DESCRIPTION
+    from bench.run.seq2seq_metrics import TASK_KIND_METRICS
+    from bench.run.seq2seq_strategies import listing_entries as seq2seq_listing
     from bench.run.suite import SUITE_DIR
     from scenarios.catalog import SCENARIOS, accepted_overrides
 
@@ -62,13 +66,16 @@ def collect(plugins: list[str]) -> dict[str, Any]:
                            "help": STRATEGIES.get(n).config_cls.help(),
                            "config_class": STRATEGIES.get(n).config_cls.__name__,
                            "fields": config_fields(STRATEGIES.get(n).config_cls),
-                           "doc": inspect.getdoc(STRATEGIES.get(n)) or ""} for n in STRATEGIES.names()},
+                           "doc": inspect.getdoc(STRATEGIES.get(n)) or ""} for n in STRATEGIES.names()}
+        | seq2seq_listing(),
         "scenarios": {n: {"kind": SCENARIOS.get(n).kind, "description": SCENARIOS.get(n).description,
                           "source": SCENARIOS.get(n).source, "overrides": accepted_overrides(n)}
                       for n in SCENARIOS.names()},
         "backbones": {n: {"family": BACKBONES.get(n).family, "description": BACKBONES.get(n).description}
-                      for n in BACKBONES.names()},
+                      for n in BACKBONES.names()}
+        | {SCENE_BACKBONE: {"family": BACKBONE_FAMILY, "description": SCENE_BACKBONE_DESCRIPTION}},
         "suites": sorted(p.stem for p in SUITE_DIR.glob("*.yaml")),
+        "task_kinds": dict(TASK_KIND_METRICS),
     }
 
 

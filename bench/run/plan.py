@@ -7,6 +7,7 @@ from typing import Sequence
 
 from bench.models.checkpoints import CHECKPOINT_DIR
 from bench.run.cell import CellConfig
+from bench.run.seq2seq_strategies import SCENE_BACKBONE
 
 EMBEDDED = {"vit_glyph_tiny", "clip_glyph_tiny", "coca_glyph_tiny"}  # committed checkpoints/<name>.safetensors
 RANDOM = {"vit_test_micro", "clip_test_micro", "coca_test_micro"}
@@ -46,6 +47,10 @@ def weights_status(backbone: str, weights: str | None) -> tuple[bool, str]:
         return found, f"{weights} ({'found' if found else 'MISSING'})"
     if backbone in RANDOM:
         return True, "random init (test backbone)"
+    if backbone == SCENE_BACKBONE:
+        found = (CHECKPOINT_DIR / f"{backbone}.safetensors").is_file()
+        missing = f"MISSING: run `promptshift pretrain --only {backbone}`"
+        return found, f"embedded checkpoint ({'found' if found else missing})"
     if backbone in EMBEDDED:
         found = (CHECKPOINT_DIR / f"{backbone}.safetensors").is_file()
         return found, f"embedded checkpoint ({'found' if found else 'MISSING: run `run_bench.py pretrain`'})"

@@ -37,6 +37,7 @@ from bench.run import executors
 from bench.run.executors import SerialExecutor
 from bench.run.lifetime import CellTimeout, cell_time_limit
 from bench.run.order import longest_first
+from bench.run.seq2seq_strategies import is_seq2seq
 from bench.run.twins import derived_record, twin_of
 from bench.train.checkpoint import CellCheckpoint
 from bench.train.feature_cache import default_feature_store
@@ -170,6 +171,8 @@ def _compute_cell(cfg: CellConfig, results_dir: Path | str, device: str, show_pr
         # Re-checked under the claim: another run may have written the record and released the claim after
         # run_cell's first look and before our claim; computing it again would be the claim/record race.
         return StoredRecord(existing)
+    if is_seq2seq(cfg.strategy) and cfg.strategy not in STRATEGIES:
+        return _compute_seq2seq_cell(cfg, store, device, time_limit)
     handler = _cell_log_handler(store.log_path(cell_id))
     started = time.perf_counter()
     flush_denormals()  # every process that computes a cell, an in-process (serial) run included
@@ -232,6 +235,44 @@ def _compute_cell(cfg: CellConfig, results_dir: Path | str, device: str, show_pr
     written = _write_or_keep(store, record)
     CellCheckpoint.of_cell(results_dir, cell_id).remove()  # a record stands (ok or failed): nothing to resume
     return written
+
+
+def _compute_seq2seq_cell(cfg: CellConfig, store: ResultStore, device: str,
+                          time_limit: float | None = None) -> dict[str, Any]:
+    """`_compute_cell` for a multimodal cell, whose body is `bench.run.seq2seq_cell` (its own loop, metric matrices
+    and summary): the same log, time limit, failure record and write, kept apart so the classification body's
+    lines stay as they are."""
+    from bench.run.seq2seq_cell import run_seq2seq_cell
+
+    cell_id = cfg.cell_id()
+    handler = _cell_log_handler(store.log_path(cell_id))
+    started = time.perf_counter()
+    flush_denormals()
+    torch_device = select_device(device)
+    record: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "cell_id": cell_id, "config": cfg.resolved(),
+                              "submitted": False,
+                              "env": {"code_version": code_version(), "packages": package_versions(),
+                                      "device": describe_device(torch_device),
+                                      "weights": weights_identity(cfg.backbone, cfg.weights),
+                                      "plugins": _plugins_present()}}
+    limit = contextlib.ExitStack()
+    try:
+        limit.enter_context(cell_time_limit(time_limit))
+        log.info("cell %s: %s", cell_id, json.dumps(cfg.resolved(), sort_keys=True))
+        record.update({"status": "ok", "error": None, **run_seq2seq_cell(cfg, torch_device)})
+        log.info("cell %s finished: %s", cell_id, json.dumps(record["metrics"]))
+    except Exception as error:  # noqa: BLE001 - a failing cell is a result, never a crash of the grid
+        limit.close()
+        log.error("cell %s failed:\n%s", cell_id, traceback.format_exc())
+        record.update({"status": "failed", "error": f"{type(error).__name__}: {error}\n{traceback.format_exc()}"})
+        if isinstance(error, CellTimeout):
+            record.update({"timed_out": True, "error": f"{type(error).__name__}: {error}"})
+    finally:
+        limit.close()
+        log.removeHandler(handler)
+        handler.close()
+    record.setdefault("timing", {})["total_seconds"] = time.perf_counter() - started
+    return _write_or_keep(store, record)
 
 
 def _plugins_present() -> dict[str, str]:
@@ -300,7 +341,8 @@ class CellTask:
         import strategies  # noqa: F401  (a fresh worker registers the built-in strategies)
         from bench.contract.plugins import load_plugins
 
-        if self.config.strategy not in STRATEGIES:  # plugin code is imported only where its own cells run, so
+        builtin = self.config.strategy in STRATEGIES or is_seq2seq(self.config.strategy)
+        if not builtin:  # plugin code is imported only where its own cells run, so
             load_plugins(list(self.plugins))  # no plugin can patch what a built-in cell computes
         return run_cell(self.config, self.results_dir, self.device, self.show_progress, self.after_training,
                         self.time_limit)
@@ -403,7 +445,8 @@ def _headline(record: dict[str, Any]) -> str:
     if record.get("status") != "ok":
         return (record.get("error") or "").splitlines()[0][:100]
     m = record["metrics"]
-    for key, label in (("final_accuracy", "final acc"), ("harmonic_mean", "HM"), ("target_acc", "target acc")):
+    for key, label in (("final_accuracy", "final acc"), ("harmonic_mean", "HM"), ("target_acc", "target acc"),
+                       ("final_score", "final score")):
         if isinstance(m.get(key), (int, float)):  # a stored NaN reads back as None
             took = (f"same computation as {record['computed_as']}" if record.get("computed_as") else
                     f"{record['timing'].get('total_seconds', 0):.0f}s")

@@ -49,6 +49,7 @@ from bench.core.seeding import derive_seed
 from bench.core.store import config_hash
 from bench.core.strategy import STRATEGIES, Strategy, computation_twin, count_trainable, mask_logits
 from bench.run.runner import CellConfig, merged_step, prepare
+from bench.run.seq2seq_strategies import is_seq2seq
 from bench.run.suite import StrategyEntry, Suite, runs_on
 from bench.train.guards import NonFiniteError
 from bench.train.harness import evaluate, fill_cache, index_batches, make_batch, run_stream
@@ -392,6 +393,9 @@ def tune_suite(suite: Suite, suite_path: Path, budget: TuneBudget, device: torch
     for entry in suite.strategies:
         label = entry.label or entry.name
         if labels is not None and label not in labels:
+            continue
+        if is_seq2seq(entry.name) and entry.name not in STRATEGIES:  # trained by bench.multimodal.loop, no epochs
+            say(f"{label}: a seq2seq strategy of the multimodal task kinds; not tuned by this protocol")
             continue
         say(f"{label}: {budget.trials} trials")
         new = tune_entry(entry, suite, budget, device, say, known)  # adds the trials it runs to `known`

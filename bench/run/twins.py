@@ -20,7 +20,10 @@ if TYPE_CHECKING:  # the runner imports this module
 
 
 def twin_of(cfg: "CellConfig") -> "CellConfig | None":
-    """The cell whose computation `cfg` is, or None. Labelled variants and unequal resolved configs have none."""
+    """The cell whose computation `cfg` is, or None. Labelled variants and unequal resolved configs have none, nor
+    has a strategy outside the registry (the seq2seq strategies of the multimodal kinds)."""
+    if cfg.strategy not in STRATEGIES:
+        return None
     target = computation_twin(STRATEGIES.get(cfg.strategy))
     if not target or (cfg.label and cfg.label != cfg.strategy):
         return None

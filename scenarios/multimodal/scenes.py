@@ -31,7 +31,9 @@ CELL: int = glyphs.IMAGE_SIZE
 GRID: int = 2
 SCENE_SIZE: int = CELL * GRID
 INK_THRESHOLD: float = 0.3
-SPLITS: tuple[str, ...] = ("train", "val", "test")  # a split's index seeds its scenes: append, never reorder
+# A split's index seeds its scenes: append, never reorder. "pretrain" holds the scene CoCa's pretraining scenes
+# (bench.multimodal.pretrain); no benchmark split, stream or task draws from it.
+SPLITS: tuple[str, ...] = ("train", "val", "test", "pretrain")
 MIN_OBJECTS, MAX_OBJECTS = 2, GRID * GRID
 
 # Named inks, all far from the light backgrounds and from one another (in RGB, [0, 1]).
