@@ -4,16 +4,21 @@ from __future__ import annotations
 import warnings
 
 import pytest
-import torch
+
+from bench.contract.tiny import TEST_BACKBONES, TINY_SCENARIOS, tiny_scenario  # noqa: F401  (shared with check-plugin)
 
 warnings.filterwarnings("ignore", message="no QP solver found")
-# Tiny models are all small ops: on a shared 2-core machine a second intra-op thread mostly spin-waits for a busy
-# core, which made the contract runs ~30x slower (measured: 9.6 s vs 0.27 s for the same 40 steps).
-torch.set_num_threads(1)
 
-import strategies  # noqa: E402,F401  (registers every strategy)
-from bench.contract.tiny import (TEST_BACKBONES, TINY_SCENARIOS,  # noqa: E402,F401  (shared with check-plugin)
-                                 tiny_scenario)
+
+def pytest_configure(config: pytest.Config) -> None:
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        return  # the pytest-xdist controller (`make test`) runs no test: it need not import torch and every strategy
+    import torch
+
+    # Tiny models are all small ops: on a shared 2-core machine a second intra-op thread mostly spin-waits for a
+    # busy core, which made the contract runs ~30x slower (measured: 9.6 s vs 0.27 s for the same 40 steps).
+    torch.set_num_threads(1)
+    import strategies  # noqa: F401  (registers every strategy)
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,8 @@ from bench.cli import version
 from scenarios.cache import cache_dir
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.package
+# One worker under `make test` (pytest-xdist loadgroup): the wheel is built and installed once for the module.
+pytestmark = [pytest.mark.package, pytest.mark.xdist_group("package")]
 
 SUITE = """\
 name: package_check
