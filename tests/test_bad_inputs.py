@@ -24,8 +24,6 @@ from bench import cli
 from bench.core.store import ResultStore
 from bench.core.strategy import STRATEGIES
 
-# One worker under `make test` (pytest-xdist loadgroup): every row starts from the module's `baseline` run.
-pytestmark = pytest.mark.xdist_group("bad_inputs")
 TINY = """\
 name: tiny
 version: 1

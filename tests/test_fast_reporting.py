@@ -21,8 +21,6 @@ from test_html_report import synthetic_records
 from test_submit import runner_record  # noqa: F401  (the fixture: a real record written by the runner)
 
 ROOT = Path(__file__).resolve().parent.parent
-# One worker under `make test` (pytest-xdist loadgroup): the cached listing is built once, in a fresh interpreter.
-pytestmark = pytest.mark.xdist_group("fast_reporting")
 HEAVY = ("torch", "scipy.stats", "avalanche", "timm", "open_clip")
 
 

@@ -20,8 +20,6 @@ from bench.report.leaderboard import build_leaderboards
 from bench.report.references import Reference
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-# One worker under `make test` (pytest-xdist loadgroup): one page and one headless Chromium for the module.
-pytestmark = pytest.mark.xdist_group("html_report")
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync")
 NO_FLAGS = {"task_id_at_test": False, "batchwise_inference": False, "extra_forward_passes": 0,

@@ -17,8 +17,7 @@ from bench.cli import version
 from scenarios.cache import cache_dir
 
 ROOT = Path(__file__).resolve().parent.parent
-# One worker under `make test` (pytest-xdist loadgroup): the wheel is built and installed once for the module.
-pytestmark = [pytest.mark.package, pytest.mark.xdist_group("package")]
+pytestmark = pytest.mark.package
 
 SUITE = """\
 name: package_check

@@ -30,9 +30,7 @@ from strategies._clip_deep import scaled_depth
 from strategies._vit_prompting import scale_layers
 
 CPU = torch.device("cpu")
-# A strategy's tests share its (lru_cached) contract and stream runs: under `make test` (pytest-xdist, loadgroup)
-# they run on one worker, so each is computed once.
-NAMES = [pytest.param(name, marks=pytest.mark.xdist_group(f"strategy-{name}")) for name in STRATEGIES.names()]
+NAMES = STRATEGIES.names()
 
 # ---------------------------------------------------------------------------------------------- quirk tables
 OVERRIDES: dict[str, dict[str, Any]] = {
