@@ -43,8 +43,14 @@ bench: $(STAMP)
 browser:
 	@command -v chromium >/dev/null 2>&1 || { (apt-get update -qq && apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1 || echo "chromium not installed: the browser test will be skipped"; }
 
+# The tests on one xdist worker per usable core (at least 2: many tests wait on subprocesses and sleeps; at most 8),
+# each worker one torch/OpenMP thread. loadgroup: the tests that share an expensive fixture run on one worker (the
+# groups: tests/conftest.py, `xdist_scope`); every other test goes wherever a worker is free.
+TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(min(8, max(2, len(os.sched_getaffinity(0)))))" 2>/dev/null || echo 2)
+TEST_ENV := $(RUN_ENV) OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+
 test: $(TEST_STAMP) browser
-	$(RUN_ENV) $(PY) -m pytest -q
+	$(TEST_ENV) $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 clean-results:
 	rm -rf results

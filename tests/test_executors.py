@@ -221,3 +221,51 @@ def test_a_worker_sees_the_environment_of_the_run_not_of_the_fork_servers_start(
     list(pool.map([_ReadEnv()]))  # the fork server is running from here on
     monkeypatch.setenv("PROMPTSHIFT_TEST_VALUE", "set-later")  # as --data-root sets PROMPTSHIFT_DATA
     assert [r["value"] for _, r in pool.map([_ReadEnv()])] == ["set-later"]
+
+
+def test_a_second_stop_signal_does_not_cut_a_workers_claim_release_short(tmp_path, monkeypatch):
+    """Ctrl-C reaches every process of the group, then the run terminates its workers: a worker in a cell gets
+    SIGINT, then SIGTERM while its cell unwinds. The second must not interrupt the claim's release (`_STOPPING`)."""
+    from bench.run import cell_claims, executors
+
+    monkeypatch.setattr(executors, "_STOPPING", False)
+    handled: list[int] = []
+
+    def handler(signum, frame):  # the worker's handler, counted
+        handled.append(signum)
+        executors._on_signal(signum, frame)
+
+    real_release = cell_claims.release
+
+    def release_under_a_second_signal(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # delivered here, before the claim file is removed
+        real_release(*args, **kwargs)
+
+    monkeypatch.setattr(cell_claims, "release", release_under_a_second_signal)
+
+    def cell():
+        with cell_claims.claimed(tmp_path, "cell"):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(30)  # never reached in full: the first signal interrupts the cell
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            executors._in_worker(cell)
+        assert handled == [signal.SIGINT, signal.SIGTERM]  # both arrived, the second during the release
+        assert not cell_claims.claim_path(tmp_path, "cell").exists(), "the second signal left the claim behind"
+        assert executors._IN_CELL is False
+        executors._on_signal(signal.SIGTERM, None)  # a third, now idle: still ignored, no SystemExit
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def test_a_stop_signal_to_an_idle_worker_ends_it_quietly(monkeypatch):
+    from bench.run import executors
+
+    monkeypatch.setattr(executors, "_STOPPING", False)
+    with pytest.raises(SystemExit) as leave:
+        executors._on_signal(signal.SIGTERM, None)
+    assert leave.value.code == 130
+    assert executors._STOPPING is True
