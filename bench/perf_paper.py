@@ -30,7 +30,7 @@ SXM's 989 bf16 dense TFLOP/s): an estimate, not a measurement. Not counted: JPEG
 (DataLoader workers overlap it), RanPAC's ridge solve, the disk feature cache shared across cells (frozen passes
 are counted per cell: an upper bound).
 
-    OMP_NUM_THREADS=1 python -m bench.perf_paper                 # CPU, about 10-15 CPU-minutes
+    OMP_NUM_THREADS=1 python -m bench.perf_paper                 # CPU: ~40 min on a shared 2-core machine
     python -m bench.perf_paper --device cuda --batch 16          # the GPU rows (scripts/device_check_real.py --paper)
     python -m bench.perf_paper --tiny                            # micro backbones, seconds: checks the script
 """
@@ -107,16 +107,17 @@ def class_dependent(family: str, scenario: str) -> bool:
 
 
 # ----------------------------------------------------------------------------------------- miniature data
-def write_miniatures(root: Path, scale: int, image_size: int) -> None:
-    """Real-format miniatures; `scale` 1 or 2 multiplies the class count of the class-dependent sets."""
+def write_miniatures(root: Path, scale: int, image_size: int, per_class: int = 1) -> None:
+    """Real-format miniatures; `scale` 1 or 2 multiplies the class count of the class-dependent sets,
+    `per_class` the images per class (larger batches on a GPU need more images)."""
     from bench.contract import mini_data
 
     if scale == 1:  # class-independent costs: one size is enough
-        mini_data.write_cifar100_binary(root, train_per_class=1, test_per_class=1)
-        mini_data.write_imagenet_r(root, per_class=3, size=image_size)
-    mini_data.write_coop_pets(root, num_classes=4 * scale, train_per_class=4, val_per_class=1, test_per_class=1,
-                              size=image_size)
-    mini_data.write_office_home(root, num_classes=2 * scale, per_class=4, size=image_size)
+        mini_data.write_cifar100_binary(root, train_per_class=per_class, test_per_class=1)
+        mini_data.write_imagenet_r(root, per_class=3 * per_class, size=image_size)
+    mini_data.write_coop_pets(root, num_classes=4 * scale, train_per_class=4 * per_class, val_per_class=1,
+                              test_per_class=1, size=image_size)
+    mini_data.write_office_home(root, num_classes=2 * scale, per_class=4 * per_class, size=image_size)
 
 
 # ------------------------------------------------------------------------------------------- measurement
@@ -420,10 +421,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=2, help="measured batch (the recipe's when smaller)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
     parser.add_argument("--image-size", type=int, default=64, help="side of the miniatures' JPEGs")
+    parser.add_argument("--per-class", type=int, default=1,
+                        help="images per class in the miniatures (a task's images cap the measured batch)")
     parser.add_argument("--assumed-tflops", type=float, default=ASSUMED_UTILISATION * H100_BF16_DENSE_TFLOPS,
                         help="ASSUMED sustained training throughput for the GPU-hour estimate (default: 30%% of "
                              "an H100 SXM's 989 bf16 dense TFLOP/s)")
-    parser.add_argument("--timeout", type=float, default=600, help="seconds per entry")
+    parser.add_argument("--timeout", type=float, default=240,
+                        help="seconds per entry (RanPAC's 10,000 x 10,000 eigendecomposition does not fit in it on "
+                             "one CPU thread)")
     parser.add_argument("--out", default="results/perf_paper", help="folder for the CSV and markdown tables")
     parser.add_argument("--tiny", action="store_true", help="micro backbones: checks the script in seconds")
     parser.add_argument("--in-process", action="store_true",
@@ -431,6 +436,8 @@ def main(argv: list[str] | None = None) -> int:
                              "max RSS then only grows, so the CPU table uses a process per entry)")
     parser.add_argument("--reuse", action="store_true",
                         help="keep the entries measured without error by an earlier run into the same --out")
+    parser.add_argument("--tables-only", action="store_true",
+                        help="measure nothing: the tables from the entries an earlier run logged into --out")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.measure:
@@ -447,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
     tag = "cpu" if args.device == "cpu" else "cuda"
     log = out / f"measurements_{tag}.jsonl"  # one line per entry, so an interrupted run can be resumed (--reuse)
     measured: dict[tuple, dict[str, Any]] = {}
-    if args.reuse and log.exists():
+    if (args.reuse or args.tables_only) and log.exists():
         for line in log.read_text().splitlines():
             entry = json.loads(line)
             if not entry["error"] and tuple(entry["key"]) in specs:
@@ -459,12 +466,14 @@ def main(argv: list[str] | None = None) -> int:
         roots = {}
         for scale in (1, 2):
             roots[scale] = Path(tmp) / f"x{scale}"
-            write_miniatures(roots[scale], scale, args.image_size)
+            write_miniatures(roots[scale], scale, args.image_size, args.per_class)
         for key, spec in specs.items():
-            if key in measured:
+            if key in measured or args.tables_only:
                 continue
             points, error = {}, None
             for scale in spec["scales"]:
+                if spec["overrides"].get("shots"):  # CoOp's few-shot draw: every training image
+                    spec = {**spec, "overrides": {**spec["overrides"], "shots": 4 * args.per_class}}
                 result = run_measure({**spec, "root": str(roots[scale]), "device": args.device,
                                       "batch": args.batch}, args.timeout,
                                      args.in_process)

@@ -8,7 +8,7 @@ Writes a miniature ImageNet-R tree (200 wnid folders of JPEGs) and a CoOp split 
      and the share of images whose argmax over a random linear head agrees).
 
   4. with --paper: the GPU rows of the paper-suite cost table instead (bench/perf_paper.py on CUDA, in one
-     process, batch 32 or the recipe's): seconds per step and CUDA peak memory of every paper-suite entry on the
+     process, batch 32 or the recipe's, capped by the miniature task's images: 40 for CIFAR): seconds per step and CUDA peak memory of every paper-suite entry on the
      real architectures, and the suites projected from them.
 
     python scripts/device_check_real.py                 # on the GPU (a few minutes)
@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         from bench.perf_paper import main as perf_paper
 
         return perf_paper((["--tiny", "--device", "cpu", "--only", "coop_b2n_m4,l2p_cifar"] if args.tiny else
-                           ["--device", "cuda", "--batch", "32"]) + ["--in-process", "--out", args.out])
+                           ["--device", "cuda", "--batch", "32", "--per-class", "4"])
+                          + ["--in-process", "--out", args.out])
     import strategies  # noqa: F401  (registers every strategy)
     from bench.contract import mini_data
     from bench.core.device import select_device
