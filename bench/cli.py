@@ -89,6 +89,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
                      help="wall-clock limit per cell (default: the suite's time_limit_s, else none); a cell past it "
                           "is stopped and recorded as timed out, the run goes on")
+    run.add_argument("--checkpoint-every", type=float, default=None, metavar="MINUTES",
+                     help="inside a task, save the cell's checkpoint at the first epoch boundary this many minutes "
+                          "after the last save (default: $PROMPTSHIFT_CHECKPOINT_MINUTES, else 10; 0: every epoch; "
+                          "negative: only after each task)")
     sub.add_parser("run", parents=[run], help="run a suite (the default command)")
     # not set_defaults(dry_run=True): the parents' actions are shared, and it would make every `run` a dry run
     sub.add_parser("plan", parents=[run], help="print the cells and which data sources / weights are missing; "
@@ -219,6 +223,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             os.environ["PROMPTSHIFT_DATA"] = _data_root(args.data_root)
         if args.time_limit is not None and not args.time_limit > 0:
             raise ValueError(f"--time-limit {args.time_limit:g}: expected a positive number of seconds")
+        if args.checkpoint_every is not None:  # the environment carries it to every cell, as --data-root
+            os.environ["PROMPTSHIFT_CHECKPOINT_MINUTES"] = repr(args.checkpoint_every)
+        _checkpoint_minutes(os.environ.get("PROMPTSHIFT_CHECKPOINT_MINUTES", ""))
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -369,7 +376,20 @@ def _print_plan(args: argparse.Namespace, suite, cells: list) -> int:
         print(f"slurm array: {tasks} task(s) of {args.cells_per_task} cell(s), profile "
               f"{args.slurm_profile or '(defaults)'}:\n{profile.model_dump_json(indent=None)}")
         print(array_script(profile, args.device, tasks, Path(args.results) / "submitit"))
+        minutes = float(os.environ.get("PROMPTSHIFT_CHECKPOINT_MINUTES") or 10)
+        inside = (f"and at the first epoch boundary {minutes:g} min after the last save" if minutes >= 0 else
+                  "only (none inside a task)")
+        print(f"checkpoints: {Path(args.results) / 'checkpoints'}, after each task {inside}; a requeued task "
+              f"resumes its cell there (--checkpoint-every, PROMPTSHIFT_CHECKPOINT_MINUTES)")
     return 0 if ready else 2
+
+
+def _checkpoint_minutes(text: str) -> None:
+    """Refuse a PROMPTSHIFT_CHECKPOINT_MINUTES that is not a number before any cell starts."""
+    try:
+        float(text or 0)
+    except ValueError:
+        raise ValueError(f"PROMPTSHIFT_CHECKPOINT_MINUTES={text!r}: expected a number of minutes") from None
 
 
 def _data_root(text: str) -> str:

@@ -7,7 +7,12 @@ Writes a miniature ImageNet-R tree (200 wnid folders of JPEGs) and a CoOp split 
   3. prints the bf16-vs-fp32 difference of the encoders' outputs on one batch (max |diff| relative to max |fp32|,
      and the share of images whose argmax over a random linear head agrees).
 
+  4. with --paper: the GPU rows of the paper-suite cost table instead (bench/perf_paper.py on CUDA, in one
+     process, batch 32 or the recipe's, capped by the miniature task's images: 40 for CIFAR): seconds per step and CUDA peak memory of every paper-suite entry on the
+     real architectures, and the suites projected from them.
+
     python scripts/device_check_real.py                 # on the GPU (a few minutes)
+    python scripts/device_check_real.py --paper         # the paper-suite GPU rows (aimed at under 5 minutes)
     python scripts/device_check_real.py --tiny          # CPU, micro backbones, seconds: checks the script runs
 """
 from __future__ import annotations
@@ -56,7 +61,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tiny", action="store_true", help="micro backbones on CPU: only checks the script runs")
     parser.add_argument("--per-class", type=int, default=None, help="images per ImageNet-R class")
+    parser.add_argument("--paper", action="store_true", help="the paper-suite GPU rows (bench/perf_paper.py)")
+    parser.add_argument("--out", default=str(Path(os.environ.get("OUT", "results")) / "perf_paper"),
+                        help="--paper: folder for the tables (default $OUT/perf_paper)")
     args = parser.parse_args(argv)
+    if args.paper:
+        from bench.perf_paper import main as perf_paper
+
+        return perf_paper((["--tiny", "--device", "cpu", "--only", "coop_b2n_m4,l2p_cifar"] if args.tiny else
+                           ["--device", "cuda", "--batch", "32", "--per-class", "4"])
+                          + ["--in-process", "--out", args.out])
     import strategies  # noqa: F401  (registers every strategy)
     from bench.contract import mini_data
     from bench.core.device import select_device

@@ -84,13 +84,21 @@ if sys.argv[2] == "kill":  # SIGKILL right after the first task's checkpoint is 
         original(self, *args, **kwargs)
         os.kill(os.getpid(), signal.SIGKILL)
     ck.CellCheckpoint.save = save_then_die
+if sys.argv[2] == "kill-within":  # SIGKILL right after a checkpoint inside the second task is on disk
+    original_within = ck.CellCheckpoint.save_within
+    def save_within_then_die(self, *args, **kwargs):
+        original_within(self, *args, **kwargs)
+        if args[-1].task == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+    ck.CellCheckpoint.save_within = save_within_then_die
 record = run_cell(CELL, sys.argv[1], "cpu", show_progress=False)
 print(record["status"], record.get("error"))
 """
 
 
-def _worker(results: Path, mode: str, cache: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PROMPTSHIFT_CACHE": str(cache)}
+def _worker(results: Path, mode: str, cache: Path, minutes: str = "") -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PROMPTSHIFT_CACHE": str(cache),
+           "PROMPTSHIFT_CHECKPOINT_MINUTES": minutes}
     return subprocess.run([sys.executable, "-c", SCRIPT, str(results), mode], env=env, capture_output=True,
                           text=True, timeout=600, cwd=ROOT)
 
@@ -118,3 +126,27 @@ def test_a_checkpoint_of_other_code_is_not_resumed(tiny, tmp_path):
     new = CellCheckpoint(old.path, tag="def456")
     assert new.load(build_strategy("simplecil", create_backbone("vit_test_micro"), tiny("class_incremental").info(),
                                    {}), {}) is None
+
+
+def test_kill_9_inside_a_task_then_resume_gives_the_uninterrupted_record(tmp_path):
+    """Checkpoints inside a task (`PROMPTSHIFT_CHECKPOINT_MINUTES=0`: at every epoch boundary): killed after epoch
+    1 of task 2 of 3, the cell resumes there and its record equals a run never interrupted nor checkpointed."""
+    from safetensors import safe_open
+
+    cache = tmp_path / "cache"
+    killed = _worker(tmp_path / "a", "kill-within", cache, minutes="0")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    (path,) = (tmp_path / "a" / "checkpoints").iterdir()
+    with safe_open(str(path), framework="pt") as handle:
+        meta = json.loads(handle.metadata()["json"])
+    assert meta["progress"]["__dict__"][0] == ["done", 1]  # task 1 finished; task 2 under way
+    assert meta["within"]["position"]["__dict__"][:2] == [["task", 1], ["epochs", 1]]
+    resumed = _worker(tmp_path / "a", "resume", cache, minutes="0")
+    assert resumed.stdout.startswith("ok"), resumed.stdout + resumed.stderr[-2000:]
+    straight = _worker(tmp_path / "b", "resume", cache, minutes="-1")
+    assert straight.stdout.startswith("ok"), straight.stdout + straight.stderr[-2000:]
+    (a,), (b,) = ([json.loads(p.read_text()) for p in (tmp_path / d).glob("*.json")] for d in ("a", "b"))
+    assert a["cell_id"] == b["cell_id"] and len(a["results"]["acc_matrix"]) == 3
+    assert a["results"]["acc_matrix"] == b["results"]["acc_matrix"]
+    assert a["results"]["final_losses"] == b["results"]["final_losses"]
+    assert not list((tmp_path / "a" / "checkpoints").glob("*"))  # removed once the cell finished

@@ -63,6 +63,7 @@ def test_dry_run_prints_the_array_without_slurm(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "#SBATCH --array=0-0%1" in out and "#SBATCH --partition=gpu" in out and "#SBATCH --time=240" in out
     assert "#SBATCH --cpus-per-task=8" in out and "#SBATCH --mem=32GB" in out
+    assert "checkpoints: " in out and "at the first epoch boundary 10 min after the last save" in out
 
 
 def test_status_counts_a_submission(tmp_path):
@@ -110,3 +111,43 @@ def test_a_requeued_task_resumes_its_cell_from_the_checkpoint(tmp_path, monkeypa
     assert trained == [0, 1, 2]  # task 0 trained once, before the preemption; the requeue began at task 1
     assert record["status"] == "ok" and record["results"]["acc_matrix"] == straight["results"]["acc_matrix"]
     assert json.loads((tmp_path / "a" / f"{record['cell_id']}.json").read_text())["status"] == "ok"
+
+
+def test_a_task_requeued_inside_a_long_task_resumes_at_the_saved_epoch(tmp_path, monkeypatch):
+    """Preemption inside a task (checkpoints at every epoch boundary): the array task stops right after the
+    checkpoint saved after epoch 1 of task 2; the requeue resumes there (epoch 1 of task 2 is not trained again)
+    and ends with the uninterrupted record."""
+    import strategies  # noqa: F401
+    from bench.run.executors import _Chunk
+    from bench.run.runner import CellConfig, CellTask
+    from bench.train import checkpoint as ck
+
+    cell = CellConfig("ci5_glyphs", "l2p", "vit_test_micro", 0, {"epochs": 2},
+                      {"num_tasks": 3, "num_classes": 6, "train_per_font": 1, "test_per_font": 1})
+    monkeypatch.setenv(ck.MINUTES_ENV, "-1")
+    straight = CellTask(cell, str(tmp_path / "b"), "cpu")()
+    monkeypatch.setenv(ck.MINUTES_ENV, "0")
+    original_within, original_resume, resumed = ck.CellCheckpoint.save_within, ck.CellCheckpoint.resume_within, []
+
+    def preempted(self, strategy, generators, optimizer, scheduler, position):
+        original_within(self, strategy, generators, optimizer, scheduler, position)
+        if position.task == 1:
+            raise KeyboardInterrupt  # what submitit's signal handler leaves behind: the task stops here
+
+    def recording(self, *args):
+        where = original_resume(self, *args)
+        resumed.append(where)
+        return where
+
+    monkeypatch.setattr(ck.CellCheckpoint, "save_within", preempted)
+    monkeypatch.setattr(ck.CellCheckpoint, "resume_within", recording)
+    chunk = _Chunk([CellTask(cell, str(tmp_path / "a"), "cpu")], threads=1)
+    with pytest.raises(KeyboardInterrupt):
+        chunk()
+    monkeypatch.setattr(ck.CellCheckpoint, "save_within", original_within)
+    resumed.clear()
+    requeued = chunk.checkpoint()
+    (record,) = requeued.function(*requeued.args, **requeued.kwargs)
+    assert [(w.task, w.epochs) for w in resumed if w is not None] == [(1, 1)] and resumed[0] is not None
+    assert record["status"] == "ok" and record["results"]["acc_matrix"] == straight["results"]["acc_matrix"]
+    assert record["results"]["final_losses"] == straight["results"]["final_losses"]

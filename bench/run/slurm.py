@@ -8,7 +8,8 @@ A profile is a small YAML file (`--slurm-profile FILE`); every key is optional:
     cpus_per_task: 8        # data-loader workers decode JPEGs on these (default 8; 1 starves a GPU)
     mem_gb: 64              # memory per task (default 32)
     time_min: 240           # wall-clock limit per task, minutes (default 240); a cell that outlives it is
-                            # requeued and resumes from its last task checkpoint (bench/train/checkpoint.py)
+                            # requeued and resumes from its last checkpoint: after each task, and at epoch
+                            # boundaries inside one (--checkpoint-every; bench/train/checkpoint.py)
     array_parallelism: 64   # array tasks running at once (default 64)
     max_requeues: 30        # requeues after time-outs before submitit gives up (default 30; submitit's own is 3)
     account: null           # sbatch --account

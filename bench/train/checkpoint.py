@@ -1,4 +1,5 @@
-"""Checkpoints inside a cell: a killed or requeued cell resumes after its last finished task.
+"""Checkpoints inside a cell: a killed or requeued cell resumes after its last finished task, or inside a long
+task from its last saved epoch boundary.
 
 After each task the harness saves everything the rest of the stream depends on: the strategy's tensors (its
 `state_dict`, trainable and frozen, plus tensors and plain values it keeps as attributes: prototypes, task
@@ -6,6 +7,20 @@ counters, replay memories, Fisher matrices), every random stream (torch's global
 and Python's global generators, the harness's shuffling and augmentation generators), the partial accuracy matrix,
 losses and timings. The optimizer and scheduler live for one task (the harness builds them per task), so at a task
 boundary there is none to save.
+
+Inside a task, at an epoch boundary once `every_minutes` have passed since the last save (default 10, from
+`PROMPTSHIFT_CHECKPOINT_MINUTES` or `promptshift run --checkpoint-every`; 0 saves at every epoch boundary, a
+negative value only after tasks), the file also gets a `within` section: the strategy, optimizer and scheduler
+state, every random stream (the shuffling generator is the data order's whole state at an epoch boundary) and
+the epoch reached. The task-start state stays beside it: a resumed cell first replays what the task did before its
+first step (`before_task`, the training set, the frozen caches and augmented views, which draw from the random
+streams), then loads the `within` section and trains the remaining epochs. Epochs rather than every K steps: at an
+epoch boundary the loop's whole state is in those objects, while inside one the shuffled order and the unlabelled
+set's iterator would have to be saved as well, and an epoch of a paper recipe's task takes minutes on one GPU
+(README, paper-suite cost), so a preemption loses at most one epoch plus `every_minutes`.
+
+Strategies holding avalanche-lib plugin objects (EWC, LwF, replay: `opaque_state`) are never checkpointed; their
+cells restart from the first task.
 
 One file per cell: tensors in safetensors, everything else as JSON in its metadata; no pickle, so a checkpoint
 cannot run code. Written to a temporary file and moved into place (`os.replace`): a kill leaves the previous
@@ -17,7 +32,8 @@ import json
 import os
 import random
 import tempfile
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +42,12 @@ import torch
 from torch import nn
 
 FORMAT = 1
+MINUTES_ENV = "PROMPTSHIFT_CHECKPOINT_MINUTES"
+DEFAULT_MINUTES = 10.0
 _PLAIN = (bool, int, float, str, type(None))
 # nn.Module internals and construction-time references that `prepare` rebuilds identically
 _SKIP = {"training", "cfg", "info", "backbone", "scoring_classes"}
+_MODULE_INTERNALS = frozenset(vars(nn.Module()))  # _parameters, _buffers, _modules, hooks, ...
 
 
 def _encode(value: Any, tensors: dict[str, torch.Tensor], key: str) -> Any:
@@ -105,7 +124,9 @@ def capture_strategy(strategy: nn.Module, tensors: dict[str, torch.Tensor]) -> d
     attributes: dict[str, Any] = {}
     for prefix, module in module_attributes(strategy).items():
         for name, value in vars(module).items():
-            if name.startswith("_") or name in _SKIP or isinstance(value, nn.Module):
+            # private attributes count: inside a task they hold running state (PromptSRC's `_gpa` sum, its
+            # step and epoch counters)
+            if name in _SKIP or name in _MODULE_INTERNALS or name.startswith("__") or isinstance(value, nn.Module):
                 continue
             try:
                 attributes[f"{prefix}|{name}"] = _encode(value, tensors, f"attr/{prefix}|{name}")
@@ -176,34 +197,119 @@ class Progress:
     eval_seconds: float
 
 
+def default_minutes() -> float:
+    """Minutes between checkpoints inside a task: `PROMPTSHIFT_CHECKPOINT_MINUTES`, else 10."""
+    text = os.environ.get(MINUTES_ENV, "").strip()
+    if not text:
+        return DEFAULT_MINUTES
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{MINUTES_ENV}={text!r}: expected a number of minutes (0: at every epoch boundary, "
+                         f"negative: only after tasks)") from None
+
+
+@dataclass
+class WithinTask:
+    """Where a task was when its `within` section was saved: `epochs` epochs of task `task` finished."""
+
+    task: int
+    epochs: int
+    last_losses: list[float]
+    train_seconds: float  # spent on this task so far
+
+
+WITHIN = "within/"  # the tensors of the mid-task state
+
+
 @dataclass
 class CellCheckpoint:
-    """The checkpoint file of one cell (`path`), written after every task, read when the cell starts again."""
+    """The checkpoint file of one cell (`path`), written after every task and every `every_minutes` inside one,
+    read when the cell starts again."""
 
     path: Path
     tag: str = ""  # e.g. the code version: a file written by other code is not resumed from
+    every_minutes: float | None = None  # None: `default_minutes()`, read when a task starts
+    _task_start: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = field(default=None, repr=False)
+    _pending: tuple[dict[str, Any], dict[str, torch.Tensor]] | None = field(default=None, repr=False)
+    _last_save: float = field(default_factory=time.monotonic, repr=False)
 
-    def save(self, strategy: nn.Module, generators: dict[str, torch.Generator | None], progress: Progress) -> None:
-        from safetensors.torch import save_file
-
-        if opaque_state(strategy):
-            return  # cannot resume faithfully: restarting from zero is the honest fallback
+    def _capture(self, strategy: nn.Module, generators: dict[str, torch.Generator | None],
+                 progress: Progress) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         tensors: dict[str, torch.Tensor] = {}
         meta = {"format": FORMAT, "tag": self.tag, "strategy": capture_strategy(strategy, tensors),
                 "rng": capture_rng(generators, tensors),
                 "progress": _encode(progress.__dict__, tensors, "progress")}
+        return {k: v.clone() for k, v in tensors.items()}, meta
+
+    def _write(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        from safetensors.torch import save_file
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".ckpt-", suffix=".tmp")
         os.close(fd)
         try:
-            save_file({k: v.clone() for k, v in tensors.items()}, tmp, metadata={"json": json.dumps(meta)})
+            save_file(tensors, tmp, metadata={"json": json.dumps(meta)})
             os.replace(tmp, self.path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        self._last_save = time.monotonic()
+
+    def save(self, strategy: nn.Module, generators: dict[str, torch.Generator | None], progress: Progress) -> None:
+        """The task-boundary checkpoint after `progress.done` tasks (it replaces any `within` section)."""
+        if opaque_state(strategy):
+            return  # cannot resume faithfully: restarting from zero is the honest fallback
+        self._write(*self._capture(strategy, generators, progress))
+
+    # ------------------------------------------------------------------------------------ inside a task
+    def begin_task(self, strategy: nn.Module, generators: dict[str, torch.Generator | None],
+                   progress: Progress) -> None:
+        """Keep (in memory) the state at the start of task `progress.done`: a `within` save writes it beside the
+        mid-task state, so a resumed cell can replay the task's start exactly."""
+        self._task_start = None
+        if self.every_minutes is None:
+            self.every_minutes = default_minutes()
+        if self.every_minutes >= 0 and not opaque_state(strategy):
+            self._task_start = self._capture(strategy, generators, progress)
+
+    def due(self) -> bool:
+        """Whether a `within` checkpoint is due at this epoch boundary."""
+        return (self._task_start is not None and self.every_minutes is not None
+                and time.monotonic() - self._last_save >= 60.0 * self.every_minutes)
+
+    def save_within(self, strategy: nn.Module, generators: dict[str, torch.Generator | None],
+                    optimizer: torch.optim.Optimizer, scheduler: Any, position: WithinTask) -> None:
+        """The task-start state and, under `within/`, the state after `position.epochs` epochs of the task."""
+        if self._task_start is None:
+            return
+        base, meta = self._task_start
+        inner: dict[str, torch.Tensor] = {}
+        within = {"strategy": capture_strategy(strategy, inner), "rng": capture_rng(generators, inner),
+                  "optimizer": _encode(optimizer.state_dict(), inner, "optimizer"),
+                  "scheduler": _encode(scheduler.state_dict(), inner, "scheduler"),
+                  "position": _encode(position.__dict__, inner, "position")}
+        tensors = dict(base)
+        tensors.update({WITHIN + k: v.detach().cpu().clone().contiguous() for k, v in inner.items()})
+        self._write(tensors, {**meta, "within": within})
+
+    def resume_within(self, strategy: nn.Module, generators: dict[str, torch.Generator | None],
+                      optimizer: torch.optim.Optimizer, scheduler: Any) -> WithinTask | None:
+        """Once the resumed task has replayed its start: load the mid-task strategy, random streams, optimizer and
+        scheduler; where the task was, or None when the file had no `within` section."""
+        if self._pending is None:
+            return None
+        within, tensors = self._pending
+        self._pending = None
+        restore_strategy(strategy, within["strategy"], tensors)
+        restore_rng(within["rng"], generators, tensors)
+        optimizer.load_state_dict(_decode(within["optimizer"], tensors))  # casts the state onto the params' device
+        scheduler.load_state_dict(_decode(within["scheduler"], tensors))
+        return WithinTask(**_decode(within["position"], tensors))
 
     def load(self, strategy: nn.Module, generators: dict[str, torch.Generator | None]) -> Progress | None:
-        """Restore the strategy and random streams from the file; the progress made, or None without one."""
+        """Restore the strategy and random streams as they were after `done` tasks; the progress made, or None
+        without a usable file. A `within` section (task `done` was under way) waits for `resume_within`."""
         if not self.path.is_file():
             return None
         from safetensors import safe_open
@@ -215,9 +321,12 @@ class CellCheckpoint:
                 tensors[key] = handle.get_tensor(key)
         if meta.get("format") != FORMAT or meta.get("tag", "") != self.tag:
             return None  # another format or other code: start the cell from its first task
-        restore_strategy(strategy, meta["strategy"], tensors)
-        restore_rng(meta["rng"], generators, tensors)
-        return Progress(**_decode(meta["progress"], tensors))
+        base = {k: v for k, v in tensors.items() if not k.startswith(WITHIN)}
+        restore_strategy(strategy, meta["strategy"], base)
+        restore_rng(meta["rng"], generators, base)
+        if "within" in meta:
+            self._pending = (meta["within"], {k[len(WITHIN):]: v for k, v in tensors.items() if k.startswith(WITHIN)})
+        return Progress(**_decode(meta["progress"], base))
 
     @classmethod
     def of_cell(cls, results_dir: Path | str, cell_id: str, tag: str = "") -> "CellCheckpoint":

@@ -22,7 +22,7 @@ from bench.core.device import autocast, inference_batch_size
 from bench.core.strategy import Strategy, count_trainable, freeze_all_but_trainable, mask_logits
 from bench.train.guards import check_finite_logits, check_finite_loss
 from bench.train.augment import augment, augment_generator, check_augment
-from bench.train.checkpoint import CellCheckpoint, Progress
+from bench.train.checkpoint import CellCheckpoint, Progress, WithinTask
 from bench.train.feature_cache import FeatureStore, module_fingerprint, trusted_frozen_key
 
 # ---------------------------------------------------------------------------------------- device & seeding
@@ -242,10 +242,22 @@ def warmup_cosine(total_steps: int, warmup_steps: int, schedule: str = "cosine",
     return factor
 
 
+@dataclass
+class EpochCheckpoints:
+    """The hooks of checkpoints inside a task (bench/train/checkpoint.py): resume at the epoch saved, save at an
+    epoch boundary when due. `prior_seconds`: training time of the task before a resume."""
+
+    checkpoint: CellCheckpoint
+    generators: dict[str, torch.Generator | None]
+    started: float
+    prior_seconds: float = 0.0
+
+
 def train_step_data(strategy: Strategy, data: TensorData, ctx: TaskContext, device: torch.device,
                     generator: torch.Generator, params: list[torch.nn.Parameter], show: bool,
-                    augmenter: TrainAugment | None = None) -> float:
-    """Train on one step's data for `cfg.epochs` epochs; returns the mean loss of the last epoch."""
+                    augmenter: TrainAugment | None = None, epochs: EpochCheckpoints | None = None) -> float:
+    """Train on one step's data for `cfg.epochs` epochs; returns the mean loss of the last epoch. `epochs`:
+    continue from a checkpoint saved inside this task, and save one at epoch boundaries when due."""
     cfg = strategy.cfg
     if not params or cfg.epochs <= 0 or len(data) == 0 or not strategy.trains_on(ctx):
         return float("nan")
@@ -275,7 +287,14 @@ def train_step_data(strategy: Strategy, data: TensorData, ctx: TaskContext, devi
                disable=not show, unit="batch")
     strategy.train()
     last_epoch_losses: list[float] = []
-    for epoch in range(cfg.epochs):
+    first_epoch = 0
+    if epochs is not None:  # after the replayed task start (caches, views): the saved mid-task state, if any
+        position = epochs.checkpoint.resume_within(strategy, epochs.generators, optimizer, scheduler)
+        if position is not None:
+            first_epoch, last_epoch_losses, epochs.prior_seconds = (position.epochs, position.last_losses,
+                                                                    position.train_seconds)
+            bar.update(first_epoch * steps_per_epoch)
+    for epoch in range(first_epoch, cfg.epochs):
         last_epoch_losses = []
         target_batches = (index_batches(len(unlabelled), cfg.batch_size, generator)
                           if unlabelled is not None and len(unlabelled) else None)
@@ -299,6 +318,10 @@ def train_step_data(strategy: Strategy, data: TensorData, ctx: TaskContext, devi
             scheduler.step()
             last_epoch_losses.append(float(loss.detach()))
             bar.update(1)
+        if epochs is not None and epoch + 1 < cfg.epochs and epochs.checkpoint.due():
+            spent = epochs.prior_seconds + time.perf_counter() - epochs.started
+            epochs.checkpoint.save_within(strategy, epochs.generators, optimizer, scheduler,
+                                          WithinTask(ctx.index, epoch + 1, last_epoch_losses, spent))
     bar.close()
     return float(np.mean(last_epoch_losses))
 
@@ -375,7 +398,8 @@ def run_stream(strategy: Strategy, steps: Sequence[TrainStep], eval_sets: Sequen
     with None where a set's classes cannot have been learned yet, and the untrained model's accuracy on each
     set (among its own label space, else every class of the stream), measured before the first step.
     `feature_store`: a suite-wide disk cache for frozen features the strategy declares shareable. `checkpoint`:
-    saved after every task but the last, and resumed from when it exists (bench/train/checkpoint.py)."""
+    saved after every task but the last and at epoch boundaries inside a task when due, and resumed from when it
+    exists (bench/train/checkpoint.py)."""
     strategy.to(device)
     params = freeze_all_but_trainable(strategy)
     shared = SharedFrozen.for_strategy(strategy, feature_store)  # fingerprints the backbone before training
@@ -407,7 +431,11 @@ def run_stream(strategy: Strategy, steps: Sequence[TrainStep], eval_sets: Sequen
             ctx = TaskContext(index=index, num_steps=len(steps), train_classes=list(step.classes),
                               seen_classes=seen, domain=step.domain, train_data=fresh(step.data),
                               unlabelled=fresh(step.unlabelled) if step.unlabelled is not None else None)
+            if checkpoint is not None:  # the task's start, for checkpoints saved inside it
+                checkpoint.begin_task(strategy, generators, Progress(index, matrix, losses, initial, train_seconds,
+                                                                     eval_seconds))
             start = time.perf_counter()
+            hooks = EpochCheckpoints(checkpoint, generators, start) if checkpoint is not None else None
             strategy.before_task(ctx)
             data = strategy.adapt_train_set(ctx.train_data, ctx)
             if augmenter is None:  # with augmentation a cache of the plain training images is never read
@@ -415,9 +443,9 @@ def run_stream(strategy: Strategy, steps: Sequence[TrainStep], eval_sets: Sequen
                 if ctx.unlabelled is not None:
                     fill_cache(strategy, ctx.unlabelled, device, shared=shared)
             losses.append(train_step_data(strategy, data, ctx, device, generator, params, show_progress,
-                                          augmenter))
+                                          augmenter, hooks))
             strategy.after_task(ctx)
-            train_seconds += time.perf_counter() - start
+            train_seconds += time.perf_counter() - start + (hooks.prior_seconds if hooks is not None else 0.0)
 
             start = time.perf_counter()
             matrix.append(evaluate_row(strategy, evals, eval_labels, [label_space_for(e, seen) for e in evals],
