@@ -70,3 +70,21 @@ def _plugins_loaded_stay_in_their_test():
     yield
     plugins.LOADED.clear()
     plugins.LOADED.update(before)
+
+
+@pytest.fixture(scope="session")
+def scene_coca_entailment_finetuned():
+    """The embedded scene CoCa fine-tuned on entailment (75 steps, lr 2e-3), with its accuracy on the held-out
+    scenes before training: shared by the method-learning and robustness tests so it is trained once per session."""
+    from bench.multimodal.loop import TrainSettings, evaluate, train
+    from bench.multimodal.methods import build_method
+    from bench.multimodal.scene_model import load_scene_coca
+    from scenarios.multimodal.streams import build_split
+
+    model = load_scene_coca()
+    method = build_method("finetune")
+    method.attach(model)
+    held_out = build_split("entailment", "test", 0, 10)
+    start = evaluate(model, held_out, method=method)["accuracy"]
+    train(model, build_split("entailment", "train", 0, 40), TrainSettings(steps=75, lr=2e-3), method)
+    return model, method, start, held_out
