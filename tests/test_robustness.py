@@ -458,7 +458,7 @@ def test_robustness_report_pooled_equals_every_image_per_set(tmp_path, monkeypat
     settings = {**SMALL, "autoattack": False}
     for scenario_name, strategy, backbone, overrides in (
             ("ci5_glyphs", "l2p", "vit_test_micro", TINY_CI),
-            ("b2n_glyphs", "cocoop", "clip_test_micro", {"num_classes": 8, "train_per_font": 2,
+            ("b2n_glyphs", "cocoop", "clip_test_micro", {"num_classes": 8, "shots": 8, "train_per_font": 2,
                                                          "test_per_font": 1})):
         cfg = CellConfig(scenario=scenario_name, strategy=strategy, backbone=backbone, seed=0,
                          strategy_config={"epochs": 1}, scenario_overrides=overrides, robustness=settings)
