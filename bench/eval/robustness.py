@@ -12,6 +12,9 @@ Conventions a reader of the numbers needs:
 - AutoAttack is pyautoattack's "standard" version, on the first `autoattack_subset_size` images of each subset;
   evaluation sets with the same label space are attacked in one pooled run (Square's 5000 queries dominate the
   cost and do not grow with the number of images). With fewer than 10 classes it targets all the other classes.
+- Cost, not numbers: an image already broken at a smaller budget (or wrong clean) is not attacked again, and
+  sets sharing a label space are attacked together (`robust_only_attacks`); the records equal attacking every
+  image set by set (`every_image=True`, tests/test_robustness.py, `python -m bench.perf`).
 - Corruptions are imagecorruptions' 15 ImageNet-C corruptions with their ImageNet-C constants (CIFAR-10-C's
   differ), applied to the stored 32x32 uint8 images.
 """
