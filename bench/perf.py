@@ -16,6 +16,10 @@ Rows:
   pool's one-time start.
 - robustness seconds per cell: the default suite's robustness block on one trained cell, with the corrupted sets
   computed (cold disk cache) against read back (warm).
+- robustness, pooled vs every image: the default suite's robustness block on trained cells (a fine-tuned ViT, L2P,
+  CoOp on base-to-new), as cells run it (sets sharing a label space attacked together, each budget only on the
+  images still robust, only the label space scored) against every image attacked set by set, in CPU seconds,
+  alternating, the corrupted sets read from a warm cache; and whether the two records are equal (they must be).
 - subnormal step ratio: a training step (linear layers, forward, backward, SGD) on inputs scaled into float32's
   subnormal range, against the same step on normal inputs; with flush-to-zero (as every cell runs,
   `bench.core.device.flush_denormals`) and without. Near 1 with it; Intel cores pay many times over without.
@@ -431,13 +435,50 @@ def robustness_seconds(backbone: str) -> dict[str, float]:
     return out
 
 
+def robustness_pooled(backbone: str, repeats: int) -> dict[str, float]:
+    """CPU seconds of the default suite's robustness block, pooled and robust-only (as cells run it) against every
+    image attacked set by set, on a few trained strategies; `same` is 1.0 when every pair of records is equal."""
+    import json
+
+    import bench.eval.robustness as robustness
+    from bench.run.suite import load_suite
+    from bench.train.harness import run_stream
+
+    settings = load_suite("default").robustness
+    cpu = torch.device("cpu")
+    totals = {"every image s": 0.0, "pooled s": 0.0}
+    same = True
+    for name, kind, model_name, config in (("full_finetune", "class_incremental", backbone, {"epochs": 2}),
+                                           ("l2p", "class_incremental", backbone, {"epochs": 2}),
+                                           ("coop", "base_to_new", "clip_glyph_tiny", {"epochs": 2})):
+        scenario = _scenario(kind)
+        strategy = _strategy(name, scenario, model_name, **config)
+        run_stream(strategy, scenario.steps, scenario.eval_sets, cpu, 0, show_progress=False)
+        robustness.robustness_report(strategy, scenario, settings, cpu)  # corrupted sets and features cached
+        best = {label: math.inf for label in totals}
+        records = {}
+        for _ in range(max(1, repeats)):
+            for label, every in (("every image s", True), ("pooled s", False)):
+                start = time.process_time()
+                record = robustness.robustness_report(strategy, scenario, settings, cpu, every_image=every)
+                best[label] = min(best[label], time.process_time() - start)
+                record.pop("seconds")
+                for entry in record["per_eval_set"].values():
+                    entry.pop("seconds", None)
+                records[label] = json.dumps(record, sort_keys=True)
+        same &= records["every image s"] == records["pooled s"]
+        for label in totals:
+            totals[label] += best[label]
+    return {**totals, "ratio": totals["pooled s"] / totals["every image s"], "same": float(same)}
+
+
 # ----------------------------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.perf", description=__doc__.split("\n\n")[0])
     parser.add_argument("--backbone", default="vit_glyph_tiny", help="a ViT backbone (default: vit_glyph_tiny)")
     parser.add_argument("--repeats", type=int, default=1, help="repeat the timed rows, keep the fastest")
     parser.add_argument("--skip", default="", help="comma-separated rows to skip: frozen,eval,harness,avalanche,"
-                                                   "procs,robustness,subnormal,startup")
+                                                   "procs,robustness,pooled,subnormal,startup")
     parser.add_argument("--l2p-scenario", default="ci5_glyphs", help="the stream of the L2P comparison")
     parser.add_argument("--l2p-epochs", type=int, default=5, help="epochs per task in the L2P comparison (L2P's default)")
     parser.add_argument("--l2p-seeds", type=int, default=3, help="seeds of the L2P comparison (0..n-1)")
@@ -458,6 +499,8 @@ def main(argv: list[str] | None = None) -> int:
             ("procs", "serial vs worker pool of 2 (8 default-suite cells: vpt_shallow, lora on ci5_glyphs)",
              lambda: serial_vs_pool(args.backbone)),
             ("robustness", "robustness seconds per cell (linear_probe)", lambda: robustness_seconds(args.backbone)),
+            ("pooled", "robustness CPU s, pooled robust-only / every image per set (full_finetune, l2p, coop b2n)",
+             lambda: robustness_pooled(args.backbone, args.repeats)),
             ("subnormal", "subnormal / normal inputs, seconds per training step", subnormal_steps),
             ("startup", "leaderboard rebuild (2 records), plan (default suite) / --help, fresh processes",
              leaderboard_startup)]

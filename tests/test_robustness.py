@@ -299,7 +299,9 @@ def test_run_cell_records_robustness_with_every_batch_in_budget(tmp_path, monkey
     names = record["results"]["eval_names"]
     assert set(rob["per_eval_set"]) == set(names)
     assert rob["subset_size"] == sum(s["subset_size"] for s in rob["per_eval_set"].values()) == 8 * len(names)
-    assert batches == [2] * 2 * len(names)  # (FGSM, PGD) x eval sets, both budgets in one batch each
+    # the sets share one label space after the last task: attacked together, a budget per call, only images still
+    # robust (at most one call per attack and budget: 16 rows); none when no image is right clean
+    assert set(batches) <= {1} and len(batches) <= 2 * 2 and bool(batches) == (rob["clean"] > 0)
     for entry in [rob, *rob["per_eval_set"].values()]:
         assert 0 <= entry["clean"] <= 1
         assert set(entry["fgsm"]) == set(entry["pgd"]) == {"1/255", "8/255"}
@@ -387,7 +389,7 @@ def test_corruption_accuracy_from_shared_frozen_features_equals_the_pixel_path(t
                            batch_size=8)
     store = FeatureStore(tmp_path / "features")
     results = {}
-    for name in ("linear_probe", "mlp_k"):
+    for name in ("linear_probe", "mlp_k", "l2p"):  # L2P reads pixels too: only its query pass is cached
         torch.manual_seed(0)
         strategy = build_strategy(name, create_backbone("vit_test_micro"), scenario.info(), {})
         model = robustness.LabelSpaceClassifier(strategy, [0, 1, 2, 3]).eval()
@@ -398,4 +400,91 @@ def test_corruption_accuracy_from_shared_frozen_features_equals_the_pixel_path(t
             pixels = robustness.corruption_accuracies(model, data.images[:4], y, cfg, 3, torch.device("cpu"), None)
         assert shared == pixels
         results[name] = shared
-    assert (store.misses, store.hits) == (1, 1)  # the second strategy read the first one's features
+    assert (store.misses, store.hits) == (1, 2)  # the later strategies read the first one's features
+
+
+# ------------------------------------------------------------------------------ pooled, robust-only attacks
+def _sets(x: torch.Tensor, y: torch.Tensor, sizes: tuple[int, ...], model: nn.Module):
+    """Consecutive slices of (x, y) as evaluation sets (x, y, clean, seed), each with its own seed."""
+    parts, start = [], 0
+    for seed, n in enumerate(sizes):
+        xs, ys = x[start:start + n], y[start:start + n]
+        parts.append((xs, ys, torch.as_tensor(model(xs).argmax(-1) == ys), 10 + seed))
+        start += n
+    return parts
+
+
+@pytest.mark.parametrize("random_start", [True, False])
+def test_pooled_robust_only_attacks_equal_attacking_every_image_set_by_set(fixed, random_start):
+    """Sets of 1, 7 and 40 images (a batch of one included) attacked together, and each image only while it can
+    still count, give exactly each set's numbers from attacking every image at every budget on its own."""
+    model, x, y = fixed
+    cfg = RobustnessConfig(eps=BUDGETS, pgd_steps=3, batch_size=16, pgd_random_start=random_start)
+    parts = _sets(x, y, (1, 7, 40), model)
+    pooled = robustness.robust_only_attacks(model, parts, cfg)
+    alone = [attack_accuracies(model, xs, ys, clean, cfg, seed) for xs, ys, clean, seed in parts]
+    assert pooled == alone
+    assert any(0 < r < 1 for r in pooled[2]["pgd"].values())  # the budgets split the images: a real comparison
+
+
+def test_robust_only_attacks_skip_images_that_no_longer_count(fixed):
+    """PGD runs each budget only on the images right clean and under every smaller budget: fewer rows through
+    the model's backward than attacking every image at every budget."""
+    model, x, y = fixed
+    cfg = RobustnessConfig(eps=BUDGETS[1:], pgd_steps=2, fgsm=False)
+    rows = []
+
+    class Counting(nn.Module):
+        space = model.space
+
+        def forward(self, images):
+            if images.requires_grad:
+                rows.append(len(images))
+            return model(images)
+
+    parts = _sets(x, y, (64, 64), model)
+    out = robustness.robust_only_attacks(Counting(), parts, cfg)
+    alive = [sum(int(p[2].sum()) for p in parts)] + [
+        round(sum(o["pgd"][b] * len(p[1]) for o, p in zip(out, parts))) for b in BUDGETS[1:-1]]
+    assert sum(rows) == cfg.pgd_steps * sum(alive) < cfg.pgd_steps * len(BUDGETS[1:]) * len(x)
+
+
+def test_robustness_report_pooled_equals_every_image_per_set(tmp_path, monkeypatch):
+    """On trained tiny cells (a prompt learner that reads pixels and a cached query, a CLIP prompt learner scoring
+    only each base-to-new label space), the default robustness report equals the per-set, every-image one."""
+    from bench.run.runner import prepare
+
+    monkeypatch.setenv("PROMPTSHIFT_CACHE", str(tmp_path / "cache"))
+    settings = {**SMALL, "autoattack": False}
+    for scenario_name, strategy, backbone, overrides in (
+            ("ci5_glyphs", "l2p", "vit_test_micro", TINY_CI),
+            ("b2n_glyphs", "cocoop", "clip_test_micro", {"num_classes": 8, "shots": 8, "train_per_font": 2,
+                                                         "test_per_font": 1})):
+        cfg = CellConfig(scenario=scenario_name, strategy=strategy, backbone=backbone, seed=0,
+                         strategy_config={"epochs": 1}, scenario_overrides=overrides, robustness=settings)
+        scenario, _, model = prepare(cfg)
+        from bench.train.harness import run_stream
+
+        run_stream(model, scenario.steps, scenario.eval_sets, torch.device("cpu"), 0, show_progress=False)
+        reports = [robustness.robustness_report(model, scenario, settings, torch.device("cpu"), every_image=every)
+                   for every in (True, False)]
+        for report in reports:
+            report.pop("seconds")
+            for entry in report["per_eval_set"].values():
+                entry.pop("seconds", None)
+        assert reports[0] == reports[1], strategy
+        assert 0 < reports[1]["clean"], strategy  # some images were attacked
+
+
+def test_batch_voting_strategies_keep_the_per_set_every_image_path(monkeypatch):
+    """A prediction that reads other images of its batch must see the batches it always saw."""
+    calls = []
+    monkeypatch.setattr(robustness, "evaluate_set", lambda inputs, *a, **k: calls.append(inputs) or {"seconds": {}})
+    monkeypatch.setattr(robustness, "robust_only_attacks", lambda *a, **k: pytest.fail("pooled a batch-vote model"))
+
+    class Voting:
+        flags = type("F", (), {"batchwise_inference": True})()
+
+    inputs = type("Set", (), {"model": type("M", (), {"strategy": Voting()})()})()
+    per_set, _ = robustness.evaluate_sets({"a": inputs, "b": inputs}, RobustnessConfig(), torch.device("cpu"))
+    assert set(per_set) == {"a", "b"} and len(calls) == 2

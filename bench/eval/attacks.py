@@ -76,15 +76,18 @@ def fgsm(model: Classifier, x: torch.Tensor, y: torch.Tensor, eps: Budget,
 
 
 def pgd(model: Classifier, x: torch.Tensor, y: torch.Tensor, eps: Budget, steps: int, step_size: Budget,
-        random_start: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
+        random_start: bool = True, generator: torch.Generator | None = None,
+        start_noise: torch.Tensor | None = None) -> torch.Tensor:
     """Projected gradient descent (Madry et al., ICLR 2018), L-infinity, returning the last iterate.
 
     `step_size` is absolute (pixel units). The random start is uniform in the eps-ball, drawn from `generator`
-    (a CPU generator; never the global RNG, so an evaluation does not shift later training draws)."""
+    (a CPU generator; never the global RNG, so an evaluation does not shift later training draws), or given as
+    `start_noise` (uniform in [0, 1), x's shape): a caller attacking a subset of the rows it drew noise for."""
     x = x.detach()
     x_adv = x.clone()
     if random_start:
-        noise = torch.rand(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+        noise = (torch.rand(x.shape, generator=generator, dtype=x.dtype) if start_noise is None
+                 else start_noise.to(x.dtype)).to(x.device)
         x_adv = project(x + (2 * noise - 1) * _per_image(eps, x), x, eps)
     step = _per_image(step_size, x)
     for _ in range(steps):

@@ -12,6 +12,9 @@ Conventions a reader of the numbers needs:
 - AutoAttack is pyautoattack's "standard" version, on the first `autoattack_subset_size` images of each subset;
   evaluation sets with the same label space are attacked in one pooled run (Square's 5000 queries dominate the
   cost and do not grow with the number of images). With fewer than 10 classes it targets all the other classes.
+- Cost, not numbers: an image already broken at a smaller budget (or wrong clean) is not attacked again, and
+  sets sharing a label space are attacked together (`robust_only_attacks`); the records equal attacking every
+  image set by set (`every_image=True`, tests/test_robustness.py, `python -m bench.perf`).
 - Corruptions are imagecorruptions' 15 ImageNet-C corruptions with their ImageNet-C constants (CIFAR-10-C's
   differ), applied to the stored 32x32 uint8 images.
 """
@@ -98,8 +101,23 @@ class LabelSpaceClassifier(nn.Module):
         self.strategy = strategy
         self.register_buffer("space", torch.tensor(sorted(label_space), dtype=torch.long), persistent=False)
 
+    @contextlib.contextmanager
+    def scoring(self) -> Iterator[None]:
+        """The strategy scores only this label space while the block runs (`Strategy.scoring_classes`, as in the
+        harness's clean evaluation): strategies whose cost grows with the classes (CoCoOp's per-image prompts,
+        CoCa's captions) then compute 34 of 67 classes on a base-to-new set instead of all 67. The label space's
+        logits are the same either way, and the others are dropped here."""
+        strategy = self.strategy
+        previous = strategy.scoring_classes
+        strategy.scoring_classes = self.space.tolist()
+        try:
+            yield
+        finally:
+            strategy.scoring_classes = previous
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.strategy.predict_pixels(x).float().index_select(1, self.space)
+        with self.scoring():
+            return self.strategy.predict_pixels(x).float().index_select(1, self.space)
 
     def targets(self, labels: torch.Tensor) -> torch.Tensor:
         """Scenario class indices -> positions in the label space."""
@@ -123,6 +141,19 @@ def _batches(n: int, batch_size: int) -> Iterator[slice]:
 @torch.no_grad()
 def _correct(model: LabelSpaceClassifier, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> torch.Tensor:
     return torch.cat([model(x[b]).argmax(-1) == y[b] for b in _batches(len(y), batch_size)]).cpu()
+
+
+def _by_rows(fn: Callable[..., torch.Tensor], batch_size: int, *rows: torch.Tensor) -> torch.Tensor:
+    """`fn` on batches of at most `batch_size` rows of `rows`, concatenated. A batch of one row is computed as two
+    copies of it: a single image takes other kernels in places (CLIP's image tower: matrix-vector products, 2e-7
+    off the batched logits), and the per-set evaluation never had a batch of one, so neither does the pooled one.
+    Every model here computes an image's logits and gradient alone: with two or more rows, the same bits whatever
+    the other rows are (tests/test_robustness.py)."""
+    out = []
+    for b in _batches(len(rows[0]), batch_size):
+        part = [r[b] for r in rows]
+        out.append(fn(*part) if b.stop - b.start > 1 else fn(*[torch.cat([p, p]) for p in part])[:1])
+    return torch.cat(out)
 
 
 def _rate(correct: torch.Tensor) -> float:
@@ -153,6 +184,79 @@ def attack_accuracies(model: LabelSpaceClassifier, x: torch.Tensor, y: torch.Ten
         correct = _correct(model, torch.cat(adv), ys, cfg.batch_size).view(len(budgets), len(y))
         robust = clean & correct.int().cummin(0).values.bool()  # broken at a smaller budget: broken here too
         out[name] = {b: _rate(r) for b, r in zip(budgets, robust)}
+    return out
+
+
+def _pgd_start_noise(x: torch.Tensor, n_budgets: int, cfg: RobustnessConfig, seed: int) -> torch.Tensor:
+    """The uniform noise `attack_accuracies` starts PGD from, `(budgets, N, ...)`: drawn from the same generator in
+    the same batches of budget-major rows, so that attacking a subset of the rows later starts each from the same
+    point."""
+    generator = torch.Generator().manual_seed(_seed(seed, "pgd"))
+    rows = n_budgets * len(x)
+    noise = [torch.rand((b.stop - b.start, *x.shape[1:]), generator=generator, dtype=x.dtype)
+             for b in _batches(rows, cfg.batch_size)]
+    return torch.cat(noise).view(n_budgets, len(x), *x.shape[1:]) if noise else x.new_zeros(n_budgets, *x.shape)
+
+
+@torch.no_grad()
+def _correct_rows(model: LabelSpaceClassifier, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> torch.Tensor:
+    if not len(y):
+        return torch.zeros(0, dtype=torch.bool)
+    return _by_rows(lambda a, b: (model(a).argmax(-1) == b).cpu(), batch_size, x, y)
+
+
+def robust_only_attacks(model: LabelSpaceClassifier, parts: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                                                              int]],
+                        cfg: RobustnessConfig) -> list[dict[str, dict[str, float]]]:
+    """`attack_accuracies` of several image sets `(x, y, clean, seed)` that share one classifier, with the same
+    numbers, attacking only the images that can still count.
+
+    An image counts as robust at a budget only if it is right clean and under every smaller budget (module
+    docstring), so an image already wrong is never attacked again: the budgets go up one after another, each on
+    the images left. Most images do not survive every budget (PGD at 8/255 leaves 0-10% here) and many are wrong
+    clean (forgotten tasks of a class-incremental stream): 57% of the attacked rows are left in the default
+    suite. The sets are pooled, so that the shrinking batches stay full. Each image gets the gradient sign and
+    the PGD starting point it gets in `attack_accuracies` (`_pgd_start_noise`): with models that compute every
+    image alone (all but batch-wise voting, which `robustness_report` keeps on the per-set path) the numbers are
+    the same, bit for bit."""
+    budgets = sorted(cfg.eps, key=parse_budget)
+    x, y = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    clean = torch.cat([p[2] for p in parts]).bool().cpu()
+    sizes = [len(p[1]) for p in parts]
+    out: list[dict[str, dict[str, float]]] = [{} for _ in parts]
+    bs = cfg.batch_size
+    for name, enabled in (("fgsm", cfg.fgsm), ("pgd", cfg.pgd)):
+        if not enabled:
+            continue
+        alive = clean.clone()
+        if name == "fgsm":  # one gradient sign per image serves every budget
+            sign = torch.zeros_like(x)
+            index = alive.nonzero().squeeze(1).to(x.device)
+            if len(index):
+                sign[index] = _by_rows(lambda a, b: input_gradient(model, a, b).sign(), bs, x[index], y[index])
+        elif cfg.pgd_random_start:
+            noise = torch.cat([_pgd_start_noise(p[0].cpu(), len(budgets), cfg, p[3]) for p in parts], dim=1)
+        rates: list[dict[str, float]] = [{} for _ in parts]
+        for k, budget in enumerate(budgets):
+            index = alive.nonzero().squeeze(1)
+            if len(index):
+                rows = index.to(x.device)
+                eps = torch.tensor([parse_budget(budget)]).repeat(len(index)).to(x.device)
+                if name == "fgsm":
+                    adv = fgsm(model, x[rows], y[rows], eps, sign=sign[rows])
+                else:
+                    start = noise[k][index] if cfg.pgd_random_start else torch.zeros_like(x[rows])
+
+                    def attack(xb, yb, eb, nb):
+                        return pgd(model, xb, yb, eb, cfg.pgd_steps, cfg.pgd_step_fraction * eb,
+                                   cfg.pgd_random_start, None, nb)
+
+                    adv = _by_rows(attack, bs, x[rows], y[rows], eps, start)
+                alive[index] = _correct_rows(model, adv, y[rows], bs)
+            for rate, flags in zip(rates, alive.split(sizes)):
+                rate[budget] = _rate(flags)
+        for result, rate in zip(out, rates):
+            result[name] = rate
     return out
 
 
@@ -279,11 +383,12 @@ def _corrupted_stack(images: np.ndarray, variants: list[tuple[str, int]], seed: 
 
 def _shared_frozen(model: LabelSpaceClassifier, store: FeatureStore | None) -> tuple[str, str] | None:
     """(frozen key, backbone fingerprint) when the corrupted images' frozen features may come from the suite-wide
-    cache: the strategy reads only them (`needs_pixels = False`), predicts from pixels the standard way, and
-    declares a trusted frozen key. The fingerprint is of the trained backbone (a partly trained one gets its own
+    cache: the strategy predicts from pixels the standard way (`forward(x, frozen_inputs(x))`) and declares a
+    trusted frozen key. One that also reads pixels (L2P: its prompted pass; the query pass is the frozen part)
+    gets both, and skips only the frozen pass. The fingerprint is of the trained backbone (a partly trained one gets its own
     entries)."""
     strategy = model.strategy
-    if store is None or strategy.needs_pixels or type(strategy).predict_pixels is not Strategy.predict_pixels:
+    if store is None or type(strategy).predict_pixels is not Strategy.predict_pixels:
         return None
     key = trusted_frozen_key(strategy) if has_frozen_inputs(strategy) else None
     return None if key is None else (key, module_fingerprint(strategy.backbone))
@@ -295,7 +400,8 @@ def _corruption_logits(model: LabelSpaceClassifier, stacked: torch.Tensor, cfg: 
     """Predictions on the corrupted images, batch by batch. Where allowed (`_shared_frozen`) the frozen features
     of the same batches are read from (or written to) the disk cache, so strategies sharing a frozen function
     pass the corrupted images through the backbone once per suite; the logits are the same as `model`'s:
-    `predict_pixels` is `forward(x, frozen_inputs(x))`, which reads only the features here."""
+    `predict_pixels` is `forward(x, frozen_inputs(x))`, and the cached features are `frozen_inputs` of the same
+    batches."""
     shared = _shared_frozen(model, store)
     batches = list(_batches(len(stacked), cfg.batch_size))
     if shared is None:
@@ -307,8 +413,10 @@ def _corruption_logits(model: LabelSpaceClassifier, stacked: torch.Tensor, cfg: 
 
     key = store.key(shared[0], shared[1], stacked, cfg.batch_size, device, precision="fp32")
     features = store.get_or_compute(key, compute) if key is not None else compute()
-    return torch.cat([strategy(None, features[b].to(device)).float().index_select(1, model.space).argmax(-1).cpu()
-                      for b in batches])
+    with model.scoring():
+        return torch.cat([strategy(to_pixels(stacked[b], device) if strategy.needs_pixels else None,
+                                   features[b].to(device)).float().index_select(1, model.space).argmax(-1).cpu()
+                          for b in batches])
 
 
 def corruption_accuracies(model: LabelSpaceClassifier, images: torch.Tensor, y: torch.Tensor,
@@ -363,6 +471,45 @@ def evaluate_set(inputs: SetInputs, cfg: RobustnessConfig, device: torch.device,
     return out
 
 
+def evaluate_sets(sets: dict[str, SetInputs], cfg: RobustnessConfig, device: torch.device,
+                  store: FeatureStore | None = None, every_image: bool = False
+                  ) -> tuple[dict[str, dict[str, Any]], dict[str, float]]:
+    """`evaluate_set` of every set, and the seconds of each part. Sets sharing a label space (every set of a
+    class- or domain-incremental stream after its last task) share a classifier and are attacked together by
+    `robust_only_attacks`: the same numbers, fewer images attacked. A strategy whose prediction reads other images
+    of its batch (batch-wise prompt voting) keeps `evaluate_set`'s batches, set by set, every image attacked;
+    `every_image` asks for that path for any strategy (the reference of tests and `bench.perf`)."""
+    if not sets:
+        return {}, {}
+    strategy = next(iter(sets.values())).model.strategy
+    if every_image or strategy.flags.batchwise_inference:
+        per_set = {name: evaluate_set(inputs, cfg, device, store) for name, inputs in sets.items()}
+        return per_set, {part: sum(r["seconds"].get(part, 0.0) for r in per_set.values())
+                         for part in ("fgsm_pgd", "corruptions")}
+    per_set: dict[str, dict[str, Any]] = {}
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for name, inputs in sets.items():
+        groups.setdefault(inputs.label_space, []).append(name)
+    start = time.perf_counter()
+    for names in groups.values():
+        members = [sets[n] for n in names]
+        model = members[0].model
+        clean = _correct_rows(model, torch.cat([m.x for m in members]), torch.cat([m.y for m in members]),
+                              cfg.batch_size).split([len(m.y) for m in members])
+        attacks = robust_only_attacks(model, [(m.x, m.y, c, m.seed) for m, c in zip(members, clean)], cfg)
+        for name, member, flags, attack in zip(names, members, clean, attacks):
+            per_set[name] = {"subset_size": int(len(member.y)), "clean": _rate(flags), **attack}
+    seconds = {"fgsm_pgd": time.perf_counter() - start, "corruptions": 0.0}
+    for name, inputs in sets.items():
+        if cfg.corruptions and len(inputs.y):
+            start = time.perf_counter()
+            per_set[name]["corruptions"] = corruption_accuracies(inputs.model, inputs.images, inputs.y, cfg,
+                                                                 _seed(inputs.seed, "corruptions"), device, store)
+            per_set[name]["seconds"] = {"corruptions": time.perf_counter() - start}
+            seconds["corruptions"] += per_set[name]["seconds"]["corruptions"]
+    return {name: per_set[name] for name in sets}, seconds
+
+
 def autoattack_sets(sets: dict[str, SetInputs], cfg: RobustnessConfig, seed: int) -> dict[str, dict[str, Any]]:
     """AutoAttack on the first `autoattack_subset_size` images of every set, one run per distinct label space
     (evaluation sets sharing a classifier are pooled); returns each set's accuracy."""
@@ -408,9 +555,11 @@ def combine(per_set: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def robustness_report(strategy: Strategy, scenario: Any, settings: dict[str, Any] | None,
-                      device: torch.device, store: FeatureStore | None | str = "default") -> dict[str, Any]:
+                      device: torch.device, store: FeatureStore | None | str = "default",
+                      every_image: bool = False) -> dict[str, Any]:
     """The `robustness` entry of a cell record, for a trained strategy on its scenario's evaluation sets.
-    `store`: where shareable frozen features of the corrupted images are cached ("default": the suite-wide one)."""
+    `store`: where shareable frozen features of the corrupted images are cached ("default": the suite-wide one).
+    `every_image`: attack every image set by set (`evaluate_sets`), for comparisons; the numbers are the same."""
     cfg = RobustnessConfig.from_dict(settings)
     store = default_feature_store() if store == "default" else store
     seen = sorted({c for step in scenario.steps for c in step.classes})
@@ -421,8 +570,8 @@ def robustness_report(strategy: Strategy, scenario: Any, settings: dict[str, Any
     with evaluating(strategy):
         sets = {e.name: SetInputs(strategy, e.data, label_space_for(e, seen), cfg, device,
                                   _seed(scenario.seed, "robustness", e.name)) for e in scenario.eval_sets}
-        for name, inputs in sets.items():
-            per_set[name] = evaluate_set(inputs, cfg, device, store)
+        per_set, parts = evaluate_sets(sets, cfg, device, store, every_image)
+        seconds.update(parts)
         if cfg.autoattack:
             aa_start = time.perf_counter()
             for name, result in autoattack_sets(sets, cfg, _seed(scenario.seed, "robustness")).items():
