@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from scipy import stats as sps
 
@@ -89,9 +90,37 @@ def test_matches_or_beats_holds_within_the_margin_and_states_the_direction() -> 
     simple = [ci("simplecil", 0.1, s, final=0.80 + 0.001 * s) for s in range(3)]
     vpt = [ci("vpt_deep", 0.1, s, final=0.803 + 0.001 * s) for s in range(3)]  # 0.3 pt better in every seed
     v = verdict(simple + vpt, "simplecil_vs_prompts")
-    assert v.verdict == "holds"  # d = -0.3 pt, interval above -1 pt: matches
+    assert v.verdict == "holds"  # d = -0.3 pt in every seed: significantly above -1 pt, matches
+    assert v.comparisons[0].paired.null == pytest.approx(-0.01)
     far = [ci("vpt_deep", 0.1, s, final=0.85 + 0.001 * s) for s in range(3)]
     assert verdict(simple + far, "simplecil_vs_prompts").verdict == "fails"
+    # worse in every seed, significantly (p 0.04 against 0), but by less than the margin: a match, not a failure
+    within = [ci("vpt_deep", 0.1, s, final=0.80 + 0.001 * s + d) for s, d in enumerate((0.003, 0.006, 0.004))]
+    assert sps.ttest_1samp([-0.003, -0.006, -0.004], 0.0).pvalue < 0.05
+    assert verdict(simple + within, "simplecil_vs_prompts").verdict == "holds"
+
+
+def test_matches_or_beats_is_the_t_test_against_minus_the_margin_in_the_holm_family() -> None:
+    """The non-inferiority p is scipy's one-sample t-test of d against -1 pt; a match whose uncorrected 95% interval
+    lies above -1 pt but whose test does not survive Holm over a crowded page is undecided, not a match."""
+    d = (0.002, 0.012, 0.007)  # the prompt row beats SimpleCIL by 0.2-1.2 pt: d = -0.7 pt, interval about [-1.9, +0.5]
+    simple = [ci("simplecil", 0.1, s, final=0.80) for s in range(3)]
+    vpt = [ci("vpt_deep", 0.1, s, final=0.80 + x) for s, x in enumerate(d)]
+    diffs = [-x for x in d]
+    c = verdict(simple + vpt, "simplecil_vs_prompts").comparisons[0]
+    assert c.paired.t_p == pytest.approx(sps.ttest_1samp(diffs, -0.01).pvalue)
+    shifted = np.array(diffs) + 0.01  # the exact test is of d against -1 pt too
+    exact = sps.permutation_test((shifted, np.zeros(3)), lambda x, y, axis: np.mean(x - y, axis=axis),
+                                 permutation_type="samples").pvalue
+    assert c.paired.perm_p == pytest.approx(exact)
+    # close to the margin: the interval lies above -1 pt (p < 0.05 alone), Holm over 15 comparisons undoes it
+    near = [ci("vpt_deep", 0.1, s, final=0.80 + x) for s, x in enumerate((0.005, 0.006, 0.007))]
+    alone = verdict(simple + near, "simplecil_vs_prompts").comparisons[0].paired
+    assert alone.ci[0] > -0.01 and alone.t_p < 0.05
+    noise = [ci(name, 0.3, s, final=f) for name in ("ewc", "lwf", "naive", "l2p", "replay", "full_finetune")
+             for s, f in enumerate((0.5, 0.9, 0.7))]
+    crowded = verdict(simple + near + noise, "simplecil_vs_prompts").comparisons[0]
+    assert crowded.paired.ci[0] > -0.01 and crowded.paired.holm_p >= 0.05 and crowded.verdict == "undecided"
 
 
 def test_registry_states_the_papers_directions() -> None:

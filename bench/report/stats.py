@@ -88,7 +88,9 @@ PAIRED_RULE = (
     "exact sign-flip permutation p (two-sided), seeds won, and the smallest detectable difference (80% power, "
     "α = 0.05: (t(0.975, n−1) + t(0.8, n−1))·sd(d)/√n). The verdict comes from the paired t-test, Holm-corrected "
     "across every comparison on the page: holds = p_Holm < 0.05 with d > 0, fails = p_Holm < 0.05 with d < 0, "
-    "otherwise undecided. The exact permutation test is shown beside it as the assumption-free check, but cannot "
+    "otherwise undecided. A \"matches or beats\" claim is a non-inferiority claim: its test is the same paired "
+    "t-test of d against −1 pt instead of 0 (p and p_Holm in its rows are that test's, in the same Holm family): "
+    "holds = p_Holm < 0.05 with mean d > −1 pt, fails = p_Holm < 0.05 with mean d < −1 pt. The exact permutation test is shown beside it as the assumption-free check, but cannot "
     "decide at these seed counts: with n seeds its smallest two-sided p is 2/2^n (0.25 at n = 3, 0.0625 at n = 5), "
     "so a verdict at n < 6 rests on the t-test's normality assumption.")
 ALPHA = 0.05
@@ -110,17 +112,19 @@ class Paired:
     losses: int  # seeds with d < 0
     mde: float  # smallest difference detectable at this n (80% power, alpha 0.05)
     holm_p: float = math.nan  # filled by `holm` over a page of comparisons
+    null: float = 0.0  # the difference the tests are against: 0, or -margin for a non-inferiority claim
 
     @property
     def seeds_won(self) -> str:
         return f"{self.wins}/{self.n}"
 
     def verdict(self, alpha: float = ALPHA) -> str:
-        """holds / fails / undecided from the Holm-corrected t-test (the uncorrected one if `holm` was not run)."""
+        """holds / fails / undecided from the Holm-corrected t-test (the uncorrected one if `holm` was not run):
+        the mean difference significantly above / below `null`."""
         p = self.t_p if math.isnan(self.holm_p) else self.holm_p
         if self.n < 2 or math.isnan(p) or p >= alpha:
             return "undecided"
-        return "holds" if self.mean_diff > 0 else "fails"
+        return "holds" if self.mean_diff > self.null else "fails"
 
 
 def sign_flip_p(diffs: Sequence[float]) -> float:
@@ -146,28 +150,33 @@ def min_detectable(sd: float, n: int, alpha: float = ALPHA, power: float = POWER
     return float((stdtrit(n - 1, 1 - alpha / 2) + stdtrit(n - 1, power)) * sd / math.sqrt(n))
 
 
-def paired(a: Mapping[int, float], b: Mapping[int, float], level: float = LEVEL) -> Paired:
-    """Compare per-seed values `a` and `b` (seed -> value) on the seeds both have (NaN values are dropped)."""
+def paired(a: Mapping[int, float], b: Mapping[int, float], level: float = LEVEL, null: float = 0.0) -> Paired:
+    """Compare per-seed values `a` and `b` (seed -> value) on the seeds both have (NaN values are dropped). The
+    t-test and the sign-flip test are of the mean difference against `null` (0: a difference at all; -margin: the
+    non-inferiority test "not worse by the margin or more", two-sided so that it can also fail); the interval, seeds
+    won and the detectable difference describe d itself."""
     seeds = sorted(s for s in set(a) & set(b) if not (math.isnan(a[s]) or math.isnan(b[s])))
     d = np.array([a[s] - b[s] for s in seeds], dtype=float)
     n = int(d.size)
     if n == 0:
-        return Paired(0, math.nan, math.nan, (math.nan, math.nan), math.nan, math.nan, 0, 0, math.nan)
+        return Paired(0, math.nan, math.nan, (math.nan, math.nan), math.nan, math.nan, 0, 0, math.nan, null=null)
     mean = float(d.mean())
     wins, losses = int((d > 0).sum()), int((d < 0).sum())
     if n == 1:
-        return Paired(1, mean, math.nan, (math.nan, math.nan), math.nan, math.nan, wins, losses, math.nan)
+        return Paired(1, mean, math.nan, (math.nan, math.nan), math.nan, math.nan, wins, losses, math.nan, null=null)
     sd = float(d.std(ddof=1))
     if sd < 1e-12:  # every seed differs by the same amount (up to rounding): the t statistic is infinite or 0/0
         sd = 0.0
     h = half_width(sd, n, level)
+    shifted = mean - null
     if sd == 0.0:
-        t_p = 1.0 if abs(mean) < 1e-12 else 0.0
+        t_p = 1.0 if abs(shifted) < 1e-12 else 0.0
     else:
         from scipy.special import stdtr  # the t distribution's CDF: scipy.stats.ttest_rel's p, without its import
 
-        t_p = float(2.0 * stdtr(n - 1, -abs(mean) / (sd / math.sqrt(n))))
-    return Paired(n, mean, sd, (mean - h, mean + h), t_p, sign_flip_p(d), wins, losses, min_detectable(sd, n))
+        t_p = float(2.0 * stdtr(n - 1, -abs(shifted) / (sd / math.sqrt(n))))
+    return Paired(n, mean, sd, (mean - h, mean + h), t_p, sign_flip_p(d - null), wins, losses, min_detectable(sd, n),
+                  null=null)
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:
