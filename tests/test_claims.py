@@ -50,6 +50,9 @@ def test_each_verdict_from_doctored_seeds() -> None:
     other = [b2n("coop", 0.60 + 0.01 * s, s, scenario="b2n_b") for s in range(3)]
     worse = [b2n("cocoop", 0.50 + 0.011 * s, s, scenario="b2n_b") for s in range(3)]
     assert verdict(holds + other + worse, "cocoop_new").verdict == "depends on the scenario"
+    # holds on one scenario, undecided on another: the verdict says how much of the claim the data decided
+    unclear = [b2n("cocoop", v, s, scenario="b2n_b") for s, v in enumerate((0.5, 0.9, 0.7))]
+    assert verdict(holds + other + unclear, "cocoop_new").verdict == "holds (1 of 2 comparisons; 1 undecided)"
 
 
 def test_paired_numbers_are_scipys_on_the_shared_seeds() -> None:

@@ -9,7 +9,8 @@ Holm-corrected across every comparison on the page (`PAIRED_RULE`). A "matches o
 claim: its comparisons test the mean difference against −`MATCH_MARGIN` instead of 0, in the same Holm family, so
 that a match is declared at the page's error rate, not at an uncorrected interval's.
 
-A claim's verdict: holds (some comparisons hold, none fails), fails (some fail, none holds), depends on the
+A claim's verdict: holds (some comparisons hold, none fails; "holds (k of n comparisons; the rest undecided)" unless
+every one holds), fails (likewise), depends on the
 scenario (holds on one scenario, fails on another) or on the method (both within one scenario, against different
 rows), undecided (smallest detectable difference X pt) when no comparison is decided. Claims whose rows these
 results lack are listed once, with what is missing ("cannot decide here"), or linked to the suite that decides
@@ -241,10 +242,11 @@ def summarise(comparisons: Sequence[Comparison]) -> str:
     fails = {c.scenario for c in comparisons if c.verdict == "fails"}
     if holds and fails:
         return "depends on the scenario" if holds != fails or len(holds | fails) > 1 else "depends on the method"
-    if holds:
-        return "holds"
-    if fails:
-        return "fails"
+    if holds or fails:  # one direction only; say how much of the claim the data decided
+        outcome = "holds" if holds else "fails"
+        decided = sum(c.verdict == outcome for c in comparisons)
+        rest = len(comparisons) - decided
+        return outcome if not rest else f"{outcome} ({decided} of {len(comparisons)} comparisons; {rest} undecided)"
     mdes = [c.paired.mde for c in comparisons if not math.isnan(c.paired.mde)]
     if not mdes:
         return "undecided (one seed: no test)"
