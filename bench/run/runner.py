@@ -160,6 +160,22 @@ def _with_data(cfg: CellConfig) -> CellConfig:
         return cfg
 
 
+def _record_header(cfg: CellConfig, cell_id: str, torch_device: torch.device) -> dict[str, Any]:
+    """The part of a record every cell writes before it computes: identity, config and environment."""
+    return {"schema_version": SCHEMA_VERSION, "cell_id": cell_id, "config": cfg.resolved(), "submitted": False,
+            "env": {"code_version": code_version(), "packages": package_versions(),
+                    "device": describe_device(torch_device), "weights": weights_identity(cfg.backbone, cfg.weights),
+                    "plugins": _plugins_present()}}
+
+
+def _record_failure(record: dict[str, Any], cell_id: str, error: BaseException) -> None:
+    """A failed cell's record: the error and its traceback (a timed-out cell: the error alone, flagged)."""
+    log.error("cell %s failed:\n%s", cell_id, traceback.format_exc())
+    record.update({"status": "failed", "error": f"{type(error).__name__}: {error}\n{traceback.format_exc()}"})
+    if isinstance(error, CellTimeout):
+        record.update({"timed_out": True, "error": f"{type(error).__name__}: {error}"})
+
+
 def _compute_cell(cfg: CellConfig, results_dir: Path | str, device: str, show_progress: bool,
                   after_training: Callable[..., dict[str, Any]] | None,
                   time_limit: float | None = None) -> dict[str, Any]:
@@ -177,12 +193,7 @@ def _compute_cell(cfg: CellConfig, results_dir: Path | str, device: str, show_pr
     started = time.perf_counter()
     flush_denormals()  # every process that computes a cell, an in-process (serial) run included
     torch_device = select_device(device)
-    record: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "cell_id": cell_id, "config": cfg.resolved(),
-                              "submitted": False,
-                              "env": {"code_version": code_version(), "packages": package_versions(),
-                                      "device": describe_device(torch_device),
-                                      "weights": weights_identity(cfg.backbone, cfg.weights),
-                                      "plugins": _plugins_present()}}
+    record = _record_header(cfg, cell_id, torch_device)
     limit = contextlib.ExitStack()
     try:
         limit.enter_context(cell_time_limit(time_limit))
@@ -223,10 +234,7 @@ def _compute_cell(cfg: CellConfig, results_dir: Path | str, device: str, show_pr
         log.info("cell %s finished: %s", cell_id, json.dumps(record["metrics"]))
     except Exception as error:  # noqa: BLE001 - a failing cell is a result, never a crash of the grid
         limit.close()  # disarmed first: the limit must not fire while the failure is being recorded
-        log.error("cell %s failed:\n%s", cell_id, traceback.format_exc())
-        record.update({"status": "failed", "error": f"{type(error).__name__}: {error}\n{traceback.format_exc()}"})
-        if isinstance(error, CellTimeout):
-            record.update({"timed_out": True, "error": f"{type(error).__name__}: {error}"})
+        _record_failure(record, cell_id, error)
     finally:
         limit.close()
         log.removeHandler(handler)
@@ -249,12 +257,7 @@ def _compute_seq2seq_cell(cfg: CellConfig, store: ResultStore, device: str,
     started = time.perf_counter()
     flush_denormals()
     torch_device = select_device(device)
-    record: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "cell_id": cell_id, "config": cfg.resolved(),
-                              "submitted": False,
-                              "env": {"code_version": code_version(), "packages": package_versions(),
-                                      "device": describe_device(torch_device),
-                                      "weights": weights_identity(cfg.backbone, cfg.weights),
-                                      "plugins": _plugins_present()}}
+    record = _record_header(cfg, cell_id, torch_device)
     limit = contextlib.ExitStack()
     try:
         limit.enter_context(cell_time_limit(time_limit))
@@ -263,10 +266,7 @@ def _compute_seq2seq_cell(cfg: CellConfig, store: ResultStore, device: str,
         log.info("cell %s finished: %s", cell_id, json.dumps(record["metrics"]))
     except Exception as error:  # noqa: BLE001 - a failing cell is a result, never a crash of the grid
         limit.close()
-        log.error("cell %s failed:\n%s", cell_id, traceback.format_exc())
-        record.update({"status": "failed", "error": f"{type(error).__name__}: {error}\n{traceback.format_exc()}"})
-        if isinstance(error, CellTimeout):
-            record.update({"timed_out": True, "error": f"{type(error).__name__}: {error}"})
+        _record_failure(record, cell_id, error)
     finally:
         limit.close()
         log.removeHandler(handler)
