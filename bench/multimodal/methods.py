@@ -25,8 +25,8 @@ from torch import nn
 
 from bench.core.registry import Registry
 
-__all__ = ["SEQ2SEQ_METHODS", "Seq2SeqMethod", "Seq2SeqMethodBase", "build_method", "freeze", "method_default_lr", "method_names",
-           "method_parameters", "register_seq2seq_method"]
+__all__ = ["SEQ2SEQ_METHODS", "Seq2SeqMethod", "Seq2SeqMethodBase", "build_method", "freeze", "method_default_lr",
+           "method_names", "method_parameters", "register_seq2seq_method"]
 
 
 class Seq2SeqMethod(Protocol):
