@@ -115,7 +115,8 @@ def _parser() -> argparse.ArgumentParser:
     board.add_argument("--force", action="store_true",
                        help="rebuild even if that drops tables or rows the leaderboards have now")
     tune = sub.add_parser("tune", help="tune every strategy's lr, epochs and method knobs on images held out of the "
-                                       "first two tasks' training data (writes tuning/<suite>.csv/.yaml)")
+                                       "first two tasks' training data, and the seq2seq strategies' lr and steps on "
+                                       "the multimodal streams' val splits (writes tuning/<suite>.csv/.yaml)")
     tune.add_argument("--suite", default="default", help="suite name (bench/suites/NAME.yaml) or YAML path")
     tune.add_argument("--strategies", help="comma-separated labels to (re)tune; the other rows are kept")
     tune.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where the trials compute")

@@ -16,11 +16,13 @@ from bench.core.strategy import STRATEGIES
 from bench.run import tune
 from bench.run.seq2seq_strategies import is_seq2seq
 from bench.run.suite import StrategyEntry, Suite, load_suite, suite_path
+from bench.run.cell import CellConfig
 from bench.run.tune import TuneBudget, carve_validation, grid, pick, trains_from_cache, tune_suite
+from bench.run.tune_seq2seq import seq2seq_grid, seq2seq_trial_id, seq2seq_tuning_scenario
 
 TRAINING_FREE = {"zeroshot_clip", "simplecil", "ranpac", "joint_ridge"}  # nothing to tune: `tune` finds nothing trainable
 SMALL = TuneBudget(lr_factors=(0.3, 3.0), epochs_pixels=(1,), epochs_cached=(2,), epochs_per_image_text=(1,),
-                   epochs_joint=(1,), knob_lr_factors=(0.3, 3.0))
+                   epochs_joint=(1,), knob_lr_factors=(0.3, 3.0), steps_seq2seq=(1,))
 
 
 def tiny_suite(*entries: StrategyEntry) -> Suite:
@@ -160,7 +162,12 @@ def test_committed_trials_are_all_reused_on_a_fresh_clone(monkeypatch):
     budget = TuneBudget()
     expected = set()
     for entry in suite.strategies:
-        if is_seq2seq(entry.name):  # the multimodal kinds' strategies: not tuned by this protocol
+        if is_seq2seq(entry.name):  # the multimodal kinds' strategies: their own grid and ids (tune_seq2seq)
+            scenario = seq2seq_tuning_scenario(entry, suite)
+            for trial in seq2seq_grid(entry.name, budget):
+                cell = CellConfig(scenario, entry.name, suite.backbones["scene"], budget.seed,
+                                  {**entry.config, **trial}, dict(suite.scenario_overrides.get(scenario, {})))
+                expected.add(seq2seq_trial_id(cell, budget))
             continue
         cls = STRATEGIES.get(entry.name)
         scenario = tune.tuning_scenario(entry, suite)
@@ -168,7 +175,6 @@ def test_committed_trials_are_all_reused_on_a_fresh_clone(monkeypatch):
             continue
         backbone = suite.backbones[(entry.families or [cls.backbone_families[0]])[0]]
         for trial in grid(cls, budget):
-            from bench.run.runner import CellConfig
             cell = CellConfig(scenario, entry.name, backbone, budget.seed, {**entry.config, **trial},
                               dict(suite.scenario_overrides.get(scenario, {})))
             expected.add(tune.trial_id(cell, budget))
@@ -228,12 +234,16 @@ def test_default_suite_carries_the_tuned_values():
     tuned = 0
     for entry in suite.strategies:
         label = entry.label or entry.name
-        if label in chosen:
+        if label in chosen and is_seq2seq(entry.name):  # steps a task, not epochs (bench/run/tune_seq2seq.py)
+            assert (entry.config.get("lr"), entry.config.get("steps")) == \
+                (chosen[label]["lr"], chosen[label]["steps"]), label
+            tuned += 1
+        elif label in chosen:
             assert (entry.config.get("lr"), entry.config.get("epochs")) == \
                 (chosen[label]["lr"], chosen[label]["epochs"]), label
             for knob in tune.METHOD_KNOBS.get(entry.name, ({},))[0]:
                 assert entry.config.get(knob) == chosen[label][knob], (label, knob)
             tuned += 1
-        else:  # only strategies with nothing to train, and the multimodal kinds' seq2seq ones, are left out
-            assert entry.name in TRAINING_FREE or is_seq2seq(entry.name), label
-    assert tuned == len([e for e in suite.strategies if e.name not in TRAINING_FREE and not is_seq2seq(e.name)])
+        else:  # only strategies with nothing to train are left out
+            assert entry.name in TRAINING_FREE, label
+    assert tuned == len([e for e in suite.strategies if e.name not in TRAINING_FREE])

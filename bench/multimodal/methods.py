@@ -25,8 +25,8 @@ from torch import nn
 
 from bench.core.registry import Registry
 
-__all__ = ["SEQ2SEQ_METHODS", "Seq2SeqMethod", "Seq2SeqMethodBase", "build_method", "freeze", "method_names",
-           "method_parameters", "register_seq2seq_method"]
+__all__ = ["SEQ2SEQ_METHODS", "Seq2SeqMethod", "Seq2SeqMethodBase", "build_method", "freeze", "method_default_lr",
+           "method_names", "method_parameters", "register_seq2seq_method"]
 
 
 class Seq2SeqMethod(Protocol):
@@ -57,6 +57,10 @@ class Seq2SeqMethodBase(nn.Module):
     backbone: the backbone is built fresh per run and the method's modules are wired into it."""
 
     name: str = "?"  # set by register_seq2seq_method
+    # The method's own default AdamW rate (its config class's `lr` default, the centre of the tuning grid,
+    # bench/run/tune_seq2seq.py): methods that train a few new parameters on a frozen model need a far higher rate
+    # than fine-tuning.
+    default_lr: float = 1e-3
 
     def __init__(self, **params: Any) -> None:
         super().__init__()
@@ -145,6 +149,12 @@ def method_parameters(name: str) -> dict[str, Any]:
     signature = inspect.signature(SEQ2SEQ_METHODS.get(name))
     return {k: p.default for k, p in signature.parameters.items() if p.kind is p.KEYWORD_ONLY or
             p.kind is p.POSITIONAL_OR_KEYWORD}
+
+
+def method_default_lr(name: str) -> float:
+    """A method's own default learning rate (`default_lr`; 1e-3 for a method that states none)."""
+    _load_builtin_methods()
+    return float(getattr(SEQ2SEQ_METHODS.get(name), "default_lr", 1e-3))
 
 
 def build_method(name: str, **params: Any) -> Seq2SeqMethod:

@@ -41,7 +41,8 @@ PAPERS = {"finetune": "full fine-tuning (OFA-PT's baseline)", "bitfit": "Ben Zak
 SHARED_FIELDS: tuple[tuple[str, type, Any, str, dict[str, Any]], ...] = (
     ("steps", int, 60, "AdamW steps on each task's training split", {"ge": 1}),
     ("batch_size", int, 16, "training batch size (examples)", {"ge": 1}),
-    ("lr", float, 1e-3, "AdamW learning rate (no weight decay, constant)", {}),
+    ("lr", float, 1e-3, "AdamW learning rate (no weight decay, constant); default: the method's own "
+     "`default_lr`", {}),
     ("beam_size", int, 1, "1: greedy decoding; more: beam search", {"ge": 1, "le": 16}),
     ("max_new_tokens", int, 16, "longest generated answer (tokens)", {"ge": 1}),
     ("length_penalty", float, 0.0, "beam score divided by length ** penalty", {"ge": 0, "le": 5}),
@@ -75,12 +76,14 @@ def method_of(name: str) -> str:
     return name[len(PREFIX):]
 
 
-def _config_class(method: str, params: dict[str, Any]) -> type:
-    """A frozen config dataclass of the shared settings and the method's own parameters (typed by their defaults)."""
+def _config_class(method: str, params: dict[str, Any], lr: float | None = None) -> type:
+    """A frozen config dataclass of the shared settings and the method's own parameters (typed by their defaults);
+    `lr`: the method's own default rate (else the shared one)."""
     clash = sorted(set(params) & set(SHARED_NAMES))
     if clash:
         raise TypeError(f"seq2seq method {method!r}: parameter(s) {clash} clash with the shared settings")
-    specs = [(name, kind, dataclasses.field(default=default, metadata={"help": text, **rules}))
+    specs = [(name, kind, dataclasses.field(default=lr if name == "lr" and lr is not None else default,
+                                            metadata={"help": text, **rules}))
              for name, kind, default, text, rules in SHARED_FIELDS]
     for name, default in params.items():
         kind = type(default)
@@ -97,9 +100,10 @@ def _config_class(method: str, params: dict[str, Any]) -> type:
 @lru_cache(maxsize=1)
 def entries() -> dict[str, Seq2SeqEntry]:
     """Every registered seq2seq method as a strategy entry (imports the methods, hence torch)."""
-    from bench.multimodal.methods import method_names, method_parameters
+    from bench.multimodal.methods import method_default_lr, method_names, method_parameters
 
-    return {PREFIX + m: Seq2SeqEntry(PREFIX + m, m, _config_class(m, method_parameters(m)), PAPERS.get(m, ""))
+    return {PREFIX + m: Seq2SeqEntry(PREFIX + m, m, _config_class(m, method_parameters(m), method_default_lr(m)),
+                                     PAPERS.get(m, ""))
             for m in method_names()}
 
 

@@ -24,6 +24,11 @@ Trial ids name what a trial's numbers depend on (strategy, resolved config, scen
 `TRIAL_PROTOCOL`, bumped only when training or data generation changes; unlike a cell id they do not change with
 the result format's protocol version, so `tune` on a fresh clone reuses every committed trial.
 The winner's `lr`, `epochs` and knobs go into the suite entry's config, so every result record carries them.
+
+The seq2seq entries of the multimodal task kinds (trained in AdamW steps by their own loop) follow the same
+discipline in `bench.run.tune_seq2seq`: the same number of trials (their default rate times `lr_factors`, crossed
+with `steps_seq2seq`), scored on the multimodal streams' val splits with the cell's headline; `tune_suite` routes
+them there.
 """
 from __future__ import annotations
 
@@ -51,6 +56,7 @@ from bench.core.strategy import STRATEGIES, Strategy, computation_twin, count_tr
 from bench.run.runner import CellConfig, merged_step, prepare
 from bench.run.seq2seq_strategies import is_seq2seq
 from bench.run.suite import StrategyEntry, Suite, runs_on
+from bench.run.tune_seq2seq import SEQ2SEQ_PROTOCOL_TEXT, tune_seq2seq_entry
 from bench.train.guards import NonFiniteError
 from bench.train.harness import evaluate, fill_cache, index_batches, make_batch, run_stream
 
@@ -83,6 +89,9 @@ class TuneBudget:
     epochs_cached: tuple[int, ...] = (10, 30)  # strategies that train from frozen features only
     epochs_per_image_text: tuple[int, ...] = (1, 2)  # CoCoOp: the text encoder runs per image
     epochs_joint: tuple[int, ...] = (5, 10)  # joint training on the merged problem: it must converge to bound
+    # seq2seq methods of the multimodal kinds (bench/run/tune_seq2seq.py): AdamW steps a task, not epochs; v5's 30
+    # and the loop's default 60 (a cell's training time is linear in them; its decoding is not)
+    steps_seq2seq: tuple[int, ...] = (30, 60)
     # with METHOD_KNOBS' settings (three each): 6 trials, the plain grid's size (a smaller budget truncates, keeping
     # the default setting first)
     knob_lr_factors: tuple[float, ...] = (0.3, 1.0)
@@ -92,9 +101,10 @@ class TuneBudget:
 
     def __post_init__(self) -> None:
         pairs = {len(self.epochs_pixels), len(self.epochs_cached), len(self.epochs_per_image_text),
-                 len(self.epochs_joint)}
+                 len(self.epochs_joint), len(self.steps_seq2seq)}
         if len(pairs) != 1:
-            raise ValueError("every epoch grid must have the same length: every strategy gets the same budget")
+            raise ValueError("every epoch (and step) grid must have the same length: every strategy gets the same "
+                             "budget")
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.val_tasks < 1:
@@ -244,6 +254,9 @@ def trial_id(cell: CellConfig, budget: TuneBudget) -> str:
 
 def fixed_settings(entry: StrategyEntry) -> dict[str, Any]:
     """The structural settings of an entry (suite config over strategy defaults) that the tuning leaves alone."""
+    if is_seq2seq(entry.name) and entry.name not in STRATEGIES:
+        from bench.run.tune_seq2seq import seq2seq_fixed_settings
+        return seq2seq_fixed_settings(entry)
     cfg = STRATEGIES.get(entry.name).config_cls.from_dict(dict(entry.config)).to_dict()
     return {k: cfg[k] for k in STRUCTURAL if k in cfg}
 
@@ -296,8 +309,11 @@ def tune_entry(entry: StrategyEntry, suite: Suite, budget: TuneBudget, device: t
 
 
 # ---------------------------------------------------------------------------------------------- files
+# The seq2seq rows (bench/run/tune_seq2seq.py) fill `steps` instead of `epochs` and `val_final_score` (the multimodal
+# cell's headline on the val splits) with `val_per_task` instead of `val_accuracy` and `val_loss`; a classifier's row
+# leaves those empty, and a table written before they existed reads the same.
 FIELDS = ["label", "strategy", "scenario", "backbone", "lr", "epochs", "knobs", "val_accuracy", "val_loss", "seconds",
-          "chosen", "trial_id", "shared_with"]
+          "chosen", "trial_id", "shared_with", "steps", "val_final_score", "val_per_task"]
 
 
 def tuning_paths(suite_path: Path, out_dir: Path | None = None) -> tuple[Path, Path]:
@@ -323,10 +339,18 @@ def read_table(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     rows = list(csv.DictReader(path.open()))
+    number = lambda text, kind: kind(text) if text not in (None, "") else None
     for row in rows:
-        row.update(lr=float(row["lr"]), epochs=int(row["epochs"]), val_accuracy=float(row["val_accuracy"]),
-                   val_loss=float(row["val_loss"]), seconds=float(row["seconds"]), chosen=row["chosen"] == "True",
+        row.update(lr=float(row["lr"]), epochs=number(row["epochs"], int),
+                   val_accuracy=number(row["val_accuracy"], float) if row["val_accuracy"] else math.nan,
+                   val_loss=number(row["val_loss"], float) if row["val_loss"] else math.nan,
+                   seconds=float(row["seconds"]), chosen=row["chosen"] == "True",
                    knobs=row.get("knobs") or "", shared_with=row.get("shared_with") or "")
+        if row.get("steps"):  # a seq2seq row
+            row.update(steps=int(row["steps"]), val_final_score=float(row["val_final_score"]),
+                       val_per_task=row.get("val_per_task") or "")
+        else:
+            row.pop("steps", None), row.pop("val_final_score", None), row.pop("val_per_task", None)
     return rows
 
 
@@ -343,15 +367,21 @@ def write_outputs(suite: Suite, suite_path: Path, budget: TuneBudget, rows: list
     csv_path, yaml_path = tuning_paths(suite_path, out_dir)
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     order = {(e.label or e.name): i for i, e in enumerate(suite.strategies)}
-    rows = sorted(rows, key=lambda r: (order.get(r["label"], len(order)), r["knobs"], r["epochs"], r["lr"]))
+    rows = sorted(rows, key=lambda r: (order.get(r["label"], len(order)), r["knobs"], r.get("epochs") or 0,
+                                       r.get("steps") or 0, r["lr"]))
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows({k: r.get(k, "") for k in FIELDS} for r in rows)
+    blank = ("epochs", "val_accuracy", "val_loss")  # a seq2seq row's columns of the classifiers' protocol
+    writer.writerows({k: "" if k in blank and r.get("steps") else r.get(k, "") for k in FIELDS} for r in rows)
     _atomic_write(csv_path, out.getvalue())
     chosen = {}
     for r in rows:
-        if r["chosen"]:
+        if r["chosen"] and r.get("steps"):  # a seq2seq entry (bench/run/tune_seq2seq.py)
+            chosen[r["label"]] = {"lr": r["lr"], "steps": r["steps"],
+                                  "val_final_score": round(r["val_final_score"], 4),
+                                  "val_per_task": r["val_per_task"], "scenario": r["scenario"]}
+        elif r["chosen"]:
             knobs = dict(kv.split("=", 1) for kv in r["knobs"].split()) if r["knobs"] else {}
             chosen[r["label"]] = {"lr": r["lr"], "epochs": r["epochs"], **{k: float(v) for k, v in knobs.items()},
                                   "val_accuracy": round(r["val_accuracy"], 4), "val_loss": r["val_loss"],
@@ -370,7 +400,8 @@ def write_outputs(suite: Suite, suite_path: Path, budget: TuneBudget, rows: list
                         "selection": "best validation accuracy; ties to the default knob setting, then the rate "
                                      "closest to the strategy's default (log scale), then fewer epochs",
                         "twins": "a strategy that is the same computation as another (naive = full_finetune) "
-                                 "shares its trials: shared_with names the row that ran; seconds count once"},
+                                 "shares its trials: shared_with names the row that ran; seconds count once",
+                        "seq2seq": SEQ2SEQ_PROTOCOL_TEXT},
            "fixed_by_the_suite": fixed,
            "trials_run": len(ran), "trial_seconds_total": round(sum(r["seconds"] for r in ran), 1),
            "chosen": chosen}
@@ -394,11 +425,11 @@ def tune_suite(suite: Suite, suite_path: Path, budget: TuneBudget, device: torch
         label = entry.label or entry.name
         if labels is not None and label not in labels:
             continue
-        if is_seq2seq(entry.name) and entry.name not in STRATEGIES:  # trained by bench.multimodal.loop, no epochs
-            say(f"{label}: a seq2seq strategy of the multimodal task kinds; not tuned by this protocol")
-            continue
         say(f"{label}: {budget.trials} trials")
-        new = tune_entry(entry, suite, budget, device, say, known)  # adds the trials it runs to `known`
+        if is_seq2seq(entry.name) and entry.name not in STRATEGIES:  # trained by bench.multimodal.loop, in steps
+            new = tune_seq2seq_entry(entry, suite, budget, device, say, known)
+        else:
+            new = tune_entry(entry, suite, budget, device, say, known)  # adds the trials it runs to `known`
         rows = [r for r in rows if r["label"] != label] + new
         write_outputs(suite, suite_path, budget, rows, out_dir)
     return rows

@@ -17,6 +17,8 @@ class Adapter(Seq2SeqMethodBase):
     Freezes: the whole backbone. Forward hooks on `block.attn` / `block.mlp`, so the backbone's own modules and
     parameter list stay as they were; the adapters start as the identity (the model starts as the pretrained one)."""
 
+    default_lr = 0.01  # the v5 default suite's hand-picked rate; `promptshift tune` searches x0.3 / x1 / x3
+
     def __init__(self, reduction: int = 8, placement: str = "houlsby", stacks: str = "encoder+decoder") -> None:
         if placement not in PLACEMENTS:
             raise ValueError(f"adapter: unknown placement {placement!r}; valid: {', '.join(PLACEMENTS)}")

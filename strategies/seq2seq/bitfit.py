@@ -11,6 +11,8 @@ class BitFit(Seq2SeqMethodBase):
     """BitFit (Ben Zaken et al., ACL 2022), OFA-PT's BitFit baseline. Trains: every parameter named `*bias`
     (attention in/out projections, MLPs, layer norms, of the encoder and the decoder). Freezes: everything else."""
 
+    default_lr = 0.03  # the v5 default suite's hand-picked rate; `promptshift tune` searches x0.3 / x1 / x3
+
     def __init__(self) -> None:
         super().__init__()
 

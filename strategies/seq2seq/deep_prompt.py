@@ -15,6 +15,8 @@ class DeepPrompt(Seq2SeqMethodBase):
     self-attention of the first `depth` layers (0: all) of the image encoder and of the text decoder, optionally
     reparameterised by an MLP. Trains: the prompts (and the MLP). Freezes: the whole backbone."""
 
+    default_lr = 0.1  # the v5 default suite's hand-picked rate; `promptshift tune` searches x0.3 / x1 / x3
+
     def __init__(self, length: int = 8, depth: int = 0, reparam: bool = False, init_std: float = 0.02) -> None:
         if length < 1:
             raise ValueError(f"deep_prompt: length must be >= 1, got {length}")

@@ -25,6 +25,8 @@ class InputPrompt(Seq2SeqMethodBase):
     """`length` learned prompt tokens at the image encoder's input (depth 1 only; see the module docstring),
     initialised uniformly within VPT's Xavier bound. Trains: the prompt tokens. Freezes: the whole backbone."""
 
+    default_lr = 0.1  # the v5 default suite's hand-picked rate; `promptshift tune` searches x0.3 / x1 / x3
+
     def __init__(self, length: int = 8) -> None:
         if length < 1:
             raise ValueError(f"input_prompt: length must be >= 1, got {length}")

@@ -53,6 +53,8 @@ class LoRA(Seq2SeqMethodBase):
     """LoRA (Hu et al., ICLR 2022) on the projections named by `targets` ("attn", "mlp", "attn+mlp") in every block
     of the chosen `stacks`. Trains: the A and B factors. Freezes: the whole backbone."""
 
+    default_lr = 0.01  # the v5 default suite's hand-picked rate; `promptshift tune` searches x0.3 / x1 / x3
+
     def __init__(self, rank: int = 4, alpha: float = 8.0, targets: str = "attn+mlp",
                  stacks: str = "encoder+decoder") -> None:
         parts = tuple(targets.split("+"))

@@ -1,0 +1,167 @@
+"""The tuning protocol (bench/run/tune.py) for the seq2seq entries of a suite: the multimodal task kinds' methods
+(bench.multimodal.methods), trained by their own loop (bench.multimodal.loop) in steps, not epochs.
+
+Same discipline as the classification protocol: for each seq2seq entry, the tuning scenario is the first
+multimodal scenario of the suite it runs on (with the suite's `scenario_overrides`), built with the tuning seed
+(`TuneBudget.seed`). Each trial trains a fresh method on the experiences' train splits as a stream, exactly as a
+cell does (same batches, same per-task seeds), and after the whole stream scores every experience's `val` split
+(scenes held out of training, built for tuning: `max(1, n_test // 2)` scenes) with its kind's official metric. The
+trial's score is the cell's headline, `final_score` of `bench.run.seq2seq_metrics.summarize_multimodal`: each
+task's primary metric after the stream, averaged. Test splits are never read.
+
+The grid has `TuneBudget.trials` trials, as for every classifier: the method's own default rate (its config
+class's `lr`, the method's `default_lr`) times each of `lr_factors`, crossed with `steps_seq2seq` (AdamW steps a
+task). Structural settings (prompt length, depth, rank, bottleneck...) and the decoding stay as the suite sets
+them. Selection is `tune.pick`'s: best score, ties to the rate closest to the default (log scale), then fewer steps.
+
+Trial ids name what a trial's numbers depend on (strategy, resolved config without the robustness switch, which
+only adds evaluations, scenario and its overrides, backbone, the tuning seed, `SEQ2SEQ_TRIAL_PROTOCOL`); they are
+disjoint from the classifiers' ids (a different key), which stay as they were.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable
+
+import torch
+
+from bench.core.store import config_hash
+from bench.run.cell import CellConfig
+from bench.run.seq2seq_metrics import PRIMARY, summarize_multimodal
+from bench.run.seq2seq_strategies import config_class_of, method_of, settings_and_params
+from bench.run.suite import StrategyEntry, Suite, runs_on
+
+__all__ = ["SEQ2SEQ_PROTOCOL_TEXT", "SEQ2SEQ_TRIAL_PROTOCOL", "run_seq2seq_trial",
+           "seq2seq_fixed_settings", "seq2seq_grid", "seq2seq_trial_id", "seq2seq_tuning_scenario",
+           "tune_seq2seq_entry"]
+
+# Bump when a change alters what a seq2seq trial trains or scores (the loop, the scene data, the val splits).
+SEQ2SEQ_TRIAL_PROTOCOL = 1
+
+# The protocol as the tuning YAML states it.
+SEQ2SEQ_PROTOCOL_TEXT = (
+    "seq2seq entries (the multimodal task kinds): tuned on the first multimodal scenario they run on (the suite's "
+    "overrides, tuning seed); each trial trains a fresh method on the train splits as a stream, as a cell does, and "
+    "scores every task's val split (held-out scenes, built for tuning) with its kind's official metric after the "
+    "stream; the score is the cell's headline (final_score: the primary metrics averaged); lr = the method's "
+    "default_lr times lr_factors, crossed with steps_seq2seq (AdamW steps a task); same selection rule, steps in "
+    "place of epochs; test splits are never read")
+
+# What the trial's config hash leaves out: settings that add evaluations but change no number a trial scores.
+NOT_IN_TRIAL = ("robustness",)
+
+
+def seq2seq_grid(name: str, budget: Any) -> list[dict[str, Any]]:
+    """The config overrides (lr, steps) of every trial of seq2seq strategy `name`, around its default rate."""
+    base_lr = config_class_of(name)().lr
+    rate = lambda f: float(f"{base_lr * f:.3g}")
+    return [{"lr": rate(f), "steps": s} for s in budget.steps_seq2seq for f in budget.lr_factors]
+
+
+def seq2seq_fixed_settings(entry: StrategyEntry) -> dict[str, Any]:
+    """The settings of a seq2seq entry the tuning leaves alone: the method's own parameters (prompt length, depth,
+    rank, reduction...) and the batch size."""
+    settings, params = settings_and_params(config_class_of(entry.name).from_dict(dict(entry.config)).to_dict())
+    return {**params, "batch_size": settings["batch_size"]}
+
+
+def seq2seq_tuning_scenario(entry: StrategyEntry, suite: Suite) -> str | None:
+    """The first multimodal scenario of the suite this entry runs on (None: none)."""
+    from scenarios.catalog import MULTIMODAL_KINDS, SCENARIOS
+
+    for name in suite.scenarios:
+        if runs_on(suite, entry, name) and SCENARIOS.get(name).kind in MULTIMODAL_KINDS:
+            return name
+    return None
+
+
+def seq2seq_trial_id(cell: CellConfig, budget: Any) -> str:
+    """Names everything a seq2seq trial's numbers depend on, and nothing else."""
+    resolved = cell.resolved()
+    config = {k: v for k, v in resolved["strategy_config"].items() if k not in NOT_IN_TRIAL}
+    key = {k: resolved[k] for k in ("scenario", "strategy", "backbone", "seed", "scenario_overrides", "weights")}
+    return config_hash({**key, "strategy_config": config, "split": {"scored": "val", "seed": budget.seed},
+                        "trial_protocol": f"seq2seq-{SEQ2SEQ_TRIAL_PROTOCOL}"})
+
+
+def run_seq2seq_trial(cell: CellConfig, budget: Any, device: torch.device) -> tuple[float, dict[str, float]]:
+    """Train one configuration on the stream's train splits; return (the headline `final_score` on the val splits
+    after the stream, each task's primary metric there). Only `train` and `val` of an experience are read."""
+    from bench.core.seeding import seed_everything
+    from bench.multimodal.loop import PRIMARY_METRIC, TrainSettings, evaluate, train
+    from bench.multimodal.methods import build_method
+    from bench.multimodal.seq2seq import DecodeSettings
+    from bench.run.seq2seq_cell import scene_backbone
+    from scenarios import catalog
+
+    config = config_class_of(cell.strategy).from_dict(dict(cell.strategy_config)).to_dict()
+    settings, params = settings_and_params(config)
+    scenario = catalog.build_scenario(cell.scenario, budget.seed, **cell.scenario_overrides)
+    backbone = scene_backbone(cell.backbone, cell.weights, budget.seed).to(device)
+    seed_everything(budget.seed)
+    method = build_method(method_of(cell.strategy), **params)
+    method.attach(backbone)
+    decode = DecodeSettings(settings["beam_size"], settings["max_new_tokens"], settings["length_penalty"])
+    experiences = scenario.experiences
+    for i, exp in enumerate(experiences):  # the cell's batches: each task's seeds as bench/run/seq2seq_cell.py draws
+        train(backbone, list(exp.train), TrainSettings(settings["steps"], settings["batch_size"], settings["lr"],
+                                                       budget.seed * 1000 + i), method)
+    kinds = [exp.kind for exp in experiences]
+    last = [evaluate(backbone, list(exp.val), decode, method)[PRIMARY_METRIC[exp.kind]] for exp in experiences]
+    # the matrices a cell stores, with only the row after the stream: summarize_multimodal's final_score is the
+    # cell's headline
+    matrices: dict[str, list] = {}
+    for j, kind in enumerate(kinds):
+        matrix = matrices.setdefault(PRIMARY[kind], [[None] * len(kinds) for _ in kinds])
+        matrix[-1][j] = float(last[j])
+    results = {"eval_names": [exp.name for exp in experiences], "task_kinds": kinds, "matrices": matrices}
+    score = summarize_multimodal(results)["final_score"]
+    return score, {exp.name: float(v) for exp, v in zip(experiences, last)}
+
+
+def _per_task_text(per_task: dict[str, float]) -> str:
+    return " ".join(f"{name}={value:.4g}" for name, value in per_task.items())
+
+
+def tune_seq2seq_entry(entry: StrategyEntry, suite: Suite, budget: Any, device: torch.device,
+                       say: Callable[[str], None] = print,
+                       recorded: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Every trial of one seq2seq entry, as rows of the search table (the winner marked `chosen`); trials found in
+    `recorded` (by trial id) are reused, as `tune.tune_entry` does."""
+    from bench.run.seq2seq_strategies import BACKBONE_FAMILY
+    from bench.run.tune import pick
+
+    label = entry.label or entry.name
+    scenario = seq2seq_tuning_scenario(entry, suite)
+    if scenario is None:
+        say(f"{label}: runs on none of the suite's multimodal scenarios; not tuned")
+        return []
+    backbone = suite.backbones[(entry.families or [BACKBONE_FAMILY])[0]]
+    recorded = recorded if recorded is not None else {}
+    rows = []
+    for trial in seq2seq_grid(entry.name, budget):
+        cell = CellConfig(scenario, entry.name, backbone, budget.seed, {**entry.config, **trial},
+                          dict(suite.scenario_overrides.get(scenario, {})))
+        key = seq2seq_trial_id(cell, budget)
+        base = {"label": label, "strategy": entry.name, "scenario": scenario, "backbone": backbone,
+                "lr": trial["lr"], "steps": trial["steps"], "knobs": "", "val_accuracy": math.nan,
+                "val_loss": math.nan, "chosen": False, "trial_id": key}
+        if key in recorded:
+            done = recorded[key]
+            shared = done["label"] if done["label"] != label else done.get("shared_with", "")
+            rows.append({**base, "val_final_score": done["val_final_score"], "val_per_task": done["val_per_task"],
+                         "seconds": done["seconds"] if not shared else 0.0, "shared_with": shared})
+            continue
+        start = time.perf_counter()
+        score, per_task = run_seq2seq_trial(cell, budget, device)
+        rows.append({**base, "val_final_score": score, "val_per_task": _per_task_text(per_task),
+                     "seconds": round(time.perf_counter() - start, 2), "shared_with": ""})
+        recorded[key] = rows[-1]
+        say(f"  {label:<22} lr {trial['lr']:<8g} steps {trial['steps']:<4} val final score {score:.3f} "
+            f"({rows[-1]['val_per_task']})  ({rows[-1]['seconds']:.1f}s)")
+    best = pick([{**r, "val_accuracy": r["val_final_score"], "epochs": r["steps"]} for r in rows],
+                config_class_of(entry.name)().lr)
+    if best is not None:
+        rows[[r["trial_id"] for r in rows].index(best["trial_id"])]["chosen"] = True
+    return rows

@@ -1,0 +1,129 @@
+"""The tuning protocol's seq2seq part (bench/run/tune_seq2seq.py): the classifiers' budget, validation on the
+multimodal streams' val splits scored like the cell's headline, never a read of a test split, and a search table
+that still reads the rows written before it."""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+
+import pytest
+import torch
+import yaml
+
+from bench.core.strategy import STRATEGIES
+from bench.run import tune
+from bench.run.cell import CellConfig
+from bench.run.seq2seq_strategies import config_class_of, entries
+from bench.run.suite import StrategyEntry, Suite
+from bench.run.tune import TuneBudget, grid, read_table, tune_suite, write_outputs
+from bench.run.tune_seq2seq import seq2seq_fixed_settings, seq2seq_grid, seq2seq_trial_id, seq2seq_tuning_scenario
+
+TINY = {"n_train": 1, "n_test": 2, "per_scene": 1}  # one scene to train on, one val scene, two test scenes
+ONE = TuneBudget(lr_factors=(1.0,), epochs_pixels=(1,), epochs_cached=(1,), epochs_per_image_text=(1,),
+                 epochs_joint=(1,), knob_lr_factors=(1.0,), steps_seq2seq=(1,))
+
+
+def mm_suite(*entries_: StrategyEntry) -> Suite:
+    return Suite(name="m", version=1, scenarios=["ci5_glyphs", "mm_tasks"], scenario_overrides={"mm_tasks": TINY},
+                 backbones={"vit": "vit_test_micro", "scene": "scene_coca"}, strategies=list(entries_))
+
+
+def test_every_seq2seq_entry_gets_the_classifiers_budget_around_its_own_rate():
+    budget = TuneBudget()
+    assert budget.steps_seq2seq == (30, 60)
+    for name, entry in entries().items():
+        trials = seq2seq_grid(name, budget)
+        assert len(trials) == budget.trials == len(grid(STRATEGIES.get("full_finetune"), budget)) == 6, name
+        base = entry.config_cls().lr
+        assert {t["lr"] for t in trials} == {float(f"{base * f:.3g}") for f in budget.lr_factors}, name
+        assert {t["steps"] for t in trials} == set(budget.steps_seq2seq), name
+        assert all(set(t) == {"lr", "steps"} for t in trials), name  # structural settings are never tuned
+    # methods that train a few new parameters on a frozen model start far above fine-tuning's rate
+    assert config_class_of("seq2seq_deep_prompt")().lr > 10 * config_class_of("seq2seq_finetune")().lr
+    with pytest.raises(ValueError, match="same budget"):
+        TuneBudget(steps_seq2seq=(30,))
+    fixed = seq2seq_fixed_settings(StrategyEntry(name="seq2seq_deep_prompt", config={"length": 4, "lr": 0.5}))
+    assert fixed["length"] == 4 and "lr" not in fixed and "steps" not in fixed
+
+
+def test_seq2seq_trial_ids_name_what_the_numbers_depend_on():
+    def key(**config):
+        return seq2seq_trial_id(CellConfig("mm_tasks", "seq2seq_lora", "scene_coca", 0, config, TINY), ONE)
+
+    assert key(lr=0.01, steps=30) == key(lr=0.01, steps=30, robustness="off")  # adds evaluations only
+    assert len({key(lr=0.01, steps=30), key(lr=0.03, steps=30), key(lr=0.01, steps=60), key(lr=0.01, steps=30,
+                                                                                            rank=8)}) == 4
+    assert key(lr=0.01, steps=30) != seq2seq_trial_id(
+        CellConfig("mm_tasks", "seq2seq_lora", "scene_coca", 0, {"lr": 0.01, "steps": 30}, {}), ONE)
+
+
+class Poisoned(tuple):
+    """Stands in for a test split: any read of it fails the test."""
+
+    def _fail(self, *_):
+        raise AssertionError("the seq2seq tuning protocol read a test split")
+
+    __iter__ = __len__ = __getitem__ = _fail
+
+
+def test_seq2seq_tuning_scores_the_val_splits_and_never_reads_a_test_split(tmp_path, monkeypatch):
+    from scenarios import catalog
+
+    real_build = catalog.build_scenario
+    val_read = []
+
+    class Counted(tuple):
+        def __iter__(self):
+            val_read.append(len(self))
+            return super().__iter__()
+
+    def poisoned_build(name, seed, **overrides):
+        scenario = real_build(name, seed, **overrides)
+        return dataclasses.replace(scenario, experiences=[
+            dataclasses.replace(e, test=Poisoned(), val=Counted(e.val)) for e in scenario.experiences])
+
+    monkeypatch.setattr(catalog, "build_scenario", poisoned_build)
+    suite = mm_suite(StrategyEntry(name="seq2seq_bitfit", config={"steps": 30, "lr": 0.03, "robustness": "off"}))
+    assert seq2seq_tuning_scenario(suite.strategies[0], suite) == "mm_tasks"  # the first multimodal scenario
+    rows = tune_suite(suite, tmp_path / "m.yaml", ONE, torch.device("cpu"), say=lambda _: None)
+    assert len(rows) == ONE.trials == 1 and rows[0]["chosen"] and rows[0]["steps"] == 1
+    assert len(val_read) == 3  # every task's val split, once, after the stream
+    per_task = dict(kv.split("=") for kv in rows[0]["val_per_task"].split())
+    assert list(per_task) == ["caption/clean", "vqa/clean", "entailment/clean"]
+    # the cell's headline over the val splits: each task's primary metric after the stream, averaged
+    assert rows[0]["val_final_score"] == pytest.approx(sum(float(v) for v in per_task.values()) / 3, abs=1e-3)
+    doc = yaml.safe_load((tmp_path / "tuning" / "m.yaml").read_text())
+    assert doc["chosen"]["seq2seq_bitfit"]["steps"] == 1 and doc["chosen"]["seq2seq_bitfit"]["lr"] == 0.03
+    assert "seq2seq" in doc["protocol"] and doc["fixed_by_the_suite"]["seq2seq_bitfit"] == {"batch_size": 16}
+    table = list(csv.DictReader((tmp_path / "tuning" / "m.csv").open()))
+    assert table[0]["epochs"] == table[0]["val_accuracy"] == "" and table[0]["steps"] == "1"
+    # A rerun reuses the recorded trial.
+    monkeypatch.setattr("bench.run.tune_seq2seq.run_seq2seq_trial",
+                        lambda *a: pytest.fail("a recorded seq2seq trial was run again"))
+    again = tune_suite(suite, tmp_path / "m.yaml", ONE, torch.device("cpu"), say=lambda _: None)
+    assert again[0]["val_final_score"] == rows[0]["val_final_score"] and again[0]["chosen"]
+
+
+def test_search_table_reads_old_rows_and_round_trips_seq2seq_rows(tmp_path):
+    old = tmp_path / "old.csv"
+    old.write_text("label,strategy,scenario,backbone,lr,epochs,knobs,val_accuracy,val_loss,seconds,chosen,trial_id\n"
+                   "naive,naive,ci5_glyphs,vit_glyph_tiny,0.01,4,,0.5,nan,1.0,True,abc\n")
+    (row,) = read_table(old)
+    assert (row["epochs"], row["val_accuracy"], row["shared_with"]) == (4, 0.5, "") and "steps" not in row
+    assert math.isnan(row["val_loss"])
+    suite = mm_suite(StrategyEntry(name="naive"), StrategyEntry(name="seq2seq_lora", config={"rank": 2}))
+    s2s = {"label": "seq2seq_lora", "strategy": "seq2seq_lora", "scenario": "mm_tasks", "backbone": "scene_coca",
+           "lr": 0.01, "steps": 60, "knobs": "", "val_accuracy": math.nan, "val_loss": math.nan, "seconds": 2.0,
+           "chosen": True, "trial_id": "def", "shared_with": "", "val_final_score": 0.25,
+           "val_per_task": "caption/clean=0.5 vqa/clean=0 entailment/clean=0.25"}
+    write_outputs(suite, tmp_path / "m.yaml", ONE, [row, s2s])
+    back = read_table(tmp_path / "tuning" / "m.csv")
+    assert back[0]["epochs"] == 4 and "steps" not in back[0]
+    assert (back[1]["steps"], back[1]["epochs"], back[1]["val_final_score"]) == (60, None, 0.25)
+    doc = yaml.safe_load((tmp_path / "tuning" / "m.yaml").read_text())
+    assert doc["chosen"]["seq2seq_lora"] == {"lr": 0.01, "steps": 60, "val_final_score": 0.25,
+                                            "val_per_task": s2s["val_per_task"], "scenario": "mm_tasks"}
+    assert doc["fixed_by_the_suite"]["seq2seq_lora"]["rank"] == 2
+    assert tune.pick([{**r, "val_accuracy": r["val_final_score"], "epochs": r["steps"]} for r in back[1:]],
+                     0.01)["trial_id"] == "def"
