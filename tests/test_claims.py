@@ -91,11 +91,11 @@ def test_holm_runs_over_the_whole_page() -> None:
 
 def test_matches_or_beats_holds_within_the_margin_and_states_the_direction() -> None:
     simple = [ci("simplecil", 0.1, s, final=0.80 + 0.001 * s) for s in range(3)]
-    vpt = [ci("vpt_deep", 0.1, s, final=0.803 + 0.001 * s) for s in range(3)]  # 0.3 pt better in every seed
+    vpt = [ci("vpt_deep", 0.1, s, final=0.80 + 0.001 * s + x) for s, x in enumerate((0.002, 0.003, 0.004))]
     v = verdict(simple + vpt, "simplecil_vs_prompts")
-    assert v.verdict == "holds"  # d = -0.3 pt in every seed: significantly above -1 pt, matches
+    assert v.verdict == "holds"  # d = -0.2 to -0.4 pt: significantly above -1 pt, matches
     assert v.comparisons[0].paired.null == pytest.approx(-0.01)
-    far = [ci("vpt_deep", 0.1, s, final=0.85 + 0.001 * s) for s in range(3)]
+    far = [ci("vpt_deep", 0.1, s, final=0.80 + 0.001 * s + x) for s, x in enumerate((0.05, 0.052, 0.049))]
     assert verdict(simple + far, "simplecil_vs_prompts").verdict == "fails"
     # worse in every seed, significantly (p 0.04 against 0), but by less than the margin: a match, not a failure
     within = [ci("vpt_deep", 0.1, s, final=0.80 + 0.001 * s + d) for s, d in enumerate((0.003, 0.006, 0.004))]

@@ -81,8 +81,14 @@ def test_verdicts_on_doctored_seeds() -> None:
     assert holds.t_p < 0.05 and holds.perm_p == pytest.approx(0.25)  # the t-test decides; the permutation cannot
     single = paired({0: 0.9}, {0: 0.1})
     assert single.n == 1 and single.verdict() == "undecided" and math.isnan(single.mde)
-    same = paired({0: 0.7, 1: 0.8}, {0: 0.6, 1: 0.7})  # identical differences: no spread, p = 0
-    assert same.t_p == 0.0 and same.verdict() == "holds"
+    # identical differences (a metric moving in steps of one test example): the t statistic is undefined, the exact
+    # test stands in: 2/2^n, undecided at 3 seeds, decided from 6
+    same = paired({s: 0.7 + 0.1 * s for s in range(3)}, {s: 0.6 + 0.1 * s for s in range(3)})
+    assert same.t_p == pytest.approx(0.25) and same.verdict() == "undecided"
+    six = paired({s: 0.7 + 0.1 * s for s in range(6)}, {s: 0.6 + 0.1 * s for s in range(6)})
+    assert six.t_p == pytest.approx(2 / 64) and six.verdict() == "holds"
+    tie = paired({s: 0.7 for s in range(3)}, {s: 0.7 for s in range(3)})
+    assert tie.t_p == 1.0 and tie.verdict() == "undecided"
     # Holm over many comparisons can turn a nominal holds into undecided
     weak = paired({0: 0.62, 1: 0.64, 2: 0.645}, {0: 0.60, 1: 0.61, 2: 0.62})  # d = .02, .03, .025: p = 0.013
     assert weak.t_p < 0.05 and weak.verdict() == "holds"

@@ -92,7 +92,9 @@ PAIRED_RULE = (
     "t-test of d against −1 pt instead of 0 (p and p_Holm in its rows are that test's, in the same Holm family): "
     "holds = p_Holm < 0.05 with mean d > −1 pt, fails = p_Holm < 0.05 with mean d < −1 pt. The exact permutation test is shown beside it as the assumption-free check, but cannot "
     "decide at these seed counts: with n seeds its smallest two-sided p is 2/2^n (0.25 at n = 3, 0.0625 at n = 5), "
-    "so a verdict at n < 6 rests on the t-test's normality assumption.")
+    "so a verdict at n < 6 rests on the t-test's normality assumption. Where every seed gives the same difference "
+    "(sd 0, e.g. a metric moving in steps of one test example) the t statistic is undefined and the exact test's p "
+    "stands in for it.")
 ALPHA = 0.05
 POWER = 0.8
 
@@ -170,7 +172,10 @@ def paired(a: Mapping[int, float], b: Mapping[int, float], level: float = LEVEL,
     h = half_width(sd, n, level)
     shifted = mean - null
     if sd == 0.0:
-        t_p = 1.0 if abs(shifted) < 1e-12 else 0.0
+        # The t statistic is undefined (every seed gives the same difference: common when a small test set makes the
+        # metric move in steps). Reading it as infinitely significant would decide a claim on 3 ties; the exact
+        # sign-flip test stands in: 1 when the difference equals `null`, else 2/2^n (0.25 at 3 seeds, undecided).
+        t_p = sign_flip_p(d - null)
     else:
         from scipy.special import stdtr  # the t distribution's CDF: scipy.stats.ttest_rel's p, without its import
 
