@@ -53,6 +53,10 @@ def test_each_verdict_from_doctored_seeds() -> None:
     # holds on one scenario, undecided on another: the verdict says how much of the claim the data decided
     unclear = [b2n("cocoop", v, s, scenario="b2n_b") for s, v in enumerate((0.5, 0.9, 0.7))]
     assert verdict(holds + other + unclear, "cocoop_new").verdict == "holds (1 of 2 comparisons; 1 undecided)"
+    # the same difference in every seed (a metric in steps of one example): no t-test, the exact test cannot decide
+    steps = [b2n("cocoop", 0.6875 + 0.0625 * s, s) for s in range(3)] + \
+        [b2n("coop", 0.5 + 0.0625 * s, s) for s in range(3)]
+    assert verdict(steps, "cocoop_new").verdict == "undecided (no spread over seeds: exact test only)"
 
 
 def test_paired_numbers_are_scipys_on_the_shared_seeds() -> None:

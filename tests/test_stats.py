@@ -84,7 +84,7 @@ def test_verdicts_on_doctored_seeds() -> None:
     # identical differences (a metric moving in steps of one test example): the t statistic is undefined, the exact
     # test stands in: 2/2^n, undecided at 3 seeds, decided from 6
     same = paired({s: 0.7 + 0.1 * s for s in range(3)}, {s: 0.6 + 0.1 * s for s in range(3)})
-    assert same.t_p == pytest.approx(0.25) and same.verdict() == "undecided"
+    assert same.t_p == pytest.approx(0.25) and same.verdict() == "undecided" and math.isnan(same.mde)
     six = paired({s: 0.7 + 0.1 * s for s in range(6)}, {s: 0.6 + 0.1 * s for s in range(6)})
     assert six.t_p == pytest.approx(2 / 64) and six.verdict() == "holds"
     tie = paired({s: 0.7 for s in range(3)}, {s: 0.7 for s in range(3)})

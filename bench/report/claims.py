@@ -248,8 +248,9 @@ def summarise(comparisons: Sequence[Comparison]) -> str:
         rest = len(comparisons) - decided
         return outcome if not rest else f"{outcome} ({decided} of {len(comparisons)} comparisons; {rest} undecided)"
     mdes = [c.paired.mde for c in comparisons if not math.isnan(c.paired.mde)]
-    if not mdes:
-        return "undecided (one seed: no test)"
+    if not mdes:  # one seed, or identical differences in every seed (the exact test, 2/2^n, stood in)
+        single = all(c.paired.n < 2 for c in comparisons)
+        return "undecided (one seed: no test)" if single else "undecided (no spread over seeds: exact test only)"
     low, high = min(mdes), max(mdes)
     size = f"{_pt(low)} pt" if _pt(low) == _pt(high) else f"{_pt(low)}–{_pt(high)} pt"
     return f"undecided (smallest detectable difference {size})"

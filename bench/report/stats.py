@@ -180,8 +180,9 @@ def paired(a: Mapping[int, float], b: Mapping[int, float], level: float = LEVEL,
         from scipy.special import stdtr  # the t distribution's CDF: scipy.stats.ttest_rel's p, without its import
 
         t_p = float(2.0 * stdtr(n - 1, -abs(shifted) / (sd / math.sqrt(n))))
-    return Paired(n, mean, sd, (mean - h, mean + h), t_p, sign_flip_p(d - null), wins, losses, min_detectable(sd, n),
-                  null=null)
+    # with no spread the detectable difference is not defined (the exact test decides on signs, not on sizes)
+    mde = math.nan if sd == 0.0 else min_detectable(sd, n)
+    return Paired(n, mean, sd, (mean - h, mean + h), t_p, sign_flip_p(d - null), wins, losses, mde, null=null)
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:
