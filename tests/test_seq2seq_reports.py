@@ -129,7 +129,7 @@ def test_ofa_pt_claims_are_decided_per_task_kind_by_the_paired_rule() -> None:
                                      0.80 + 0.011 * record["config"]["seed"]], [0.0, 0.0, 0.80], [0.05] * 3)
         record["metrics"] = summarize_multimodal(record["results"], record.get("robustness"))
     adapter = [mm("seq2seq_adapter", s, [0.50 + 0.01 * s, 0.40 + 0.013 * s, 0.60 + 0.01 * s]) for s in seeds]
-    bitfit = [mm("seq2seq_bitfit", s, [0.40 + 0.011 * s, 0.30 + 0.01 * s, 0.50 + 0.014 * s]) for s in seeds]
+    bitfit = [mm("seq2seq_bitfit", s, [0.40 + 0.011 * s, 0.30 + 0.012 * s, 0.50 + 0.014 * s]) for s in seeds]
     finetune = [mm("seq2seq_finetune", s, [0.95 + 0.01 * s, 0.90 + 0.012 * s, 0.97 + 0.001 * s],
                    kept=0.5 + 0.012 * s) for s in seeds]
     records = deep + adapter + bitfit + finetune
