@@ -153,12 +153,23 @@ def test_tune_writes_to_the_users_folder_never_into_an_installed_package(tmp_pat
     assert tune.default_out_dir(own) == tmp_path / "tuning"  # a user's suite: beside it
 
 
-def test_committed_trials_are_all_reused_on_a_fresh_clone(monkeypatch):
-    """Every trial of the committed default search table has the id the current code computes, so `tune` reruns
-    nothing (the issue: 0 of 240 ids matched after a protocol bump)."""
-    path = suite_path("default")
+# The suites whose tuning tables are committed beside them (bench/suites/tuning/<suite>.csv/.yaml).
+TUNED_SUITES = ("default", "multimodal")
+
+
+def test_every_suite_with_a_committed_tuning_table_is_checked():
+    folder = suite_path("default").parent / "tuning"
+    assert {p.stem for p in folder.glob("*.yaml")} == set(TUNED_SUITES)
+    assert {p.stem for p in folder.glob("*.csv")} == set(TUNED_SUITES)
+
+
+@pytest.mark.parametrize("name", TUNED_SUITES)
+def test_committed_trials_are_all_reused_on_a_fresh_clone(monkeypatch, name):
+    """Every trial of a committed search table has the id the current code computes, so `tune` reruns nothing
+    (the issue: 0 of 240 ids matched after a protocol bump)."""
+    path = suite_path(name)
     rows = tune.read_table(tune.tuning_paths(path)[0])
-    suite = load_suite("default")
+    suite = load_suite(name)
     budget = TuneBudget()
     expected = set()
     for entry in suite.strategies:
@@ -227,10 +238,13 @@ def test_tuning_files_hold_every_trial_and_the_winner(tmp_path, monkeypatch):
     assert {r["label"] for r in table} == {"linear_probe", "naive"}
 
 
-def test_default_suite_carries_the_tuned_values():
-    path = suite_path("default")
-    chosen = yaml.safe_load((path.parent / "tuning" / "default.yaml").read_text())["chosen"]
-    suite = load_suite("default")
+@pytest.mark.parametrize("name", TUNED_SUITES)
+def test_tuned_suites_carry_the_tuned_values(name):
+    path = suite_path(name)
+    doc = yaml.safe_load((path.parent / "tuning" / f"{name}.yaml").read_text())
+    chosen = doc["chosen"]
+    suite = load_suite(name)
+    assert (doc["suite"], doc["suite_version"]) == (suite.name, suite.version)
     tuned = 0
     for entry in suite.strategies:
         label = entry.label or entry.name
