@@ -180,7 +180,8 @@ def test_leaderboards_have_a_table_per_task_kind(tmp_path: Path) -> None:
     assert float(finetune["seconds_mean"]) == 4.5 and finetune["n_seeds"] == "3"
     assert finetune["pgd_kept_official_mean"] == ""  # no robustness recorded: no number made up
     index = (tmp_path / "boards" / "index.md").read_text()
-    assert "[caption](mm_caption.md)" in index
+    assert "[caption](mm_caption.md)" in index and "No finished cells yet" not in index
+    assert "the tables of their 6 finished cells are linked below" in index
     assert "Multimodal task kinds (official metrics)" in (tmp_path / "boards" / "index.html").read_text()
     sanity = (tmp_path / "boards" / "sanity.md").read_text()
     assert f"## {CHECK}" in sanity and "[vqa]" in sanity

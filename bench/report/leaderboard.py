@@ -78,7 +78,8 @@ def _render(records: list, out_dir: Path, related: list[str] | None = None, page
     notes += index_note(mm_tables)
     notes += ["Claims of the seed papers, checked on these results: [claims.md](claims.md).",
               f"Sanity checks: [sanity.md](sanity.md) ({failing} failing)."]
-    tables = write_tables(records, out_dir, index_notes=notes, checks=checks)
+    tables = write_tables(records, out_dir, index_notes=notes, checks=checks,
+                          elsewhere=sum(r.get("status") == "ok" for r in multimodal))
     source = f"{provenance(records + multimodal)} {seed_cost(records, verdicts)}".strip()
     extra = [write_sanity(findings, out_dir), write_claims(verdicts, out_dir, source, pages)]
     page = write_html(records, out_dir / "index.html", checks=checks,

@@ -594,12 +594,22 @@ def _failures_markdown(failed: list[Mapping[str, Any]]) -> str:
     )
 
 
+def _no_scenario_table(elsewhere: int) -> str:
+    """The index's line where no classification scenario has finished cells; `elsewhere` finished cells have tables
+    of their own (a multimodal-only suite: linked below the line, `index_notes`)."""
+    if not elsewhere:
+        return "No finished cells yet."
+    return f"No classification scenario in these results; the tables of their {elsewhere} finished cells are " \
+           "linked below."
+
+
 def write_tables(records: Iterable[Mapping[str, Any]], out_dir: Path | str,
                  index_notes: Sequence[str] = (), checks: Mapping[str, Sequence[str]] | None = None,
-                 references: Sequence[Reference] | None = None) -> list[Path]:
+                 references: Sequence[Reference] | None = None, elsewhere: int = 0) -> list[Path]:
     """Write per-scenario ``<scenario>.md``/``.csv``, ``index.md`` and, if needed, ``failures.md`` and the
     base-to-new average (``base_to_new_average.md``/``.csv``). ``index_notes``: lines the index ends with (links to
-    tables written elsewhere, such as the robustness table).
+    tables written elsewhere, such as the robustness table); ``elsewhere``: finished cells tabled elsewhere (the
+    multimodal kinds), counted where no scenario table is written.
 
     Returns the written paths. A stale ``failures.md`` from an earlier call is
     removed when there are no failures any more. CSVs hold the aggregate rows
@@ -651,7 +661,7 @@ def write_tables(records: Iterable[Mapping[str, Any]], out_dir: Path | str,
             index_rows,
         )
         if index_rows
-        else "No finished cells yet.",
+        else _no_scenario_table(elsewhere),
         "",
     ]
     if average_paths:
