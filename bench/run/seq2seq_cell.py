@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import resource
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -24,7 +25,7 @@ from bench.run.seq2seq_strategies import (BACKBONE_FAMILY, SCENE_BACKBONE, confi
                                           settings_and_params)
 from scenarios.catalog import MULTIMODAL_KINDS
 
-__all__ = ["run_seq2seq_cell", "scene_backbone"]
+__all__ = ["Seq2SeqRun", "prepare_seq2seq_run", "run_seq2seq_cell", "scene_backbone"]
 
 SAMPLE_PREDICTIONS = 3  # generated answers kept per task in the record, to read what the scores mean
 
@@ -39,6 +40,58 @@ def scene_backbone(backbone: str, weights: str | None, seed: int):
                          f"not {backbone!r}")
     seed_everything(seed)
     return load_scene_coca(weights)
+
+
+@dataclass
+class Seq2SeqRun:
+    """What a multimodal cell (and a tuning trial, bench/run/tune_seq2seq.py) trains and scores: one seeded
+    backbone with its method attached, the scenario's stream and the settings, built the same way for both."""
+
+    seed: int
+    settings: dict[str, Any]
+    scenario: Any
+    backbone: torch.nn.Module
+    backbone_params: int
+    method: Any
+    trained: list[torch.nn.Parameter]
+    decode: Any
+
+    def task_seed(self, index: int) -> int:
+        """Task `index`'s batches come from their own stream, reproducibly."""
+        return self.seed * 1000 + index
+
+    def train_task(self, index: int, experience: Any) -> None:
+        """AdamW on `experience`'s train split, with the task's own seed."""
+        from bench.multimodal.loop import TrainSettings, train
+
+        settings = self.settings
+        train(self.backbone, list(experience.train),
+              TrainSettings(settings["steps"], settings["batch_size"], settings["lr"], self.task_seed(index)),
+              self.method)
+
+
+def prepare_seq2seq_run(cfg: CellConfig, device: torch.device, seed: int | None = None) -> Seq2SeqRun:
+    """The config resolved (an unknown name or field raises), the scenario built, the scene backbone loaded and
+    the method attached, seeded by `seed` (default: the cell's)."""
+    from bench.models.backbones import count_parameters
+    from bench.multimodal.methods import build_method
+    from bench.multimodal.seq2seq import DecodeSettings
+    from scenarios.catalog import build_scenario
+
+    seed = cfg.seed if seed is None else seed
+    config = config_class_of(cfg.strategy).from_dict(dict(cfg.strategy_config)).to_dict()
+    settings, params = settings_and_params(config)
+    scenario = build_scenario(cfg.scenario, seed, **cfg.scenario_overrides)
+    if scenario.kind not in MULTIMODAL_KINDS:
+        raise ValueError(f"strategy {cfg.strategy!r} runs on multimodal scenarios ({', '.join(MULTIMODAL_KINDS)}), "
+                         f"not on {cfg.scenario!r} ({scenario.kind})")
+    backbone = scene_backbone(cfg.backbone, cfg.weights, seed).to(device)
+    backbone_params = count_parameters(backbone)
+    seed_everything(seed)
+    method = build_method(method_of(cfg.strategy), **params)
+    trained = method.attach(backbone)
+    decode = DecodeSettings(settings["beam_size"], settings["max_new_tokens"], settings["length_penalty"])
+    return Seq2SeqRun(seed, settings, scenario, backbone, backbone_params, method, trained, decode)
 
 
 def _frozen_snapshot(backbone: torch.nn.Module, trained: list[torch.nn.Parameter]) -> dict[str, torch.Tensor]:
@@ -81,26 +134,10 @@ def _evaluate_all(backbone, experiences, decode, method, matrices: dict[str, lis
 def run_seq2seq_cell(cfg: CellConfig, device: torch.device,
                      show_progress: bool = False) -> dict[str, Any]:  # noqa: ARG001 (one line per task is logged)
     """The record parts of one multimodal cell (everything but the header the runner writes)."""
-    from bench.models.backbones import count_parameters
-    from bench.multimodal.loop import TrainSettings, train
-    from bench.multimodal.methods import build_method
-    from bench.multimodal.seq2seq import DecodeSettings
-    from scenarios.catalog import build_scenario
-
-    config = config_class_of(cfg.strategy).from_dict(dict(cfg.strategy_config)).to_dict()  # unknown name: raises
+    run = prepare_seq2seq_run(cfg, device)
     entry = entries()[cfg.strategy]
-    settings, params = settings_and_params(config)
-    scenario = build_scenario(cfg.scenario, cfg.seed, **cfg.scenario_overrides)
-    if scenario.kind not in MULTIMODAL_KINDS:
-        raise ValueError(f"strategy {cfg.strategy!r} runs on multimodal scenarios ({', '.join(MULTIMODAL_KINDS)}), "
-                         f"not on {cfg.scenario!r} ({scenario.kind})")
-    backbone = scene_backbone(cfg.backbone, cfg.weights, cfg.seed).to(device)
-    backbone_params = count_parameters(backbone)
-    seed_everything(cfg.seed)
-    method = build_method(method_of(cfg.strategy), **params)
-    trained = method.attach(backbone)
-    snapshot = _frozen_snapshot(backbone, trained)
-    decode = DecodeSettings(settings["beam_size"], settings["max_new_tokens"], settings["length_penalty"])
+    settings, scenario, backbone, method, decode = run.settings, run.scenario, run.backbone, run.method, run.decode
+    snapshot = _frozen_snapshot(backbone, run.trained)
     experiences = scenario.experiences
     matrices: dict[str, list] = {}
     timing = {"train_seconds": 0.0, "eval_seconds": 0.0}
@@ -111,11 +148,9 @@ def run_seq2seq_cell(cfg: CellConfig, device: torch.device,
     timing["eval_seconds"] += time.perf_counter() - started
     train_seeds, samples = [], {}
     for i, exp in enumerate(experiences):
-        seed = cfg.seed * 1000 + i  # each task's batches drawn from their own stream, reproducibly
-        train_seeds.append(seed)
+        train_seeds.append(run.task_seed(i))
         started = time.perf_counter()
-        train(backbone, list(exp.train), TrainSettings(settings["steps"], settings["batch_size"], settings["lr"],
-                                                       seed), method)
+        run.train_task(i, exp)
         timing["train_seconds"] += time.perf_counter() - started
         started = time.perf_counter()
         _evaluate_all(backbone, experiences, decode, method, matrices, i,
@@ -132,8 +167,8 @@ def run_seq2seq_cell(cfg: CellConfig, device: torch.device,
                      "family": entry.family, "paper": entry.paper,
                      "method": method.config, "flags": dataclasses.asdict(Flags()),  # each example alone, no task id
                      "backbone_family": BACKBONE_FAMILY, "trainable_params": int(method.trainable_parameter_count),
-                     "backbone_params": backbone_params,
-                     "trainable_share": method.trainable_parameter_count / backbone_params},
+                     "backbone_params": run.backbone_params,
+                     "trainable_share": method.trainable_parameter_count / run.backbone_params},
         "results": results,
         "decoding": {**decode.record(), "entailment": "candidate scoring (yes / no / maybe, likeliest taken)"},
         "training": {"optimizer": "adamw", "weight_decay": 0.0, "steps": settings["steps"],

@@ -29,7 +29,7 @@ import torch
 from bench.core.store import config_hash
 from bench.run.cell import CellConfig
 from bench.run.seq2seq_metrics import PRIMARY, summarize_multimodal
-from bench.run.seq2seq_strategies import config_class_of, method_of, settings_and_params
+from bench.run.seq2seq_strategies import config_class_of, settings_and_params
 from bench.run.suite import StrategyEntry, Suite, runs_on
 
 __all__ = ["SEQ2SEQ_PROTOCOL_TEXT", "SEQ2SEQ_TRIAL_PROTOCOL", "run_seq2seq_trial",
@@ -88,27 +88,16 @@ def seq2seq_trial_id(cell: CellConfig, budget: Any) -> str:
 def run_seq2seq_trial(cell: CellConfig, budget: Any, device: torch.device) -> tuple[float, dict[str, float]]:
     """Train one configuration on the stream's train splits; return (the headline `final_score` on the val splits
     after the stream, each task's primary metric there). Only `train` and `val` of an experience are read."""
-    from bench.core.seeding import seed_everything
-    from bench.multimodal.loop import PRIMARY_METRIC, TrainSettings, evaluate, train
-    from bench.multimodal.methods import build_method
-    from bench.multimodal.seq2seq import DecodeSettings
-    from bench.run.seq2seq_cell import scene_backbone
-    from scenarios import catalog
+    from bench.multimodal.loop import PRIMARY_METRIC, evaluate
+    from bench.run.seq2seq_cell import prepare_seq2seq_run
 
-    config = config_class_of(cell.strategy).from_dict(dict(cell.strategy_config)).to_dict()
-    settings, params = settings_and_params(config)
-    scenario = catalog.build_scenario(cell.scenario, budget.seed, **cell.scenario_overrides)
-    backbone = scene_backbone(cell.backbone, cell.weights, budget.seed).to(device)
-    seed_everything(budget.seed)
-    method = build_method(method_of(cell.strategy), **params)
-    method.attach(backbone)
-    decode = DecodeSettings(settings["beam_size"], settings["max_new_tokens"], settings["length_penalty"])
-    experiences = scenario.experiences
-    for i, exp in enumerate(experiences):  # the cell's batches: each task's seeds as bench/run/seq2seq_cell.py draws
-        train(backbone, list(exp.train), TrainSettings(settings["steps"], settings["batch_size"], settings["lr"],
-                                                       budget.seed * 1000 + i), method)
+    run = prepare_seq2seq_run(cell, device, seed=budget.seed)  # built and trained exactly as a cell
+    experiences = run.scenario.experiences
+    for i, exp in enumerate(experiences):
+        run.train_task(i, exp)
     kinds = [exp.kind for exp in experiences]
-    last = [evaluate(backbone, list(exp.val), decode, method)[PRIMARY_METRIC[exp.kind]] for exp in experiences]
+    last = [evaluate(run.backbone, list(exp.val), run.decode, run.method)[PRIMARY_METRIC[exp.kind]]
+            for exp in experiences]
     # the matrices a cell stores, with only the row after the stream: summarize_multimodal's final_score is the
     # cell's headline
     matrices: dict[str, list] = {}
