@@ -339,18 +339,17 @@ def read_table(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     rows = list(csv.DictReader(path.open()))
-    number = lambda text, kind: kind(text) if text not in (None, "") else None
-    for row in rows:
-        row.update(lr=float(row["lr"]), epochs=number(row["epochs"], int),
-                   val_accuracy=number(row["val_accuracy"], float) if row["val_accuracy"] else math.nan,
-                   val_loss=number(row["val_loss"], float) if row["val_loss"] else math.nan,
+    for row in rows:  # a seq2seq row leaves the classifiers' columns empty (epochs None, scores NaN)
+        row.update(lr=float(row["lr"]), epochs=int(row["epochs"]) if row["epochs"] else None,
+                   val_accuracy=float(row["val_accuracy"] or "nan"), val_loss=float(row["val_loss"] or "nan"),
                    seconds=float(row["seconds"]), chosen=row["chosen"] == "True",
                    knobs=row.get("knobs") or "", shared_with=row.get("shared_with") or "")
         if row.get("steps"):  # a seq2seq row
             row.update(steps=int(row["steps"]), val_final_score=float(row["val_final_score"]),
                        val_per_task=row.get("val_per_task") or "")
         else:
-            row.pop("steps", None), row.pop("val_final_score", None), row.pop("val_per_task", None)
+            for column in ("steps", "val_final_score", "val_per_task"):
+                row.pop(column, None)
     return rows
 
 
