@@ -27,8 +27,8 @@ The winner's `lr`, `epochs` and knobs go into the suite entry's config, so every
 
 The seq2seq entries of the multimodal task kinds (trained in AdamW steps by their own loop) follow the same
 discipline in `bench.run.tune_seq2seq`: the same number of trials (their default rate times `lr_factors`, crossed
-with `steps_seq2seq`), scored on the multimodal streams' val splits with the cell's headline; `tune_suite` routes
-them there.
+with `steps_seq2seq`), scored on the multimodal streams' val splits right after training on each task
+(`learned_score`, what the OFA-PT claims read); `tune_suite` routes them there.
 """
 from __future__ import annotations
 
@@ -309,11 +309,14 @@ def tune_entry(entry: StrategyEntry, suite: Suite, budget: TuneBudget, device: t
 
 
 # ---------------------------------------------------------------------------------------------- files
-# The seq2seq rows (bench/run/tune_seq2seq.py) fill `steps` instead of `epochs` and `val_final_score` (the multimodal
-# cell's headline on the val splits) with `val_per_task` instead of `val_accuracy` and `val_loss`; a classifier's row
-# leaves those empty, and a table written before they existed reads the same.
+# The seq2seq rows (bench/run/tune_seq2seq.py) fill `steps` instead of `epochs`, `val_learned_score` (the score they
+# are selected on: each task's val metric right after training on it, averaged), `val_final_score` (the same after
+# the whole stream) and `val_per_task` (the learned scores) instead of `val_accuracy` and `val_loss`; a classifier's
+# row leaves those empty, and a table written before they existed reads the same (a protocol-1 seq2seq row, scored
+# after the stream only, reads with val_learned_score NaN).
+SEQ2SEQ_FIELDS = ("steps", "val_learned_score", "val_final_score", "val_per_task")
 FIELDS = ["label", "strategy", "scenario", "backbone", "lr", "epochs", "knobs", "val_accuracy", "val_loss", "seconds",
-          "chosen", "trial_id", "shared_with", "steps", "val_final_score", "val_per_task"]
+          "chosen", "trial_id", "shared_with", *SEQ2SEQ_FIELDS]
 
 
 def tuning_paths(suite_path: Path, out_dir: Path | None = None) -> tuple[Path, Path]:
@@ -346,9 +349,10 @@ def read_table(path: Path) -> list[dict[str, Any]]:
                    knobs=row.get("knobs") or "", shared_with=row.get("shared_with") or "")
         if row.get("steps"):  # a seq2seq row
             row.update(steps=int(row["steps"]), val_final_score=float(row["val_final_score"]),
+                       val_learned_score=float(row.get("val_learned_score") or "nan"),
                        val_per_task=row.get("val_per_task") or "")
         else:
-            for column in ("steps", "val_final_score", "val_per_task"):
+            for column in SEQ2SEQ_FIELDS:
                 row.pop(column, None)
     return rows
 
@@ -378,6 +382,7 @@ def write_outputs(suite: Suite, suite_path: Path, budget: TuneBudget, rows: list
     for r in rows:
         if r["chosen"] and r.get("steps"):  # a seq2seq entry (bench/run/tune_seq2seq.py)
             chosen[r["label"]] = {"lr": r["lr"], "steps": r["steps"],
+                                  "val_learned_score": round(r["val_learned_score"], 4),
                                   "val_final_score": round(r["val_final_score"], 4),
                                   "val_per_task": r["val_per_task"], "scenario": r["scenario"]}
         elif r["chosen"]:
