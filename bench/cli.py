@@ -507,7 +507,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from bench.core.device import flush_denormals
 
     flush_denormals()  # the trials compute in this process (bench.core.device.flush_denormals: why)
-    budget = TuneBudget()
+    try:
+        budget = TuneBudget.for_suite(suite)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     out = Path(args.out) if args.out else default_out_dir(path)
     print(f"tuning suite {suite.name} v{suite.version}: {budget.trials} trials per strategy, validation = "
           f"{budget.val_fraction:.0%} of the first {budget.val_tasks} tasks' training images; tables in {out}")

@@ -170,7 +170,7 @@ def test_committed_trials_are_all_reused_on_a_fresh_clone(monkeypatch, name):
     path = suite_path(name)
     rows = tune.read_table(tune.tuning_paths(path)[0])
     suite = load_suite(name)
-    budget = TuneBudget()
+    budget = TuneBudget.for_suite(suite)
     expected = set()
     for entry in suite.strategies:
         if is_seq2seq(entry.name):  # the multimodal kinds' strategies: their own grid and ids (tune_seq2seq)
@@ -245,6 +245,9 @@ def test_tuned_suites_carry_the_tuned_values(name):
     chosen = doc["chosen"]
     suite = load_suite(name)
     assert (doc["suite"], doc["suite_version"]) == (suite.name, suite.version)
+    budget = dataclasses.asdict(TuneBudget.for_suite(suite))  # the grid the table was searched with
+    assert {k: doc["protocol"][k] for k in budget} == {k: list(v) if isinstance(v, tuple) else v
+                                                       for k, v in budget.items()}
     tuned = 0
     for entry in suite.strategies:
         label = entry.label or entry.name
@@ -261,3 +264,21 @@ def test_tuned_suites_carry_the_tuned_values(name):
         else:  # only strategies with nothing to train are left out
             assert entry.name in TRAINING_FREE, label
     assert tuned == len([e for e in suite.strategies if e.name not in TRAINING_FREE])
+
+
+def test_a_suite_sets_its_own_tuning_budget_and_a_wrong_one_is_named_before_anything_runs():
+    from bench.run.suite import TUNING_FIELDS, SuiteError, check_suite
+
+    assert set(TUNING_FIELDS) == {f.name for f in dataclasses.fields(TuneBudget)}
+    suite = tiny_suite(StrategyEntry(name="linear_probe", families=["vit"]))
+    assert TuneBudget.for_suite(suite) == TuneBudget()
+    longer = suite.model_copy(update={"tuning": {"steps_seq2seq": [60, 120]}})
+    assert TuneBudget.for_suite(longer).steps_seq2seq == (60, 120)
+    assert TuneBudget.for_suite(longer).epochs_pixels == TuneBudget().epochs_pixels  # the rest as by default
+    with pytest.raises(ValueError, match="same budget"):  # every grid keeps one length: one budget for all
+        TuneBudget.for_suite(suite.model_copy(update={"tuning": {"steps_seq2seq": [60, 120, 240]}}))
+    with pytest.raises((ValueError, SuiteError), match="steps_seq2seqq"):
+        Suite.model_validate({**suite.model_dump(), "tuning": {"steps_seq2seqq": [60, 120]}})
+    assert load_suite("multimodal").tuning == {"steps_seq2seq": [60, 120]}
+    assert not load_suite("default").tuning
+    check_suite(longer)

@@ -29,6 +29,12 @@ class StrategyEntry(BaseModel):
     scenarios: list[str] | None = Field(None, min_length=1)  # restrict to these (default: every supported one)
 
 
+# The fields of bench.run.tune.TuneBudget a suite's `tuning:` may set (named here: a suite is checked without torch,
+# which bench.run.tune imports; a test keeps the two lists equal).
+TUNING_FIELDS = ("lr_factors", "epochs_pixels", "epochs_cached", "epochs_per_image_text", "epochs_joint",
+                 "steps_seq2seq", "knob_lr_factors", "val_tasks", "val_fraction", "seed")
+
+
 class Suite(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
@@ -43,6 +49,9 @@ class Suite(BaseModel):
     # one more scenario without the whole grid; every other scenario runs every entry that supports it
     scenario_strategies: dict[str, list[str]] = Field(default_factory=dict)
     robustness: dict[str, Any] | None = None
+    # the tuning protocol's budget for this suite (`promptshift tune`; bench.run.tune.TuneBudget's fields): the same
+    # grid for every entry of the suite, e.g. more seq2seq steps where a suite's tasks need them
+    tuning: dict[str, Any] = Field(default_factory=dict)
     time_limit_s: float | None = Field(None, gt=0)  # wall-clock limit per cell (`run --time-limit` overrides it)
     weights: str | dict[str, str] | None = None  # local weights file(s): one for every backbone, or per family
 
@@ -62,6 +71,14 @@ class Suite(BaseModel):
             spec = catalog.backbones.get(name)
             if spec.family != family:
                 raise ValueError(f"backbone {name!r} is a {spec.family!r} backbone, listed under {family!r}")
+        return value
+
+    @field_validator("tuning")
+    @classmethod
+    def _tuning_budget(cls, value: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(value) - set(TUNING_FIELDS))
+        if unknown:
+            raise ValueError(f"tuning: unknown field(s) {unknown}; valid: {list(TUNING_FIELDS)}")
         return value
 
     @field_validator("robustness")

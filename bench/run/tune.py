@@ -110,6 +110,16 @@ class TuneBudget:
         if self.val_tasks < 1:
             raise ValueError(f"val_tasks must be at least 1, got {self.val_tasks}")
 
+    @classmethod
+    def for_suite(cls, suite: Suite) -> "TuneBudget":
+        """The default budget with the suite's `tuning:` settings (lists read as tuples); a wrong value raises
+        ValueError naming it."""
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in suite.tuning.items()}
+        try:
+            return dataclasses.replace(cls(), **values)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"suite {suite.name!r}, tuning: {error}") from None
+
     @property
     def trials(self) -> int:
         return len(self.lr_factors) * len(self.epochs_pixels)
