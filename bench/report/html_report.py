@@ -596,8 +596,8 @@ def _section(job: tuple[str, pd.DataFrame, list[Mapping[str, Any]], tuple[str, .
     return scenario_section(*job)
 
 
-def _render_sections(jobs: list[tuple[str, pd.DataFrame, list[Mapping[str, Any]], tuple[str, ...]]]) -> list[str]:
-    """Every scenario's section, in order. Drawing the figures is most of a leaderboard rebuild (16 s of the
+def _draw_sections(jobs: list[tuple[str, pd.DataFrame, list[Mapping[str, Any]], tuple[str, ...]]]) -> list[str]:
+    """Draw these scenarios' sections, in order. Drawing the figures is most of a leaderboard rebuild (16 s of the
     default suite's on this 2-core machine, at the end of `make bench`, with nothing else running): where there
     are cores to spare, the sections are drawn in parallel processes (from a fork server, never a plain fork of
     this process, whose other threads may hold locks)."""
@@ -613,12 +613,30 @@ def _render_sections(jobs: list[tuple[str, pd.DataFrame, list[Mapping[str, Any]]
         return list(pool.map(_section, jobs))
 
 
+def _render_sections(jobs: list[tuple[str, pd.DataFrame, list[Mapping[str, Any]], tuple[str, ...]]],
+                     cached: bool = False) -> list[str]:
+    """Every scenario's section, in order. `cached`: sections drawn before from the same records, checks and code
+    are read back from the disk cache (bench/report/section_cache.py) and only the others are drawn, then stored."""
+    if not cached:
+        return _draw_sections(jobs)
+    from bench.report.section_cache import read_section, section_key, write_section
+
+    keys = [section_key(scenario, records, checks) for scenario, _, records, checks in jobs]
+    sections = [read_section(key) for key in keys]
+    missing = [i for i, section in enumerate(sections) if section is None]
+    for i, drawn in zip(missing, _draw_sections([jobs[i] for i in missing])):
+        sections[i] = drawn
+        write_section(keys[i], drawn)
+    return sections
+
+
 def render_page(records: Iterable[Mapping[str, Any]], references: Sequence[Reference] = (),
                 checks: Mapping[str, Sequence[str]] | None = None, claims: str = "",
-                related: Sequence[str] = ()) -> str:
+                related: Sequence[str] = (), cached_sections: bool = False) -> str:
     """The whole page as one string. `checks`: failing sanity checks by scenario; `claims`: the claims section's
     HTML (`bench.report.claims`); `related`: subfolders holding other suites' pages (e.g. `ofa_ablation`), linked
-    from the navigation."""
+    from the navigation; `cached_sections`: read unchanged scenario sections from the disk cache
+    (`_render_sections`)."""
     records = list(records)
     ok = [r for r in records if r.get("status") == "ok"]
     failed = [r for r in records if r.get("status") != "ok"]
@@ -629,7 +647,7 @@ def render_page(records: Iterable[Mapping[str, Any]], references: Sequence[Refer
         members = [r for r in ok if scenario_name(r) == scenario]
         jobs.append((scenario, sub, members, tuple((checks or {}).get(scenario, ()))))
         nav.append(f'<a href="#scenario-{_esc(slug(scenario))}">{_esc(scenario)}</a>')
-    sections = _render_sections(jobs)
+    sections = _render_sections(jobs, cached_sections)
     if claims:
         nav.insert(0, '<a href="#claims">claims of the papers</a>')
     if checks is not None:
@@ -655,13 +673,15 @@ def render_page(records: Iterable[Mapping[str, Any]], references: Sequence[Refer
 
 def write_html(records: Iterable[Mapping[str, Any]], out_path: Path | str,
                references: Sequence[Reference] | None = None, checks: Mapping[str, Sequence[str]] | None = None,
-               claims: str = "", related: Sequence[str] | None = None) -> Path:
+               claims: str = "", related: Sequence[str] | None = None, cached_sections: bool = True) -> Path:
     """Write the page; references default to `bench/report/references.yaml` (none when it does not exist);
-    `related`: subfolders with other suites' pages to link (default: those next to `out_path`)."""
+    `related`: subfolders with other suites' pages to link (default: those next to `out_path`); scenario sections
+    drawn before from the same records and code are read back from the disk cache unless `cached_sections` is
+    False (bench/report/section_cache.py)."""
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     refs = load_references() if references is None else references
     if related is None:  # other suites' pages in subfolders next to this one
         related = sorted(p.parent.name for p in out.parent.glob("*/index.html")) if out.parent.is_dir() else []
-    out.write_text(render_page(records, refs, checks, claims, related), encoding="utf-8")
+    out.write_text(render_page(records, refs, checks, claims, related, cached_sections), encoding="utf-8")
     return out
