@@ -62,6 +62,9 @@ _add("mm_vqa_styles", "multimodal_domain_incremental", "scene VQA; style shifts 
      "noisy", task="vqa", domains=("clean", "outline", "texture", "noisy"))
 _add("mm_caption_styles", "multimodal_domain_incremental", "scene captioning; style shifts clean -> outline -> "
      "texture -> noisy", task="caption", domains=("clean", "outline", "texture", "noisy"))
+_add("mm_grounding_styles", "multimodal_domain_incremental", "scene referring expressions (boxes as location "
+     "tokens, accuracy at IoU >= 0.5); style shifts clean -> outline -> texture -> noisy", task="grounding",
+     domains=("clean", "outline", "texture", "noisy"))
 
 
 # ------------------------------------------------------------------ real benchmarks (need a data root)

@@ -68,8 +68,9 @@ def test_seq2seq_strategies_expand_and_bad_names_or_fields_fail_before_any_work(
 
 
 def test_the_multimodal_suite_runs_six_methods_at_the_scenarios_own_size_over_five_seeds() -> None:
-    """The `multimodal` suite (issue #24): the default suite's six seq2seq methods on mm_tasks at the builder's
-    defaults, five seeds (v3), generation attacks for the pair OFA-PT's robustness claim compares."""
+    """The `multimodal` suite (issue #24): the default suite's six seq2seq methods on mm_tasks and
+    mm_grounding_styles at the builder's defaults, five seeds (v3), generation attacks for the pair OFA-PT's
+    robustness claim compares."""
     import inspect
 
     from scenarios.multimodal.scenario import multimodal_task_incremental
@@ -78,9 +79,12 @@ def test_the_multimodal_suite_runs_six_methods_at_the_scenarios_own_size_over_fi
     cells, skipped = expand(suite)
     methods = {"seq2seq_finetune", "seq2seq_deep_prompt", "seq2seq_input_prompt", "seq2seq_bitfit",
                "seq2seq_adapter", "seq2seq_lora"}
-    assert not skipped and len(cells) == 30
+    assert not skipped and len(cells) == 60
     assert {c.strategy for c in cells} == methods and {c.seed for c in cells} == {0, 1, 2, 3, 4}
-    assert {c.scenario for c in cells} == {"mm_tasks"} and {c.backbone for c in cells} == {"scene_coca"}
+    # v4: referring expressions too, as a style-incremental stream of their own (tuned with mm_tasks, the first)
+    assert {c.scenario for c in cells} == {"mm_tasks", "mm_grounding_styles"}
+    assert {c.backbone for c in cells} == {"scene_coca"}
+    assert suite.scenario_overrides["mm_grounding_styles"] == suite.scenario_overrides["mm_tasks"]
     defaults = {k: v.default for k, v in inspect.signature(multimodal_task_incremental).parameters.items()
                 if k in ("n_train", "n_test", "per_scene")}
     assert suite.scenario_overrides["mm_tasks"] == defaults == {"n_train": 64, "n_test": 32, "per_scene": 3}
