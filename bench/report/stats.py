@@ -172,18 +172,19 @@ def paired(a: Mapping[int, float], b: Mapping[int, float], level: float = LEVEL,
         sd = 0.0
     h = half_width(sd, n, level)
     shifted = mean - null
+    exact_p = sign_flip_p(d - null)
     if sd == 0.0:
         # The t statistic is undefined (every seed gives the same difference: common when a small test set makes the
         # metric move in steps). Reading it as infinitely significant would decide a claim on 3 ties; the exact
         # sign-flip test stands in: 1 when the difference equals `null`, else 2/2^n (0.25 at 3 seeds, undecided).
-        t_p = sign_flip_p(d - null)
+        t_p = exact_p
     else:
         from scipy.special import stdtr  # the t distribution's CDF: scipy.stats.ttest_rel's p, without its import
 
         t_p = float(2.0 * stdtr(n - 1, -abs(shifted) / (sd / math.sqrt(n))))
     # with no spread the detectable difference is not defined (the exact test decides on signs, not on sizes)
     mde = math.nan if sd == 0.0 else min_detectable(sd, n)
-    return Paired(n, mean, sd, (mean - h, mean + h), t_p, sign_flip_p(d - null), wins, losses, mde, null=null)
+    return Paired(n, mean, sd, (mean - h, mean + h), t_p, exact_p, wins, losses, mde, null=null)
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:

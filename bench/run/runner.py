@@ -37,7 +37,7 @@ from bench.run import executors
 from bench.run.executors import SerialExecutor
 from bench.run.lifetime import CellTimeout, cell_time_limit
 from bench.run.order import longest_first
-from bench.run.seq2seq_strategies import is_seq2seq
+from bench.run.seq2seq_strategies import is_seq2seq, trained_in_steps
 from bench.run.twins import derived_record, twin_of
 from bench.train.checkpoint import CellCheckpoint
 from bench.train.feature_cache import default_feature_store
@@ -187,7 +187,7 @@ def _compute_cell(cfg: CellConfig, results_dir: Path | str, device: str, show_pr
         # Re-checked under the claim: another run may have written the record and released the claim after
         # run_cell's first look and before our claim; computing it again would be the claim/record race.
         return StoredRecord(existing)
-    if is_seq2seq(cfg.strategy) and cfg.strategy not in STRATEGIES:
+    if trained_in_steps(cfg.strategy):
         return _compute_seq2seq_cell(cfg, store, device, time_limit)
     handler = _cell_log_handler(store.log_path(cell_id))
     started = time.perf_counter()

@@ -72,6 +72,14 @@ def is_seq2seq(name: str) -> bool:
     return name.startswith(PREFIX)
 
 
+def trained_in_steps(name: str) -> bool:
+    """Whether `name` is a seq2seq method's strategy, trained by bench.multimodal.loop in AdamW steps: the prefix,
+    and no classifier strategy registered under that name (imports the registry, hence torch)."""
+    from bench.core.strategy import STRATEGIES
+
+    return is_seq2seq(name) and name not in STRATEGIES
+
+
 def method_of(name: str) -> str:
     return name[len(PREFIX):]
 

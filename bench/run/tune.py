@@ -54,9 +54,9 @@ from bench.core.seeding import derive_seed
 from bench.core.store import config_hash
 from bench.core.strategy import STRATEGIES, Strategy, computation_twin, count_trainable, mask_logits
 from bench.run.runner import CellConfig, merged_step, prepare
-from bench.run.seq2seq_strategies import is_seq2seq
+from bench.run.seq2seq_strategies import trained_in_steps
 from bench.run.suite import StrategyEntry, Suite, runs_on
-from bench.run.tune_seq2seq import SEQ2SEQ_PROTOCOL_TEXT, tune_seq2seq_entry
+from bench.run.tune_seq2seq import SEQ2SEQ_PROTOCOL_TEXT, seq2seq_fixed_settings, tune_seq2seq_entry
 from bench.train.guards import NonFiniteError
 from bench.train.harness import evaluate, fill_cache, index_batches, make_batch, run_stream
 
@@ -264,11 +264,17 @@ def trial_id(cell: CellConfig, budget: TuneBudget) -> str:
 
 def fixed_settings(entry: StrategyEntry) -> dict[str, Any]:
     """The structural settings of an entry (suite config over strategy defaults) that the tuning leaves alone."""
-    if is_seq2seq(entry.name) and entry.name not in STRATEGIES:
-        from bench.run.tune_seq2seq import seq2seq_fixed_settings
+    if trained_in_steps(entry.name):
         return seq2seq_fixed_settings(entry)
     cfg = STRATEGIES.get(entry.name).config_cls.from_dict(dict(entry.config)).to_dict()
     return {k: cfg[k] for k in STRUCTURAL if k in cfg}
+
+
+def reuse(done: dict[str, Any], label: str) -> dict[str, Any]:
+    """`seconds` and `shared_with` of a recorded trial reused for entry `label`: a trial another label ran (a twin)
+    counts 0 s and names that label; the entry's own keeps its seconds (and the label it was shared from, if any)."""
+    shared = done["label"] if done["label"] != label else done.get("shared_with", "")
+    return {"seconds": done["seconds"] if not shared else 0.0, "shared_with": shared}
 
 
 def tune_entry(entry: StrategyEntry, suite: Suite, budget: TuneBudget, device: torch.device,
@@ -295,10 +301,8 @@ def tune_entry(entry: StrategyEntry, suite: Suite, budget: TuneBudget, device: t
                 "lr": trial["lr"], "epochs": trial["epochs"], "knobs": _knob_text(_knobs(trial))}
         if key in recorded:
             done = recorded[key]
-            shared = done["label"] if done["label"] != label else done.get("shared_with", "")
             rows.append({**base, "val_accuracy": done["val_accuracy"], "val_loss": done["val_loss"],
-                         "seconds": done["seconds"] if not shared else 0.0, "chosen": False, "trial_id": key,
-                         "shared_with": shared})
+                         "chosen": False, "trial_id": key, **reuse(done, label)})
             continue
         start = time.perf_counter()
         acc, loss, trainable = run_trial(cell, budget, device)
@@ -440,7 +444,7 @@ def tune_suite(suite: Suite, suite_path: Path, budget: TuneBudget, device: torch
         if labels is not None and label not in labels:
             continue
         say(f"{label}: {budget.trials} trials")
-        if is_seq2seq(entry.name) and entry.name not in STRATEGIES:  # trained by bench.multimodal.loop, in steps
+        if trained_in_steps(entry.name):  # trained by bench.multimodal.loop, in steps
             new = tune_seq2seq_entry(entry, suite, budget, device, say, known)
         else:
             new = tune_entry(entry, suite, budget, device, say, known)  # adds the trials it runs to `known`

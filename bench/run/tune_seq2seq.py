@@ -134,7 +134,7 @@ def tune_seq2seq_entry(entry: StrategyEntry, suite: Suite, budget: Any, device: 
     """Every trial of one seq2seq entry, as rows of the search table (the winner marked `chosen`); trials found in
     `recorded` (by trial id) are reused, as `tune.tune_entry` does."""
     from bench.run.seq2seq_strategies import BACKBONE_FAMILY
-    from bench.run.tune import pick
+    from bench.run.tune import pick, reuse  # bench.run.tune imports this module
 
     label = entry.label or entry.name
     scenario = seq2seq_tuning_scenario(entry, suite)
@@ -153,10 +153,9 @@ def tune_seq2seq_entry(entry: StrategyEntry, suite: Suite, budget: Any, device: 
                 "val_loss": math.nan, "chosen": False, "trial_id": key}
         if key in recorded:
             done = recorded[key]
-            shared = done["label"] if done["label"] != label else done.get("shared_with", "")
             rows.append({**base, "val_learned_score": done["val_learned_score"],
                          "val_final_score": done["val_final_score"], "val_per_task": done["val_per_task"],
-                         "seconds": done["seconds"] if not shared else 0.0, "shared_with": shared})
+                         **reuse(done, label)})
             continue
         start = time.perf_counter()
         score, per_task, final = run_seq2seq_trial(cell, budget, device)
