@@ -87,3 +87,34 @@ def test_embedded_data_is_named_by_its_generator_version_without_reading_disk(mo
     assert attached.data == {"source": "embedded", "data_version": DATA_VERSION}
     raw = CellConfig("ci5_glyphs", "simplecil", "vit_test_micro", 0)
     assert attached.cell_id() == raw.cell_id() and raw.resolved()["data"] == attached.data
+
+
+def test_glyph_and_scene_presets_in_one_grid_each_keep_their_own_identity():
+    # one grid holds the glyph presets and the multimodal scenes (the default suite): each must be named by its own
+    # generator, whichever comes first (the scenes' version is what retires their records when they change)
+    from scenarios.multimodal import SCENES_VERSION
+
+    glyph = CellConfig("ci5_glyphs", "simplecil", "vit_test_micro", 0)
+    scene = CellConfig("mm_tasks", "seq2seq_lora", "scene_coca", 0)
+    for order in ([glyph, scene], [scene, glyph]):
+        attached = {c.scenario: c.data for c in attach_data_identity(order)}
+        assert attached["mm_tasks"]["scenes_version"] == SCENES_VERSION
+        assert attached["ci5_glyphs"] == {"source": "embedded", "data_version": DATA_VERSION}
+
+
+def test_tuning_trials_name_their_data_except_the_glyph_generators_version_the_committed_trials_predate(
+        root, monkeypatch):
+    from bench.run.data_identity import UNNAMED_TRIAL_DATA, trial_data_key
+
+    glyph = CellConfig("ci5_glyphs", "simplecil", "vit_test_micro", 0)
+    assert glyph.resolved()["data"] == UNNAMED_TRIAL_DATA and trial_data_key(glyph) == {}
+    scene = CellConfig("mm_tasks", "seq2seq_lora", "scene_coca", 0)
+    assert trial_data_key(scene)["data"]["scenes_version"] >= 2
+    (on_disk,) = attach_data_identity([cell()])
+    first = trial_data_key(on_disk)["data"]["fingerprint"]
+    mini_data.write_image_folder(root, classes=CLASSES, per_class=8)
+    (changed,) = attach_data_identity([cell()])
+    assert trial_data_key(changed)["data"]["fingerprint"] != first  # changed data: another trial
+    from bench.run.tune import TuneBudget, trial_id
+
+    assert trial_id(on_disk, TuneBudget()) != trial_id(changed, TuneBudget())

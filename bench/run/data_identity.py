@@ -31,7 +31,10 @@ def attach_data_identity(cells: Iterable[Any]) -> list[Any]:
             out.append(cell)
             continue
         opened = preset_source(cell.scenario, cell.scenario_overrides)
-        key = ("embedded",) if opened is None else (opened[0], tuple(sorted(opened[1].items())), str(data_root()))
+        # an embedded preset's identity depends on its kind (the multimodal scenes carry their own version): keyed
+        # by preset, never shared between a glyph preset and a scene preset
+        key = ("embedded", cell.scenario) if opened is None else (opened[0], tuple(sorted(opened[1].items())),
+                                                                   str(data_root()))
         if key not in memo:
             memo[key] = data_identity(cell.scenario, cell.scenario_overrides)
         out.append(dataclasses.replace(cell, data=memo[key]))
@@ -62,3 +65,16 @@ def retire_superseded(results_dir: Path | str, records: Iterable[dict[str, Any]]
             os.replace(store.path_for(old["cell_id"]), target)
             moved.append(target)
     return moved
+
+
+# The embedded glyph and digit generators at DATA_VERSION 2: the one identity trial keys leave unnamed, so the
+# tuning trials committed before trial keys named their data keep their ids. Any other data (another generator
+# version, the multimodal scenes, an on-disk root's fingerprint) is named: changed data is a new trial.
+UNNAMED_TRIAL_DATA = {"source": "embedded", "data_version": 2}
+
+
+def trial_data_key(cell: Any) -> dict[str, Any]:
+    """What a tuning trial's key says of the data its cell reads: {"data": identity}, or {} for the unnamed one.
+    The cell's `data` must be attached (`attach_data_identity`) for on-disk presets."""
+    data = cell.resolved()["data"]
+    return {} if data == UNNAMED_TRIAL_DATA else {"data": data}

@@ -20,9 +20,11 @@ buffer) are fixed by the suite and listed in the protocol file, not tuned. Ties 
 then the rate closest to the strategy's default, then fewer epochs. A twin (`same_computation_as`, e.g. naive of
 full fine-tuning) with the same resolved config shares its twin's trials: they run once, count once.
 
-Trial ids name what a trial's numbers depend on (strategy, resolved config, scenario, backbone, the split) and
-`TRIAL_PROTOCOL`, bumped only when training or data generation changes; unlike a cell id they do not change with
-the result format's protocol version, so `tune` on a fresh clone reuses every committed trial.
+Trial ids name what a trial's numbers depend on (strategy, resolved config, scenario, backbone, the split, the data
+identity a cell records: an on-disk root's fingerprint, the scenes' version; `data_identity.trial_data_key`) and
+`TRIAL_PROTOCOL`, bumped only when training changes; unlike a cell id they do not change with the result format's
+protocol version, so `tune` on a fresh clone reuses every committed trial, and a trial on changed data is never
+served from a table written on the old data.
 The winner's `lr`, `epochs` and knobs go into the suite entry's config, so every result record carries them.
 
 The seq2seq entries of the multimodal task kinds (trained in AdamW steps by their own loop) follow the same
@@ -53,6 +55,7 @@ from bench.core.device import autocast
 from bench.core.seeding import derive_seed
 from bench.core.store import config_hash
 from bench.core.strategy import STRATEGIES, Strategy, computation_twin, count_trainable, mask_logits
+from bench.run.data_identity import attach_data_identity, trial_data_key
 from bench.run.runner import CellConfig, merged_step, prepare
 from bench.run.seq2seq_strategies import trained_in_steps
 from bench.run.suite import StrategyEntry, Suite, runs_on
@@ -259,7 +262,7 @@ def trial_id(cell: CellConfig, budget: TuneBudget) -> str:
             resolved = twin.resolved()
     key = {k: resolved[k] for k in ("scenario", "strategy", "backbone", "seed", "strategy_config",
                                    "scenario_overrides", "weights")}
-    return config_hash({**key, "split": budget.split_key(), "trial_protocol": TRIAL_PROTOCOL})
+    return config_hash({**key, **trial_data_key(cell), "split": budget.split_key(), "trial_protocol": TRIAL_PROTOCOL})
 
 
 def fixed_settings(entry: StrategyEntry) -> dict[str, Any]:
@@ -275,6 +278,12 @@ def reuse(done: dict[str, Any], label: str) -> dict[str, Any]:
     counts 0 s and names that label; the entry's own keeps its seconds (and the label it was shared from, if any)."""
     shared = done["label"] if done["label"] != label else done.get("shared_with", "")
     return {"seconds": done["seconds"] if not shared else 0.0, "shared_with": shared}
+
+
+def trial_data(scenario: str, suite: Suite) -> dict[str, Any] | None:
+    """The data identity of the trials on `scenario` (an on-disk source is opened and fingerprinted once here)."""
+    probe = CellConfig(scenario, "", "", 0, {}, dict(suite.scenario_overrides.get(scenario, {})))
+    return attach_data_identity([probe])[0].data
 
 
 def tune_entry(entry: StrategyEntry, suite: Suite, budget: TuneBudget, device: torch.device,
@@ -293,9 +302,10 @@ def tune_entry(entry: StrategyEntry, suite: Suite, budget: TuneBudget, device: t
     backbone = suite.backbones[family]
     rows = []
     recorded = recorded or {}
+    data = trial_data(scenario, suite)
     for trial in grid(cls, budget):
         cell = CellConfig(scenario, entry.name, backbone, budget.seed, {**entry.config, **trial},
-                          dict(suite.scenario_overrides.get(scenario, {})))
+                          dict(suite.scenario_overrides.get(scenario, {})), data=data)
         key = trial_id(cell, budget)
         base = {"label": label, "strategy": entry.name, "scenario": scenario, "backbone": backbone,
                 "lr": trial["lr"], "epochs": trial["epochs"], "knobs": _knob_text(_knobs(trial))}
