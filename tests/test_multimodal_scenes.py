@@ -131,16 +131,45 @@ def test_referring_expressions_pick_out_one_object():
             assert len(hits) == 1 and hits[0].box == ref.box, ref.text
 
 
-def test_captions_name_every_object():
+def _said(caption: str) -> list[tuple[str, str, str]]:
+    """(kind, character, colour) of every "the <kind> <char> is <colour>" in a caption, in order."""
+    return re.findall(r"the (letter|digit) (\w) is (\w+)", caption)
+
+
+def test_captions_say_every_glyph_and_its_colour_in_the_guidelines_orders():
     for scene in SCENES:
         caps = A.captions(scene)
         assert len(caps) == 5
+        reading = [tuple(o.name.split()) + (o.colour,) for o in scene.objects]
+        by_column = [tuple(o.name.split()) + (o.colour,)
+                     for o in sorted(scene.objects, key=lambda o: (o.cell[1], o.cell[0]))]
+        assert [_said(c) for c in caps] == [reading, reading, reading[::-1], by_column, reading]
+        assert caps[4].startswith(A.NUMBER_WORDS[len(scene.objects)] + " glyphs: ")
+        assert all(c.endswith(".") and "  " not in c for c in caps)
+
+
+def test_the_pretraining_grammar_is_not_the_benchmarks():
+    for scene in SCENES:
+        alt = A.alt_text_captions(scene)
+        assert len(alt) == 5
         for o in scene.objects:
-            assert f"{o.colour} {o.name}" in caps[0] and f"{o.colour} {o.char}" in caps[4]
-            assert f"{o.colour} {o.name}" in caps[1] and f"{o.colour} {o.name}" in caps[2]
+            assert f"{o.colour} {o.name}" in alt[0] and f"{o.colour} {o.char}" in alt[4]
+            assert f"{o.colour} {o.name}" in alt[1] and f"{o.colour} {o.name}" in alt[2]
         # no content-free reference: a template caption alone would otherwise score BLEU-4 ~0.7 (measured)
-        assert all(sum(c in cap for c in COLOURS) >= 2 for cap in caps)
-        assert caps[1].startswith(A.NUMBER_WORDS[len(scene.objects)] + " glyphs")
+        assert all(sum(c in cap for c in COLOURS) >= 2 for cap in alt)
+        assert alt[1].startswith(A.NUMBER_WORDS[len(scene.objects)] + " glyphs")
+        # the benchmark's references never repeat a pretraining caption, nor say "<colour> <kind>" as it does
+        assert not set(alt) & set(A.captions(scene))
+        assert not any(f"{o.colour} {o.name}" in c for o in scene.objects for c in A.captions(scene))
+
+
+def test_the_entailment_premise_is_a_pretraining_caption_and_captioning_scores_the_references():
+    scene = SCENES[0]
+    (cap,) = scene_examples(scene, "caption", np.random.default_rng(0))
+    assert cap.references == tuple(A.captions(scene)) and cap.target in cap.references
+    premise = A.alt_text_captions(scene)[0].rstrip(".")
+    assert all(f'text1 " {premise} "' in e.instruction
+               for e in scene_examples(scene, "entailment", np.random.default_rng(0)))
 
 
 def test_ofa_format_examples_and_location_tokens():

@@ -17,7 +17,8 @@ from bench.run.cell import CellConfig
 from bench.run.seq2seq_strategies import config_class_of, entries
 from bench.run.suite import StrategyEntry, Suite
 from bench.run.tune import TuneBudget, grid, read_table, tune_suite, write_outputs
-from bench.run.tune_seq2seq import seq2seq_fixed_settings, seq2seq_grid, seq2seq_trial_id, seq2seq_tuning_scenario
+from bench.run.tune_seq2seq import (selection_scores, seq2seq_fixed_settings, seq2seq_grid, seq2seq_trial_id,
+                                   seq2seq_tuning_scenario)
 
 TINY = {"n_train": 1, "n_test": 2, "per_scene": 1}  # one scene to train on, one val scene, two test scenes
 ONE = TuneBudget(lr_factors=(1.0,), epochs_pixels=(1,), epochs_cached=(1,), epochs_per_image_text=(1,),
@@ -125,6 +126,27 @@ def test_seq2seq_trials_are_selected_on_the_score_right_after_training_not_after
     assert (chosen["steps"], chosen["val_learned_score"], chosen["val_final_score"]) == (60, 0.4, 0.05)
     doc = yaml.safe_load((tmp_path / "tuning" / "m.yaml").read_text())
     assert doc["chosen"]["seq2seq_deep_prompt"]["steps"] == 60
+
+
+def test_every_task_weighs_the_same_in_the_pick_whatever_its_metrics_scale(tmp_path, monkeypatch):
+    # CIDEr-D runs to several units, the accuracies stop at 1: the raw average would take 60 steps (a caption gain
+    # of 0.5 CIDEr-D bought with entailment at chance); as shares of each task's best, 30 steps is better balanced.
+    budget = dataclasses.replace(ONE, steps_seq2seq=(30, 60), lr_factors=(1.0,), epochs_pixels=(1, 2),
+                                 epochs_cached=(1, 2), epochs_per_image_text=(1, 2), epochs_joint=(1, 2))
+    per_task = {30: {"caption/clean": 0.5, "vqa/clean": 0.4, "entailment/clean": 0.7},
+                60: {"caption/clean": 1.0, "vqa/clean": 0.4, "entailment/clean": 0.3333}}
+
+    def fake_trial(cell, *_):
+        scores = per_task[cell.strategy_config["steps"]]
+        return sum(scores.values()) / 3, scores, 0.1
+
+    monkeypatch.setattr("bench.run.tune_seq2seq.run_seq2seq_trial", fake_trial)
+    suite = mm_suite(StrategyEntry(name="seq2seq_lora", config={"robustness": "off"}))
+    rows = tune_suite(suite, tmp_path / "m.yaml", budget, torch.device("cpu"), say=lambda _: None)
+    by_steps = {r["steps"]: r for r in rows}
+    assert by_steps[60]["val_learned_score"] > by_steps[30]["val_learned_score"]  # the raw average prefers 60
+    assert by_steps[30]["chosen"] and not by_steps[60]["chosen"]
+    assert selection_scores(rows) == pytest.approx([(0.5 + 1 + 1) / 3, (1 + 1 + 0.3333 / 0.7) / 3])
 
 
 def test_search_table_reads_old_rows_and_round_trips_seq2seq_rows(tmp_path):

@@ -10,7 +10,8 @@ Data, disjoint from the benchmark's by construction on two axes:
 
 Objective: CoCa's (Yu et al., 2022; the `coca_glyph_tiny` recipe): a contrastive loss between the pooled image
 and caption features plus CAPTION_WEIGHT times OFA's generative loss on captioning (the caption instruction, a
-random one of the scene's five reference captions as the target). Captioning alone leaves a small CoCa trained from
+random one of the scene's five captions in the pretraining corpus's grammar, `annotations.alt_text_captions`, as
+the target; the benchmark's captioning references follow another guideline, `annotations.captions`). Captioning alone leaves a small CoCa trained from
 scratch on the language-model plateau for hundreds of steps (the same caption whatever the image: measured, 500
 steps, patch 16); the contrastive term and 8-pixel patches (4 x 4 per glyph cell) make the image encoder
 discriminative within the first hundred steps. Captioning teaches the decoder the scene's objects, colours and
@@ -27,8 +28,8 @@ import torch
 from bench.models.pretrain import CAPTION_WEIGHT, PRETRAIN_DOMAINS, Recipe, multi_positive_clip_loss, save, train_epochs
 from bench.multimodal.scene_model import SCENE_COCA
 
-__all__ = ["PRETRAIN_SPLIT", "SCENE_ARCH", "SCENE_RECIPE", "SceneData", "pretrain_scene_coca",
-           "pretraining_scene_ids", "pretraining_scenes"]
+__all__ = ["PRETRAIN_SPLIT", "SCENE_ARCH", "SCENE_RECIPE", "SceneData", "alt_text_caption_examples",
+           "pretrain_scene_coca", "pretraining_scene_ids", "pretraining_scenes", "scene_coca_quality"]
 
 PRETRAIN_SPLIT = "pretrain"
 SCENE_ARCH = {"image_size": 64, "patch_size": 8, "width": 64, "layers": 2, "context_length": 48}
@@ -53,7 +54,7 @@ def pretraining_scenes(seed: int, n: int = SCENE_SCENES) -> SceneData:
 
     scenes = [render_scene(seed, PRETRAIN_SPLIT, i, PRETRAIN_DOMAINS[i % len(PRETRAIN_DOMAINS)], fonts="pretrain")
               for i in range(n)]
-    return SceneData(np.stack([s.image for s in scenes]), tuple(tuple(annotations.captions(s)) for s in scenes),
+    return SceneData(np.stack([s.image for s in scenes]), tuple(tuple(annotations.alt_text_captions(s)) for s in scenes),
                      tuple(s.scene_id for s in scenes), tuple(s.domain for s in scenes))
 
 
@@ -110,12 +111,24 @@ def pretrain_scene_coca(recipe: Recipe = SCENE_RECIPE, device: torch.device | st
                                             "quality": scene_coca_quality(backbone)})
 
 
+def alt_text_caption_examples(seed: int, split: str, n_scenes: int) -> list:
+    """Captioning examples of scenes 0 .. n-1 of `split` (bench fonts, clean) scored against the pretraining
+    grammar's captions (`annotations.alt_text_captions`): what the checkpoint was taught to write."""
+    from scenarios.multimodal import annotations
+    from scenarios.multimodal.scenes import render_scene
+    from scenarios.multimodal.tasks import CAPTION_INSTRUCTION, Example
+
+    scenes = [render_scene(seed, split, i) for i in range(n_scenes)]
+    return [Example("caption", s.scene_id, s.image, CAPTION_INSTRUCTION, refs[0], tuple(refs))
+            for s in scenes for refs in [annotations.alt_text_captions(s)]]
+
+
 def scene_coca_quality(backbone) -> dict[str, float]:
-    """Held-out captioning of the benchmark's own test scenes (bench fonts, clean, seed 0, 32 scenes; greedy):
-    what the checkpoint can do before any method trains it."""
+    """Held-out captioning of the benchmark's test scenes (bench fonts, clean, seed 0, 32 scenes; greedy) in the
+    pretraining's caption grammar: what the checkpoint can do before any method trains it. (The benchmark's
+    captioning task scores another reference style, `annotations.captions`, which the checkpoint never wrote.)"""
     from bench.multimodal.loop import evaluate
     from bench.multimodal.seq2seq import DecodeSettings
-    from scenarios.multimodal.streams import build_split
 
-    scores = evaluate(backbone, build_split("caption", "test", 0, 32), DecodeSettings(max_new_tokens=24))
+    scores = evaluate(backbone, alt_text_caption_examples(0, "test", 32), DecodeSettings(max_new_tokens=24))
     return {"caption_cider_bench_test": scores["cider"], "caption_bleu4_bench_test": scores["bleu4"]}

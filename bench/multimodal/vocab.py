@@ -40,6 +40,7 @@ def scene_vocabulary(scenes: int = 24, bins: int = 1000) -> list[str]:
               *annotations.STYLE_PHRASES.values(), *annotations.ENTAILMENT_LABELS]
     for index in range(scenes):
         scene = render_scene(0, "train", index, fonts="pretrain")
+        texts += annotations.alt_text_captions(scene)  # what the pretraining writes
         for kind in TASK_KINDS:
             for ex in scene_examples(scene, kind, np.random.default_rng(index), per_scene=50):
                 texts += [ex.instruction, ex.target, *ex.references]

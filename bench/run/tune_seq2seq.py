@@ -17,10 +17,15 @@ read.
 The grid has `TuneBudget.trials` trials, as for every classifier: the method's own default rate (its config
 class's `lr`, the method's `default_lr`) times each of `lr_factors`, crossed with `steps_seq2seq` (AdamW steps a
 task). Structural settings (prompt length, depth, rank, bottleneck...) and the decoding stay as the suite sets
-them. Selection is `tune.pick`'s: best score, ties to the rate closest to the default (log scale), then fewer steps.
+them. Selection is `tune.pick`'s on the trials' *selection score*: each task's val metric right after training on
+it as a share of the best trial's on that task, averaged over the tasks (each task weighs the same: CIDEr-D runs to
+several units where the accuracies stop at 1, so the raw `learned_score` let captioning outvote entailment and VQA;
+measured on the multimodal suite, LoRA's raw pick left entailment at chance for a caption gain); ties to the rate
+closest to the default (log scale), then fewer steps. `val_learned_score` is recorded as it was.
 
 Trial ids name what a trial's numbers depend on (strategy, resolved config without the robustness switch, which
-only adds evaluations, scenario and its overrides, backbone, the tuning seed, `SEQ2SEQ_TRIAL_PROTOCOL`); they are
+only adds evaluations, scenario and its overrides, backbone, the tuning seed, the data identity with the scenes'
+version, `SEQ2SEQ_TRIAL_PROTOCOL`); they are
 disjoint from the classifiers' ids (a different key), which stay as they were.
 """
 from __future__ import annotations
@@ -33,13 +38,14 @@ import torch
 
 from bench.core.store import config_hash
 from bench.run.cell import CellConfig
+from bench.run.data_identity import trial_data_key
 from bench.run.seq2seq_metrics import PRIMARY, summarize_multimodal
 from bench.run.seq2seq_strategies import config_class_of, settings_and_params
 from bench.run.suite import StrategyEntry, Suite, runs_on
 
 __all__ = ["SEQ2SEQ_PROTOCOL_TEXT", "SEQ2SEQ_TRIAL_PROTOCOL", "run_seq2seq_trial",
-           "seq2seq_fixed_settings", "seq2seq_grid", "seq2seq_trial_id", "seq2seq_tuning_scenario",
-           "tune_seq2seq_entry"]
+           "selection_scores", "seq2seq_fixed_settings", "seq2seq_grid", "seq2seq_trial_id",
+           "seq2seq_tuning_scenario", "tune_seq2seq_entry"]
 
 # Bump when a change alters what a seq2seq trial trains or scores (the loop, the scene data, the val splits).
 # 2: scored right after training each task (learned_score), not after the stream (final_score).
@@ -52,8 +58,9 @@ SEQ2SEQ_PROTOCOL_TEXT = (
     "scores each task's val split (held-out scenes, built for tuning) with its kind's official metric right after "
     "training on it; the score is learned_score (those primary metrics averaged: what the OFA-PT claims and the "
     "sanity check read), the val score after the stream (final_score) is recorded beside it; lr = the method's "
-    "default_lr times lr_factors, crossed with steps_seq2seq (AdamW steps a task); same selection rule, steps in "
-    "place of epochs; test splits are never read")
+    "default_lr times lr_factors, crossed with steps_seq2seq (AdamW steps a task); the pick: each task's val metric "
+    "as a share of the entry's best trial on that task, averaged (every task weighs the same: CIDEr-D is not on the "
+    "accuracies' 0-1 scale), then the classifiers' tie rules, steps in place of epochs; test splits are never read")
 
 # What the trial's config hash leaves out: settings that add evaluations but change no number a trial scores.
 NOT_IN_TRIAL = ("robustness",)
@@ -88,7 +95,8 @@ def seq2seq_trial_id(cell: CellConfig, budget: Any) -> str:
     resolved = cell.resolved()
     config = {k: v for k, v in resolved["strategy_config"].items() if k not in NOT_IN_TRIAL}
     key = {k: resolved[k] for k in ("scenario", "strategy", "backbone", "seed", "scenario_overrides", "weights")}
-    return config_hash({**key, "strategy_config": config, "split": {"scored": "val", "seed": budget.seed},
+    return config_hash({**key, **trial_data_key(cell), "strategy_config": config,
+                        "split": {"scored": "val", "seed": budget.seed},
                         "trial_protocol": f"seq2seq-{SEQ2SEQ_TRIAL_PROTOCOL}"})
 
 
@@ -128,13 +136,28 @@ def _per_task_text(per_task: dict[str, float]) -> str:
     return " ".join(f"{name}={value:.4g}" for name, value in per_task.items())
 
 
+def _per_task(text: str) -> dict[str, float]:
+    return {name: float(value) for name, value in (part.split("=") for part in text.split())}
+
+
+def selection_scores(rows: list[dict[str, Any]]) -> list[float]:
+    """Each trial's selection score: its per-task val metrics (`val_per_task`, read back from the text every row
+    carries, so fresh and reused trials are scored alike) as shares of the best trial's on that task, averaged over
+    the tasks; a task no trial scores above 0 on counts 0 for every trial."""
+    per_task = [_per_task(r["val_per_task"]) for r in rows]
+    tasks = sorted({t for scores in per_task for t in scores})
+    best = {t: max(scores.get(t, 0.0) for scores in per_task) for t in tasks}
+    return [sum(scores.get(t, 0.0) / best[t] if best[t] > 0 else 0.0 for t in tasks) / len(tasks) if tasks
+            else math.nan for scores in per_task]
+
+
 def tune_seq2seq_entry(entry: StrategyEntry, suite: Suite, budget: Any, device: torch.device,
                        say: Callable[[str], None] = print,
                        recorded: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Every trial of one seq2seq entry, as rows of the search table (the winner marked `chosen`); trials found in
     `recorded` (by trial id) are reused, as `tune.tune_entry` does."""
     from bench.run.seq2seq_strategies import BACKBONE_FAMILY
-    from bench.run.tune import pick, reuse  # bench.run.tune imports this module
+    from bench.run.tune import pick, reuse, trial_data  # bench.run.tune imports this module
 
     label = entry.label or entry.name
     scenario = seq2seq_tuning_scenario(entry, suite)
@@ -144,9 +167,10 @@ def tune_seq2seq_entry(entry: StrategyEntry, suite: Suite, budget: Any, device: 
     backbone = suite.backbones[(entry.families or [BACKBONE_FAMILY])[0]]
     recorded = recorded if recorded is not None else {}
     rows = []
+    data = trial_data(scenario, suite)
     for trial in seq2seq_grid(entry.name, budget):
         cell = CellConfig(scenario, entry.name, backbone, budget.seed, {**entry.config, **trial},
-                          dict(suite.scenario_overrides.get(scenario, {})))
+                          dict(suite.scenario_overrides.get(scenario, {})), data=data)
         key = seq2seq_trial_id(cell, budget)
         base = {"label": label, "strategy": entry.name, "scenario": scenario, "backbone": backbone,
                 "lr": trial["lr"], "steps": trial["steps"], "knobs": "", "val_accuracy": math.nan,
@@ -165,7 +189,7 @@ def tune_seq2seq_entry(entry: StrategyEntry, suite: Suite, budget: Any, device: 
         recorded[key] = rows[-1]
         say(f"  {label:<22} lr {trial['lr']:<8g} steps {trial['steps']:<4} val right after training {score:.3f} "
             f"({rows[-1]['val_per_task']}), after the stream {final:.3f}  ({rows[-1]['seconds']:.1f}s)")
-    best = pick([{**r, "val_accuracy": r["val_learned_score"], "epochs": r["steps"]} for r in rows],
+    best = pick([{**r, "val_accuracy": score, "epochs": r["steps"]} for r, score in zip(rows, selection_scores(rows))],
                 config_class_of(entry.name)().lr)
     if best is not None:
         rows[[r["trial_id"] for r in rows].index(best["trial_id"])]["chosen"] = True

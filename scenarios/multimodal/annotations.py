@@ -1,6 +1,17 @@
 """What can be said about a scene, read off its objects: captions from a small grammar, questions with answers,
 entailment hypotheses with labels, and referring expressions with boxes.
 
+Two caption grammars, as OFA pretrains on web captions and is then tuned to COCO's:
+- `alt_text_captions`, the pretraining corpus's: five styles that differ in form (a listing, a count, the style, a
+  spatial relation, colour-character pairs), like captions gathered from many sources. The scene CoCa is pretrained
+  on them (bench.multimodal.pretrain), and the entailment premise is one of them (SNLI-VE's premise is a caption
+  from another corpus, Flickr30k's);
+- `captions`, the benchmark's reference captions: five annotators following one guideline ("say what each glyph
+  is and its colour"), differing in joins and order as COCO's five references do. The benchmark's captioning task
+  trains and scores on these: the pretrained model has to adapt its style and read the benchmark's unseen fonts.
+  Until SCENES_VERSION 2 the references were the pretraining grammar itself: the untrained start was already the
+  pretrained level (about 43 CIDEr-D) and no method moved it beyond the noise of 5 seeds.
+
 Every statement is decided by the scene's objects alone, so each answer and label is correct by construction
 (the tests re-derive them). Texts are lower-case and unpunctuated except a final "." in captions, which the COCO
 tokenisation drops. Numbers in answers are digits, as VQA's normalised answers are; human answers are ten copies
@@ -15,8 +26,8 @@ import numpy as np
 from bench.eval.understanding_metrics import ENTAILMENT_LABELS  # noqa: F401  (the labels hypotheses carry)
 from scenarios.multimodal.scenes import COLOURS, SCENE_CLASSES, Scene, SceneObject, char_answer, object_name
 
-__all__ = ["Hypothesis", "QuestionAnswer", "ReferringExpression", "captions", "hypotheses", "questions",
-           "referring_expressions"]
+__all__ = ["Hypothesis", "QuestionAnswer", "ReferringExpression", "alt_text_captions", "captions", "hypotheses",
+           "questions", "referring_expressions"]
 
 NUMBER_WORDS = ("zero", "one", "two", "three", "four")
 STYLE_PHRASES = {"clean": "a clean print", "outline": "an outline sketch", "texture": "a textured picture",
@@ -65,13 +76,16 @@ def _pairs_left_of(scene: Scene) -> list[tuple[SceneObject, SceneObject]]:
     return [(left, obj) for obj in scene.objects if (left := _left_neighbour(scene, obj)) is not None]
 
 
-def _listing(objs: tuple[SceneObject, ...]) -> str:
-    parts = [_a(o) for o in objs]
+def _joined(parts: list[str]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-def captions(scene: Scene) -> list[str]:
-    """Five reference captions, as COCO has five per image."""
+def _listing(objs: tuple[SceneObject, ...]) -> str:
+    return _joined([_a(o) for o in objs])
+
+
+def alt_text_captions(scene: Scene) -> list[str]:
+    """The pretraining corpus's five captions of a scene, each in another style (see the module docstring)."""
     objs, n = scene.objects, len(scene.objects)
     pairs = _pairs_left_of(scene)
     if pairs:
@@ -86,6 +100,21 @@ def captions(scene: Scene) -> list[str]:
         f"{STYLE_PHRASES[scene.domain]} of {_listing(objs)}.",  # names the objects: no content-free reference
         relation,
         " and ".join(f"{o.colour} {o.char}" for o in objs) + ".",
+    ]
+
+
+def captions(scene: Scene) -> list[str]:
+    """The benchmark's five reference captions, as COCO has five per image: each names every glyph and its colour
+    ("the digit 7 is red"), in reading order, reversed, or column by column, joined by commas or "and"."""
+    objs = scene.objects
+    said = [f"the {o.name} is {o.colour}" for o in objs]
+    by_column = [f"the {o.name} is {o.colour}" for o in sorted(objs, key=lambda o: (o.cell[1], o.cell[0]))]
+    return [
+        _joined(said) + ".",
+        " and ".join(said) + ".",
+        _joined(said[::-1]) + ".",
+        _joined(by_column) + ".",
+        f"{NUMBER_WORDS[len(objs)]} glyphs: " + _joined(said) + ".",
     ]
 
 

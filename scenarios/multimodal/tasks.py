@@ -9,8 +9,9 @@ answer as the target text (Wang et al., OFA, ICML 2022; the instructions are tho
 | grounding | which region does the text " expression " describe? | four location tokens | IoU >= 0.5 |
 
 OFA writes a box as four location tokens "<bin_i>", i = round(coordinate / image size x (bins - 1)), x1 y1 x2 y2;
-`location_tokens` and `parse_location_tokens` convert both ways. SNLI-VE's premise is a caption of the image: here
-the scene's first reference caption.
+`location_tokens` and `parse_location_tokens` convert both ways. SNLI-VE's premise is a caption of the image from
+another corpus (Flickr30k's): here the scene's first caption in the pretraining corpus's grammar
+(`annotations.alt_text_captions`), not one of the captioning task's references.
 """
 from __future__ import annotations
 
@@ -79,10 +80,10 @@ def scene_examples(scene: Scene, kind: str, rng: np.random.Generator, per_scene:
         raise ValueError(f"unknown task kind {kind!r}; valid: {', '.join(TASK_KINDS)}")
     if per_scene < 1:
         raise ValueError(f"per_scene must be >= 1, got {per_scene}")
-    refs = annotations.captions(scene)
     make = lambda instruction, target, references, box=None: Example(  # noqa: E731
         kind, scene.scene_id, scene.image, instruction, target, tuple(references), box)
     if kind == "caption":
+        refs = annotations.captions(scene)
         return [make(CAPTION_INSTRUCTION, refs[int(rng.integers(len(refs)))], refs)]
     if kind == "vqa":
         qas = annotations.questions(scene)
@@ -90,7 +91,8 @@ def scene_examples(scene: Scene, kind: str, rng: np.random.Generator, per_scene:
         return [make(qas[i].question, qas[i].answer, qas[i].answers) for i in sorted(picked)]
     if kind == "entailment":
         hyps = annotations.hypotheses(scene, rng)[:per_scene]
-        return [make(ENTAILMENT_INSTRUCTION.format(premise=refs[0].rstrip("."), hypothesis=h.text.rstrip(".")),
+        premise = annotations.alt_text_captions(scene)[0].rstrip(".")
+        return [make(ENTAILMENT_INSTRUCTION.format(premise=premise, hypothesis=h.text.rstrip(".")),
                      ENTAILMENT_TARGETS[h.label], (h.label,)) for h in hyps]
     exprs = annotations.referring_expressions(scene)
     picked = rng.choice(len(exprs), size=min(per_scene, len(exprs)), replace=False)
