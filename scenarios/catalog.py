@@ -101,6 +101,11 @@ COOP_B2N = ("imagenet", "caltech101", "oxford_pets", "stanford_cars", "oxford_fl
 for _d in COOP_B2N:
     _add(f"coop_{_d}_b2n", "base_to_new", f"CoOp {_d}: base-to-new, 16 shots (CoOp's draw), sorted labels' first "
          f"half base", dataset=f"coop_{_d}", shots=16)
+# OFA-PT's generation and understanding tasks on their real data sets (scenarios/multimodal/real_streams.py: layout,
+# official splits, per-seed subsampling): the real counterpart of mm_tasks, for bench/suites/multimodal_paper.yaml.
+_add("mm_real_tasks", "multimodal_task_incremental", "COCO captions (Karpathy) -> VQAv2 -> SNLI-VE, official splits "
+     "subsampled per seed, images resized to the backbone's square input", dataset="ofa_tasks",
+     kinds=("caption", "vqa", "entailment"))
 _add("image_folder_ci5", "class_incremental", "your own ROOT/<class>/*.jpg in 5 tasks; seeded class order",
      dataset="image_folder", num_tasks=5, order="seeded")
 
@@ -123,7 +128,11 @@ def _build_cached(name: str, seed: int, params: tuple, root: str | None = None, 
     from scenarios.streams import BUILDERS
 
     preset = SCENARIOS.get(name)
-    if preset.source:
+    if preset.source and preset.kind in MULTIMODAL_KINDS:  # read whole, drawn per seed: no listing to reuse
+        from scenarios.multimodal.real_streams import MULTIMODAL_SOURCE_BUILDERS
+
+        scenario = MULTIMODAL_SOURCE_BUILDERS[preset.kind](name, seed, data_root=root, **dict(params))
+    elif preset.source:
         from scenarios.source_streams import SOURCE_BUILDERS
 
         scenario = SOURCE_BUILDERS[preset.kind](name, seed, data_root=root, fingerprint=fingerprint,
@@ -145,7 +154,11 @@ def accepted_overrides(name: str) -> list[str]:
     from scenarios.streams import BUILDERS
 
     preset = SCENARIOS.get(name)
-    if preset.source:  # a real-data preset is built by its source builder, whose parameters differ from the glyphs'
+    if preset.source and preset.kind in MULTIMODAL_KINDS:
+        from scenarios.multimodal.real_streams import MULTIMODAL_SOURCE_BUILDERS
+
+        builder = MULTIMODAL_SOURCE_BUILDERS[preset.kind]
+    elif preset.source:  # a real-data preset is built by its source builder, whose parameters differ from the glyphs'
         from scenarios.source_streams import SOURCE_BUILDERS
 
         builder = SOURCE_BUILDERS[preset.kind]

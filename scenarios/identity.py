@@ -6,7 +6,9 @@ data: for an on-disk source, the source, its root (recorded, not hashed: the sam
 the same numbers) and a sha256 over the listing the source produced from its split files (class names, domains,
 every record's relative path, label, domain and file size; array-backed records by their pixel and label bytes,
 cheap at CIFAR's 180 MB); for the embedded glyphs and digits, their generator version (`DATA_VERSION`), nothing read
-from disk, so `make bench` pays nothing.
+from disk, so `make bench` pays nothing. OFA's task data sets (`MULTIMODAL_SOURCE`, scenarios/multimodal/
+real_streams.py) are annotation files read whole plus image folders: their fingerprint is a sha256 over the bytes of
+the annotation files of the tasks asked for and the listing (relative path, size) of those tasks' image folders.
 
 The listing of a file-backed source is stored as JSON under the cache folder, named by the fingerprint: a cell
 that knows its fingerprint rebuilds the `Source` from that file instead of walking the folders again (30,000 files
@@ -24,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from scenarios.cache import DATA_VERSION, cache_dir
-from scenarios.sources import Source, data_root, open_source
+from scenarios.sources import MULTIMODAL_SOURCE, Source, data_root, open_source
 from scenarios.sources.base import ArrayRecords, FileRecords
 
 IDENTITY_VERSION = 1  # bump when the fingerprint is computed differently
@@ -99,14 +101,46 @@ def preset_source(preset_name: str, overrides: dict[str, Any] | None = None) -> 
     kwargs: dict[str, Any] = {}
     if preset.kind == "domain_incremental" and params.get("domains") and params["dataset"] == "domainnet":
         kwargs["domains"] = tuple(params["domains"])
+    if params["dataset"] == MULTIMODAL_SOURCE:  # only the data sets of the tasks the stream asks for
+        kwargs["kinds"] = tuple(params["kinds"])
     return params["dataset"], kwargs
 
 
+def multimodal_identity(root: str | Path | None = None, **kwargs: Any) -> dict[str, Any]:
+    """The identity of OFA's task data sets under the data root (see the module docstring); DataSourceError naming
+    the first missing root, folder or file. `kwargs`: the stream's `kinds`."""
+    from scenarios.multimodal.real_streams import identity_files
+
+    files, folders = identity_files(root, **kwargs)
+    where = data_root(root)
+    digest = hashlib.sha256(json.dumps({"v": IDENTITY_VERSION, "source": MULTIMODAL_SOURCE}).encode())
+    images = size = 0
+    for path in files:  # the annotations' bytes: a corrected answer or caption is other data
+        digest.update(f"file {path.relative_to(where).as_posix()}\n".encode())
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+                size += len(block)
+    for folder in folders:  # the images by relative path and size, as the file sources' listings name them
+        for current, dirs, names in os.walk(folder, followlinks=True):
+            dirs.sort()
+            for name in sorted(names):
+                path = Path(current) / name
+                length = path.stat().st_size
+                digest.update(f"image {path.relative_to(where).as_posix()} {length}\n".encode())
+                images, size = images + 1, size + length
+    return {"source": MULTIMODAL_SOURCE, "root": str(where), "fingerprint": digest.hexdigest()[:24],
+            "records": images, "bytes": size}
+
+
 def open_with_identity(name: str, root: str | Path | None = None, verify: bool = True,
-                       **kwargs: Any) -> tuple[Source, dict[str, Any]]:
+                       **kwargs: Any) -> tuple[Source | None, dict[str, Any]]:
     """Open a source fully (layout checked) and fingerprint it; the listing is cached under the fingerprint. With
     `verify`, every listed image is decoded once per fingerprint (scenarios/verify.py): a bad file is refused
-    here, before any cell trains."""
+    here, before any cell trains. OFA's task data sets are no classification `Source` (None): fingerprinted only;
+    their drawn images are decoded when the stream is built, before its cell trains."""
+    if name == MULTIMODAL_SOURCE:
+        return None, multimodal_identity(root, **kwargs)
     source = open_source(name, root, **kwargs)
     listing = source_listing(source)
     fingerprint = listing_fingerprint(listing)

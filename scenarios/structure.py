@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scenarios.sources import DataSourceError, open_source
+from scenarios.sources import MULTIMODAL_SOURCE, DataSourceError, open_source
 
 # Classes of the official releases (image_folder: any count).
 OFFICIAL_CLASSES = {"cifar100": 100, "imagenet_r": 200, "cub200": 200, "domainnet": 345, "office_home": 65,
@@ -18,6 +18,10 @@ OFFICIAL_CLASSES = {"cifar100": 100, "imagenet_r": 200, "cub200": 200, "domainne
 
 def structure(name: str, root: str | Path | None = None) -> tuple[bool, str]:
     """(matches the official structure, one line): classes, splits with their sizes, per-class min-max."""
+    if name == MULTIMODAL_SOURCE:  # no classes: each data set's official split sizes
+        from scenarios.multimodal.real_streams import structure_line
+
+        return structure_line(root)
     try:
         source = open_source(name, root)
     except DataSourceError as error:

@@ -8,33 +8,19 @@ import pickle
 
 import numpy as np
 import pytest
-from PIL import Image
 
+from bench.contract import mini_data
 from scenarios.multimodal.sources import (open_coco_karpathy, open_refcoco, open_snli_ve, open_vqav2,
                                           restricted_pickle_load)
 from scenarios.sources.base import DataSourceError
 
 
 def _jpg(path, size=(40, 30)):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.full((size[1], size[0], 3), 128, np.uint8)).save(path)
-
-
-def _coco(root):
-    images = []
-    for n, (split, folder) in enumerate([("train", "train2014"), ("restval", "val2014"), ("test", "val2014"),
-                                         ("val", "val2014")]):
-        name = f"COCO_{folder}_{n:012d}.jpg"
-        _jpg(root / folder / name)
-        images.append({"filepath": folder, "filename": name, "imgid": n, "cocoid": 100 + n, "split": split,
-                       "sentids": [2 * n, 2 * n + 1],
-                       "sentences": [{"raw": f"A cat number {n}.", "tokens": ["a", "cat"], "imgid": n, "sentid": 2 * n},
-                                     {"raw": f"A dog {n} .", "tokens": ["a", "dog"], "imgid": n, "sentid": 2 * n + 1}]})
-    (root / "dataset_coco.json").write_text(json.dumps({"images": images, "dataset": "coco"}))
+    mini_data.write_jpeg(path, np.full((size[1], size[0], 3), 128, np.uint8))
 
 
 def test_coco_karpathy(tmp_path):
-    _coco(tmp_path)
+    mini_data.write_coco_karpathy(tmp_path)  # one image each: train, restval, test, val
     train = open_coco_karpathy(tmp_path, "train")
     assert [r.record_id for r in train] == ["100/0", "101/0"]  # restval trains, as in Karpathy's usual split
     assert train[1].image == tmp_path / "val2014" / "COCO_val2014_000000000001.jpg"
@@ -89,6 +75,8 @@ def test_snli_ve(tmp_path):
     assert [r.target for r in records] == ["yes", "no", "maybe"]
     assert [r.references for r in records] == [("entailment",), ("contradiction",), ("neutral",)]
     assert records[0].instruction == 'can image and text1 " Two young guys are outside " imply text2 " Two men are outdoors "?'
+    cut = open_snli_ve(tmp_path, "dev", max_words=2)  # OFA's pre_caption cut, each sentence to its first words
+    assert cut[0].instruction == 'can image and text1 " Two young " imply text2 " Two men "?'
     rows[1]["gold_label"] = "-"
     (tmp_path / "snli_ve_dev.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     with pytest.raises(DataSourceError, match="line 2 of .* has gold_label '-'"):

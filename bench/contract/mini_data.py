@@ -186,3 +186,75 @@ def write_coop_imagenet(root: Path, wnids: Sequence[str] = ("n01440764", "n01443
             for i in range(per_class):
                 write_jpeg(tree / "images" / split / wnid / f"{wnid}_{i}.JPEG", class_image(c, i, size))
     return tree
+
+
+# ------------------------------------------------------------------------------- multimodal (OFA's task data sets)
+def write_coco_karpathy(root: Path, splits: Sequence[str] = ("train", "restval", "test", "val"),
+                        size: tuple[int, int] = (40, 30)) -> Path:
+    """ROOT/dataset_coco.json (Karpathy's split file) and one image per entry of `splits` (in order: image n is in
+    splits[n]), train2014/ for "train", val2014/ for the rest, as the release; two captions each."""
+    root = Path(root)
+    images = []
+    for n, split in enumerate(splits):
+        folder = "train2014" if split == "train" else "val2014"
+        name = f"COCO_{folder}_{n:012d}.jpg"
+        write_jpeg(root / folder / name, np.ascontiguousarray(class_image(n, 0, max(size))[: size[1], : size[0]]))
+        images.append({"filepath": folder, "filename": name, "imgid": n, "cocoid": 100 + n, "split": split,
+                       "sentids": [2 * n, 2 * n + 1],
+                       "sentences": [{"raw": f"A cat number {n}.", "tokens": ["a", "cat"], "imgid": n, "sentid": 2 * n},
+                                     {"raw": f"A dog {n} .", "tokens": ["a", "dog"], "imgid": n, "sentid": 2 * n + 1}]})
+    (root / "dataset_coco.json").write_text(json.dumps({"images": images, "dataset": "coco"}))
+    return root
+
+
+def write_vqav2(root: Path, split: str, image_ids: Sequence[int], questions_per_image: int = 2,
+                size: int = 24) -> Path:
+    """ROOT/v2_OpenEnded_mscoco_{split}2014_questions.json, ROOT/v2_mscoco_{split}2014_annotations.json and
+    ROOT/{split}2014/COCO_{split}2014_<id>.jpg: `questions_per_image` questions per image, ten answers each."""
+    root = Path(root)
+    questions, annotations = [], []
+    for image_id in image_ids:
+        write_jpeg(root / f"{split}2014" / f"COCO_{split}2014_{image_id:012d}.jpg", class_image(image_id, 1, size))
+        for k in range(questions_per_image):
+            qid = image_id * 10 + k
+            answer = str(k + 1)
+            questions.append({"image_id": image_id, "question": f"How many things {k}?", "question_id": qid})
+            annotations.append({"question_id": qid, "image_id": image_id, "answer_type": "number",
+                                "question_type": "how many", "multiple_choice_answer": answer,
+                                "answers": [{"answer": answer, "answer_confidence": "yes", "answer_id": i + 1}
+                                            for i in range(10)]})
+    (root / f"v2_OpenEnded_mscoco_{split}2014_questions.json").write_text(json.dumps({"questions": questions}))
+    (root / f"v2_mscoco_{split}2014_annotations.json").write_text(json.dumps({"annotations": annotations}))
+    return root
+
+
+def write_snli_ve(root: Path, split: str, image_ids: Sequence[int], size: int = 24) -> Path:
+    """ROOT/snli_ve_{split}.jsonl and ROOT/flickr30k_images/<id>.jpg: three pairs per image (entailment,
+    contradiction, neutral)."""
+    root = Path(root)
+    rows = []
+    for image_id in image_ids:
+        write_jpeg(root / "flickr30k_images" / f"{image_id}.jpg", class_image(image_id, 2, size))
+        for label, hypothesis in (("entailment", "Two people are outdoors."), ("contradiction", "They sleep."),
+                                  ("neutral", "They are brothers.")):
+            rows.append({"Flickr30K_ID": str(image_id), "sentence1": f"Two young guys number {image_id} are outside.",
+                         "sentence2": hypothesis, "gold_label": label, "pairID": f"{image_id}-{label}"})
+    (root / f"snli_ve_{split}.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return root
+
+
+OFA_COCO_SPLITS = ("train",) * 6 + ("restval",) * 4 + ("val",) * 3 + ("test",) * 3  # images 0..15
+
+
+def write_ofa_tasks(root: Path, coco_splits: Sequence[str] = OFA_COCO_SPLITS, shared: Sequence[int] = (6, 7, 8, 9)
+                    ) -> Path:
+    """ROOT/{coco_karpathy, vqav2, snli_ve} as scenarios/multimodal/real_streams.py reads them: COCO in Karpathy's
+    split (image n in coco_splits[n]); VQAv2 train on 8 images of its own, val on the COCO val2014 images `shared`
+    (files captioning's restval holds too, as in the releases); SNLI-VE on 6 / 3 / 3 images."""
+    root = Path(root)
+    write_coco_karpathy(root / "coco_karpathy", coco_splits)
+    write_vqav2(root / "vqav2", "train", range(101, 109))
+    write_vqav2(root / "vqav2", "val", shared)
+    for split, ids in (("train", range(1, 7)), ("dev", range(11, 14)), ("test", range(21, 24))):
+        write_snli_ve(root / "snli_ve", split, ids)
+    return root

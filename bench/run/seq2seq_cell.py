@@ -21,25 +21,32 @@ from bench.core.seeding import derive_seed, seed_everything
 from bench.core.strategy import Flags
 from bench.run.cell import CellConfig
 from bench.run.seq2seq_metrics import METRIC_KEYS, PRIMARY, summarize_multimodal
-from bench.run.seq2seq_strategies import (BACKBONE_FAMILY, SCENE_BACKBONE, config_class_of, entries, method_of,
-                                          settings_and_params)
+from bench.run.seq2seq_strategies import (BACKBONE_FAMILY, COCA_FAMILY, SCENE_BACKBONE, config_class_of, entries,
+                                          method_of, settings_and_params)
 from scenarios.catalog import MULTIMODAL_KINDS
 
-__all__ = ["Seq2SeqRun", "prepare_seq2seq_run", "run_seq2seq_cell", "scene_backbone"]
+__all__ = ["Seq2SeqRun", "backbone_family", "prepare_seq2seq_run", "run_seq2seq_cell", "scene_backbone"]
 
 SAMPLE_PREDICTIONS = 3  # generated answers kept per task in the record, to read what the scores mean
 
 
 def scene_backbone(backbone: str, weights: str | None, seed: int):
-    """The sequence-to-sequence CoCa of the scene tasks (bench.multimodal.scene_model: the embedded pretrained
-    checkpoint, or `weights`), seeded."""
+    """The sequence-to-sequence CoCa a cell trains, seeded: the scene tasks' (bench.multimodal.scene_model: the
+    embedded pretrained checkpoint, or `weights`), or an open_clip CoCa in its BPE vocabulary
+    (bench.multimodal.open_clip_coca: open_clip's pretrained weights, or `weights`)."""
+    from bench.multimodal.open_clip_coca import OPEN_CLIP_COCAS, load_open_clip_coca
     from bench.multimodal.scene_model import load_scene_coca
 
-    if backbone != SCENE_BACKBONE:
-        raise ValueError(f"seq2seq strategies run on the {SCENE_BACKBONE!r} backbone ({BACKBONE_FAMILY} family), "
-                         f"not {backbone!r}")
+    if backbone != SCENE_BACKBONE and backbone not in OPEN_CLIP_COCAS:
+        raise ValueError(f"seq2seq strategies run on the {SCENE_BACKBONE!r} backbone ({BACKBONE_FAMILY} family) or "
+                         f"an open_clip CoCa ({', '.join(OPEN_CLIP_COCAS)}; {COCA_FAMILY} family), not {backbone!r}")
     seed_everything(seed)
-    return load_scene_coca(weights)
+    return load_scene_coca(weights) if backbone == SCENE_BACKBONE else load_open_clip_coca(backbone, weights)
+
+
+def backbone_family(backbone: str) -> str:
+    """The family a seq2seq backbone is listed under in suites (and recorded under)."""
+    return BACKBONE_FAMILY if backbone == SCENE_BACKBONE else COCA_FAMILY
 
 
 @dataclass
@@ -75,6 +82,7 @@ def prepare_seq2seq_run(cfg: CellConfig, device: torch.device, seed: int | None 
     the method attached, seeded by `seed` (default: the cell's)."""
     from bench.models.backbones import count_parameters
     from bench.multimodal.methods import build_method
+    from bench.multimodal.open_clip_coca import check_task_kinds
     from bench.multimodal.seq2seq import DecodeSettings
     from scenarios.catalog import build_scenario
 
@@ -85,6 +93,7 @@ def prepare_seq2seq_run(cfg: CellConfig, device: torch.device, seed: int | None 
     if scenario.kind not in MULTIMODAL_KINDS:
         raise ValueError(f"strategy {cfg.strategy!r} runs on multimodal scenarios ({', '.join(MULTIMODAL_KINDS)}), "
                          f"not on {cfg.scenario!r} ({scenario.kind})")
+    check_task_kinds(cfg.backbone, scenario.eval_kinds)  # before any weights load
     backbone = scene_backbone(cfg.backbone, cfg.weights, seed).to(device)
     backbone_params = count_parameters(backbone)
     seed_everything(seed)
@@ -166,7 +175,8 @@ def run_seq2seq_cell(cfg: CellConfig, device: torch.device,
         "strategy": {"name": cfg.strategy, "label": cfg.label or cfg.strategy,
                      "family": entry.family, "paper": entry.paper,
                      "method": method.config, "flags": dataclasses.asdict(Flags()),  # each example alone, no task id
-                     "backbone_family": BACKBONE_FAMILY, "trainable_params": int(method.trainable_parameter_count),
+                     "backbone_family": backbone_family(cfg.backbone),
+                     "trainable_params": int(method.trainable_parameter_count),
                      "backbone_params": run.backbone_params,
                      "trainable_share": method.trainable_parameter_count / run.backbone_params},
         "results": results,

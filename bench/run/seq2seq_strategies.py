@@ -23,12 +23,16 @@ from bench.core.registry import Registry
 from bench.core.validation import validate_config
 from scenarios.catalog import MULTIMODAL_KINDS
 
-__all__ = ["BACKBONE_FAMILY", "PREFIX", "SCENE_BACKBONE", "SHARED_FIELDS", "Seq2SeqEntry", "config_class_of",
-           "entries", "is_seq2seq", "method_of", "with_seq2seq"]
+__all__ = ["BACKBONE_FAMILY", "COCA_FAMILY", "PREFIX", "SCENE_BACKBONE", "SHARED_FIELDS", "Seq2SeqEntry",
+           "config_class_of", "entries", "is_seq2seq", "method_of", "with_seq2seq"]
 
 PREFIX = "seq2seq_"
 BACKBONE_FAMILY = "scene"  # the sequence-to-sequence CoCa of the scene tasks (its own vocabulary and image size)
 SCENE_BACKBONE = "scene_coca"
+# open_clip's pretrained CoCa (bench/multimodal/open_clip_coca.py, in its BPE vocabulary) is the registered "coca"
+# backbone that `ofa_prompt_coca` classifies with: the seq2seq strategies run on that family too, the scene family
+# staying their default, so the classification strategies' families are untouched
+COCA_FAMILY = "coca"
 SCENE_BACKBONE_DESCRIPTION = ("CoCa for the multimodal scene tasks (word vocabulary with OFA's location tokens, "
                               "64 px), pretrained on scenes of the pretraining fonts (bench/multimodal/scene_model.py)")
 PAPERS = {"finetune": "full fine-tuning (OFA-PT's baseline)", "bitfit": "Ben Zaken et al., BitFit, ACL 2022",
@@ -63,7 +67,7 @@ class Seq2SeqEntry:
     config_cls: type
     paper: str = ""
     family: str = "seq2seq"
-    backbone_families: tuple[str, ...] = (BACKBONE_FAMILY,)
+    backbone_families: tuple[str, ...] = (BACKBONE_FAMILY, COCA_FAMILY)
     supported_scenarios: tuple[str, ...] = MULTIMODAL_KINDS
 
 

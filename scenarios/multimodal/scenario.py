@@ -3,6 +3,8 @@
 Two scenario kinds, each a pure function of its parameters and the seed (scenarios/multimodal/streams.py):
 - `multimodal_task_incremental`: one experience per task kind (caption -> VQA -> entailment by default);
 - `multimodal_domain_incremental`: one task kind, the glyph style shifting from one experience to the next.
+A preset of the task-incremental kind with a `dataset` reads OFA's real data sets instead (COCO captions, VQAv2,
+SNLI-VE under the data root): scenarios/multimodal/real_streams.py builds it, into the same `MultimodalScenario`.
 
 A cell trains on each experience's train split in turn and, after each, scores every experience's test split with
 its kind's official metric (bench/run/seq2seq_cell.py). Validation splits are built for tuning; cells never read

@@ -178,9 +178,15 @@ def open_vqav2(root: Path | str, split: str) -> list[MultimodalRecord]:
 SNLI_VE_LAYOUT = "  ROOT/snli_ve_{train,dev,test}.jsonl\n  ROOT/flickr30k_images/<Flickr30K_ID>.jpg"
 
 
-def open_snli_ve(root: Path | str, split: str) -> list[MultimodalRecord]:
+def _first_words(text: str, max_words: int | None) -> str:
+    return text if max_words is None else " ".join(text.split()[:max_words])
+
+
+def open_snli_ve(root: Path | str, split: str, max_words: int | None = None) -> list[MultimodalRecord]:
     """SNLI-VE pairs: the premise is the Flickr30k caption (sentence1), the hypothesis sentence2, the target
-    OFA's yes / no / maybe for entailment / contradiction / neutral."""
+    OFA's yes / no / maybe for entailment / contradiction / neutral. `max_words`: premise and hypothesis each cut to
+    their first words, as OFA's `pre_caption(text, max_src_length)` cuts them (a decoder with a short context needs
+    it: one over-long instruction would otherwise fail the whole run)."""
     source = "snli_ve"
     root = _root(root, source)
     _check_split(split, SNLI_VE_SPLITS, source)
@@ -197,8 +203,8 @@ def open_snli_ve(root: Path | str, split: str) -> list[MultimodalRecord]:
         label = _field(row, "gold_label", where, source)
         if label not in ENTAILMENT_LABELS:
             raise DataSourceError(f"{source}: {where} has gold_label {label!r}; valid: {', '.join(ENTAILMENT_LABELS)}")
-        premise = str(_field(row, "sentence1", where, source)).strip().rstrip(".")
-        hypothesis = str(_field(row, "sentence2", where, source)).strip().rstrip(".")
+        premise = _first_words(str(_field(row, "sentence1", where, source)).strip().rstrip("."), max_words)
+        hypothesis = _first_words(str(_field(row, "sentence2", where, source)).strip().rstrip("."), max_words)
         image = root / "flickr30k_images" / f"{_field(row, 'Flickr30K_ID', where, source)}.jpg"
         records.append(MultimodalRecord(
             "entailment", str(row.get("pairID", number)), image,

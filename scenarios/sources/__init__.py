@@ -12,6 +12,10 @@ from typing import Any, Callable
 from scenarios.sources.base import DataSourceError, Source
 
 DATA_ENV = "PROMPTSHIFT_DATA"
+# OFA's task data sets (COCO Karpathy, VQAv2, SNLI-VE) under one root: read by scenarios/multimodal/real_streams.py
+# into multimodal streams, not a classification `Source`, so it is not in SOURCES; its data sets' sub-folders:
+MULTIMODAL_SOURCE = "ofa_tasks"
+MULTIMODAL_FOLDERS = ("coco_karpathy", "vqav2", "snli_ve")
 
 
 def _opener(module: str, function: str, **fixed: Any) -> Callable[..., Source]:
@@ -87,6 +91,9 @@ def source_status(name: str, root: str | Path | None = None) -> tuple[bool, str]
     where = data_root(root)
     if where is None:
         return False, "no data root"
+    if name == MULTIMODAL_SOURCE:  # one folder per data set, all needed by the full stream
+        missing = [f for f in MULTIMODAL_FOLDERS if not (where / f).is_dir()]
+        return not missing, f"missing {', '.join(missing)} in {where}" if missing else f"found in {where}"
     for marker in _markers(name):
         if (where / marker).exists():
             return True, f"found in {where}"
