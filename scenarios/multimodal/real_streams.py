@@ -42,7 +42,7 @@ from scenarios.multimodal.scenario import MultimodalScenario
 from scenarios.multimodal.sources import MultimodalRecord, open_coco_karpathy, open_snli_ve, open_vqav2
 from scenarios.multimodal.streams import Experience
 from scenarios.multimodal.tasks import TASK_KINDS, Example
-from scenarios.sources import DATA_ENV, MULTIMODAL_FOLDERS, MULTIMODAL_SOURCE, data_root
+from scenarios.sources import MULTIMODAL_FOLDERS, MULTIMODAL_SOURCE, require_root
 from scenarios.sources.base import DataSourceError, open_image
 
 __all__ = ["LAYOUT", "MULTIMODAL_SOURCE_BUILDERS", "STREAM_KINDS", "identity_files", "official_records",
@@ -70,14 +70,7 @@ GROUNDING_REFUSED = ("referring expressions (grounding) are not part of the real
 
 
 def _root(root: str | Path | None) -> Path:
-    where = data_root(root)
-    if where is None:
-        raise DataSourceError(f"source {MULTIMODAL_SOURCE!r} needs a data root: pass --data-root DIR or set "
-                              f"{DATA_ENV}=DIR; expected layout under it:\n{LAYOUT}")
-    if not where.is_dir():
-        raise DataSourceError(f"source {MULTIMODAL_SOURCE!r}: data root {where} does not exist; expected layout:\n"
-                              f"{LAYOUT}")
-    return where
+    return require_root(MULTIMODAL_SOURCE, root, LAYOUT)
 
 
 def _folder(root: Path, kind: str) -> Path:

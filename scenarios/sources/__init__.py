@@ -117,15 +117,20 @@ def open_source(name: str, root: str | Path | None = None, **kwargs: Any) -> Sou
     naming the source and the layout it expects (never a silent fallback to embedded data)."""
     if name not in SOURCES:
         raise DataSourceError(f"unknown data source {name!r}; valid: {', '.join(sorted(SOURCES))}")
+    return SOURCES[name][0](require_root(name, root, expected_layout(name)), **kwargs)
+
+
+def require_root(name: str, root: str | Path | None, layout: str) -> Path:
+    """The data root of source `name`; `DataSourceError` naming the source and its `layout` when there is none or
+    it does not exist."""
     where = data_root(root)
     if where is None:
         raise DataSourceError(f"source {name!r} needs a data root: pass --data-root DIR or set {DATA_ENV}=DIR; "
-                              f"expected layout under it:\n{expected_layout(name)}")
+                              f"expected layout under it:\n{layout}")
     if not where.is_dir():
-        raise DataSourceError(f"source {name!r}: data root {where} does not exist; expected layout:\n"
-                              f"{expected_layout(name)}")
-    return SOURCES[name][0](where, **kwargs)
+        raise DataSourceError(f"source {name!r}: data root {where} does not exist; expected layout:\n{layout}")
+    return where
 
 
 __all__ = ["DATA_ENV", "DataSourceError", "SOURCES", "Source", "data_root", "expected_layout", "open_source",
-           "source_status"]
+           "require_root", "source_status"]
