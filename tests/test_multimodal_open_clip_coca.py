@@ -99,6 +99,13 @@ def test_seq2seq_cells_refuse_a_coca_that_is_no_seq2seq_backbone():
         scene_backbone("coca_glyph_tiny", None, 0)
 
 
+def test_the_suite_checks_name_the_same_open_clip_cocas_the_loader_builds():
+    from bench.multimodal.open_clip_coca import OPEN_CLIP_COCAS
+    from bench.run.seq2seq_strategies import COCA_FAMILY, SEQ2SEQ_BACKBONES
+
+    assert SEQ2SEQ_BACKBONES[COCA_FAMILY] == tuple(OPEN_CLIP_COCAS)
+
+
 def test_the_paper_suite_runs_the_six_methods_on_the_real_coca():
     from open_clip import get_model_config
 

@@ -23,8 +23,8 @@ from bench.core.registry import Registry
 from bench.core.validation import validate_config
 from scenarios.catalog import MULTIMODAL_KINDS
 
-__all__ = ["BACKBONE_FAMILY", "COCA_FAMILY", "PREFIX", "SCENE_BACKBONE", "SHARED_FIELDS", "Seq2SeqEntry",
-           "config_class_of", "entries", "is_seq2seq", "method_of", "with_seq2seq"]
+__all__ = ["BACKBONE_FAMILY", "COCA_FAMILY", "PREFIX", "SCENE_BACKBONE", "SEQ2SEQ_BACKBONES", "SHARED_FIELDS",
+           "Seq2SeqEntry", "config_class_of", "entries", "is_seq2seq", "method_of", "with_seq2seq"]
 
 PREFIX = "seq2seq_"
 BACKBONE_FAMILY = "scene"  # the sequence-to-sequence CoCa of the scene tasks (its own vocabulary and image size)
@@ -33,6 +33,12 @@ SCENE_BACKBONE = "scene_coca"
 # backbone that `ofa_prompt_coca` classifies with: the seq2seq strategies run on that family too, the scene family
 # staying their default, so the classification strategies' families are untouched
 COCA_FAMILY = "coca"
+# The backbones of each family a seq2seq method can run on, named without importing torch so that a suite naming
+# another (a classification-only CoCa such as coca_glyph_tiny) is refused before anything runs.
+# bench/multimodal/open_clip_coca.py builds the open_clip ones (a test there keeps the two lists equal).
+SEQ2SEQ_BACKBONES: dict[str, tuple[str, ...]] = {BACKBONE_FAMILY: (SCENE_BACKBONE,),
+                                                 COCA_FAMILY: ("coca_ViT-B-32.laion2b_s13b_b90k",
+                                                               "coca_bpe_test_micro")}
 SCENE_BACKBONE_DESCRIPTION = ("CoCa for the multimodal scene tasks (word vocabulary with OFA's location tokens, "
                               "64 px), pretrained on scenes of the pretraining fonts (bench/multimodal/scene_model.py)")
 PAPERS = {"finetune": "full fine-tuning (OFA-PT's baseline)", "bitfit": "Ben Zaken et al., BitFit, ACL 2022",

@@ -12,6 +12,7 @@ from bench.core.resources import package_folder
 from bench.core.safe_yaml import load_yaml
 from bench.run.catalog import Catalog, live_catalog
 from bench.run.cell import CellConfig
+from bench.run.seq2seq_strategies import SEQ2SEQ_BACKBONES, is_seq2seq
 
 SUITE_DIR = package_folder("bench", "suites")  # package data: found in a checkout and an installed wheel alike
 
@@ -179,6 +180,13 @@ def check_suite(suite: Suite, source: str | None = None, catalog: Catalog | None
             if family not in cls.backbone_families:
                 problems.append(f"{_entry_name(index, entry)}: families: {entry.name!r} runs on "
                                 f"{list(cls.backbone_families)}, not {family!r}")
+        if is_seq2seq(entry.name):  # a seq2seq method needs an encoder-decoder it can write with, not any CoCa
+            for family in entry.families or [cls.backbone_families[0]]:
+                backbone = suite.backbones.get(family)
+                if backbone is not None and backbone not in SEQ2SEQ_BACKBONES.get(family, ()):
+                    problems.append(f"{_entry_name(index, entry)}: the suite's {family!r} backbone {backbone!r} "
+                                    f"cannot run seq2seq methods; on {family!r} they run on "
+                                    f"{list(SEQ2SEQ_BACKBONES.get(family, ()))}")
         outside = sorted(set(entry.scenarios or ()) - set(suite.scenarios))
         if outside:  # an entry limited to scenarios the suite never runs would silently vanish
             problems.append(f"{_entry_name(index, entry)}: scenarios: {outside} are not in the suite's scenarios "
