@@ -11,12 +11,12 @@ Data, disjoint from the benchmark's by construction on two axes:
 Objective: CoCa's (Yu et al., 2022; the `coca_glyph_tiny` recipe): a contrastive loss between the pooled image
 and caption features plus CAPTION_WEIGHT times OFA's generative loss on captioning (the caption instruction, a
 random one of the scene's five captions in the pretraining corpus's grammar, `annotations.alt_text_captions`, as
-the target; the benchmark's captioning references follow another guideline, `annotations.captions`). Captioning alone leaves a small CoCa trained from
-scratch on the language-model plateau for hundreds of steps (the same caption whatever the image: measured, 500
-steps, patch 16); the contrastive term and 8-pixel patches (4 x 4 per glyph cell) make the image encoder
-discriminative within the first hundred steps. Captioning teaches the decoder the scene's objects, colours and
+the target; the benchmark's captioning references follow another guideline, `annotations.captions`). Captioning
+alone leaves a small CoCa trained from scratch on the language-model plateau for hundreds of steps (the same
+caption whatever the image: measured, 500 steps, patch 16); the contrastive term and 8-pixel patches (4 x 4 per
+glyph cell) make the image encoder discriminative within the first hundred steps. Captioning teaches the decoder the scene's objects, colours and
 places and the grammar's words; VQA, entailment and grounding stay new tasks for the benchmark's methods to learn
-(as SNLI-VE is for OFA), and the benchmark's captioning runs on unseen fonts.
+(as SNLI-VE is for OFA), and the benchmark's captioning runs on unseen fonts and scores another reference style.
 """
 from __future__ import annotations
 
@@ -54,8 +54,9 @@ def pretraining_scenes(seed: int, n: int = SCENE_SCENES) -> SceneData:
 
     scenes = [render_scene(seed, PRETRAIN_SPLIT, i, PRETRAIN_DOMAINS[i % len(PRETRAIN_DOMAINS)], fonts="pretrain")
               for i in range(n)]
-    return SceneData(np.stack([s.image for s in scenes]), tuple(tuple(annotations.alt_text_captions(s)) for s in scenes),
-                     tuple(s.scene_id for s in scenes), tuple(s.domain for s in scenes))
+    captions = tuple(tuple(annotations.alt_text_captions(s)) for s in scenes)
+    return SceneData(np.stack([s.image for s in scenes]), captions, tuple(s.scene_id for s in scenes),
+                     tuple(s.domain for s in scenes))
 
 
 def pretraining_scene_ids(seed: int = SCENE_RECIPE.seed, n: int = SCENE_SCENES) -> list[str]:

@@ -19,9 +19,9 @@ class's `lr`, the method's `default_lr`) times each of `lr_factors`, crossed wit
 task). Structural settings (prompt length, depth, rank, bottleneck...) and the decoding stay as the suite sets
 them. Selection is `tune.pick`'s on the trials' *selection score*: each task's val metric right after training on
 it as a share of the best trial's on that task, averaged over the tasks (each task weighs the same: CIDEr-D runs to
-several units where the accuracies stop at 1, so the raw `learned_score` let captioning outvote entailment and VQA;
-measured on the multimodal suite, LoRA's raw pick left entailment at chance for a caption gain); ties to the rate
-closest to the default (log scale), then fewer steps. `val_learned_score` is recorded as it was.
+several units where the accuracies stop at 1, so the raw `learned_score` weighs captioning by whatever scale its
+scores happen to have; on the committed tables the rule changes one pick, the default suite's LoRA); ties to the
+rate closest to the default (log scale), then fewer steps. `val_learned_score` is recorded as it was.
 
 Trial ids name what a trial's numbers depend on (strategy, resolved config without the robustness switch, which
 only adds evaluations, scenario and its overrides, backbone, the tuning seed, the data identity with the scenes'
