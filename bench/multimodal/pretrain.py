@@ -14,9 +14,10 @@ random one of the scene's five captions in the pretraining corpus's grammar, `an
 the target; the benchmark's captioning references follow another guideline, `annotations.captions`). Captioning
 alone leaves a small CoCa trained from scratch on the language-model plateau for hundreds of steps (the same
 caption whatever the image: measured, 500 steps, patch 16); the contrastive term and 8-pixel patches (4 x 4 per
-glyph cell) make the image encoder discriminative within the first hundred steps. Captioning teaches the decoder the scene's objects, colours and
-places and the grammar's words; VQA, entailment and grounding stay new tasks for the benchmark's methods to learn
-(as SNLI-VE is for OFA), and the benchmark's captioning runs on unseen fonts and scores another reference style.
+glyph cell) make the image encoder discriminative within the first hundred steps. Captioning teaches the decoder
+the scene's objects, colours and places and the grammar's words; VQA, entailment and grounding stay new tasks for
+the benchmark's methods to learn (as SNLI-VE is for OFA), and the benchmark's captioning runs on unseen fonts and
+scores another reference style.
 """
 from __future__ import annotations
 
