@@ -9,6 +9,7 @@ import torch
 
 from bench.eval.robustness_config import RobustnessConfig
 from bench.multimodal.loop import evaluate, pixels_of
+from bench.multimodal.pretrain import alt_text_caption_examples
 from bench.multimodal.robustness import attack_pixels, generation_robustness, task_losses
 from bench.multimodal.scene_model import load_scene_coca
 from bench.multimodal.seq2seq import DecodeSettings
@@ -24,7 +25,9 @@ def captioner():
 
 
 def test_attacks_raise_the_caption_loss_and_do_not_raise_cider(captioner):
-    examples = build_split("caption", "test", 0, 12)
+    # the scenes scored in the captioner's own grammar, which it was trained to write (about 0.36 CIDEr-D): the
+    # benchmark's references are a style it has not learned yet, where its clean score is already near the floor
+    examples = alt_text_caption_examples(0, "test", 12)
     decode = DecodeSettings(max_new_tokens=24)
     out = generation_robustness(captioner, examples, CFG, decode)
     assert out["clean"]["cider"] == pytest.approx(evaluate(captioner, examples, decode)["cider"])
