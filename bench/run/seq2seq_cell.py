@@ -22,10 +22,10 @@ from bench.core.strategy import Flags
 from bench.run.cell import CellConfig
 from bench.run.seq2seq_metrics import METRIC_KEYS, PRIMARY, summarize_multimodal
 from bench.run.seq2seq_strategies import (BACKBONE_FAMILY, COCA_FAMILY, SCENE_BACKBONE, config_class_of, entries,
-                                          method_of, settings_and_params)
+                                          method_of, seq2seq_family, settings_and_params)
 from scenarios.catalog import MULTIMODAL_KINDS
 
-__all__ = ["Seq2SeqRun", "backbone_family", "prepare_seq2seq_run", "run_seq2seq_cell", "scene_backbone"]
+__all__ = ["Seq2SeqRun", "prepare_seq2seq_run", "run_seq2seq_cell", "scene_backbone"]
 
 SAMPLE_PREDICTIONS = 3  # generated answers kept per task in the record, to read what the scores mean
 
@@ -37,16 +37,11 @@ def scene_backbone(backbone: str, weights: str | None, seed: int):
     from bench.multimodal.open_clip_coca import OPEN_CLIP_COCAS, load_open_clip_coca
     from bench.multimodal.scene_model import load_scene_coca
 
-    if backbone != SCENE_BACKBONE and backbone not in OPEN_CLIP_COCAS:
+    if seq2seq_family(backbone) is None:
         raise ValueError(f"seq2seq strategies run on the {SCENE_BACKBONE!r} backbone ({BACKBONE_FAMILY} family) or "
                          f"an open_clip CoCa ({', '.join(OPEN_CLIP_COCAS)}; {COCA_FAMILY} family), not {backbone!r}")
     seed_everything(seed)
     return load_scene_coca(weights) if backbone == SCENE_BACKBONE else load_open_clip_coca(backbone, weights)
-
-
-def backbone_family(backbone: str) -> str:
-    """The family a seq2seq backbone is listed under in suites (and recorded under)."""
-    return BACKBONE_FAMILY if backbone == SCENE_BACKBONE else COCA_FAMILY
 
 
 @dataclass
@@ -175,7 +170,7 @@ def run_seq2seq_cell(cfg: CellConfig, device: torch.device,
         "strategy": {"name": cfg.strategy, "label": cfg.label or cfg.strategy,
                      "family": entry.family, "paper": entry.paper,
                      "method": method.config, "flags": dataclasses.asdict(Flags()),  # each example alone, no task id
-                     "backbone_family": backbone_family(cfg.backbone),
+                     "backbone_family": seq2seq_family(cfg.backbone),
                      "trainable_params": int(method.trainable_parameter_count),
                      "backbone_params": run.backbone_params,
                      "trainable_share": method.trainable_parameter_count / run.backbone_params},

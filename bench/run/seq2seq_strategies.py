@@ -24,7 +24,7 @@ from bench.core.validation import validate_config
 from scenarios.catalog import MULTIMODAL_KINDS
 
 __all__ = ["BACKBONE_FAMILY", "COCA_FAMILY", "PREFIX", "SCENE_BACKBONE", "SEQ2SEQ_BACKBONES", "SHARED_FIELDS",
-           "Seq2SeqEntry", "config_class_of", "entries", "is_seq2seq", "method_of", "with_seq2seq"]
+           "Seq2SeqEntry", "config_class_of", "entries", "is_seq2seq", "method_of", "seq2seq_family", "with_seq2seq"]
 
 PREFIX = "seq2seq_"
 BACKBONE_FAMILY = "scene"  # the sequence-to-sequence CoCa of the scene tasks (its own vocabulary and image size)
@@ -80,6 +80,11 @@ class Seq2SeqEntry:
 def is_seq2seq(name: str) -> bool:
     """Whether `name` is a seq2seq strategy's name (by its prefix; `entries` says whether it exists)."""
     return name.startswith(PREFIX)
+
+
+def seq2seq_family(backbone: str) -> str | None:
+    """The family `backbone` is a seq2seq backbone of (`SEQ2SEQ_BACKBONES`); None: no seq2seq method runs on it."""
+    return next((family for family, names in SEQ2SEQ_BACKBONES.items() if backbone in names), None)
 
 
 def trained_in_steps(name: str) -> bool:
