@@ -149,6 +149,21 @@ def test_every_task_weighs_the_same_in_the_pick_whatever_its_metrics_scale(tmp_p
     assert selection_scores(rows) == pytest.approx([(0.5 + 1 + 1) / 3, (1 + 1 + 0.3333 / 0.7) / 3])
 
 
+def test_a_suite_fingerprints_each_tuning_scenarios_data_once_not_once_per_entry(tmp_path, monkeypatch):
+    # an on-disk source is walked to be fingerprinted (DomainNet: about a minute); two entries on one scenario ask once
+    import bench.run.tune as tune
+
+    asked: list[str] = []
+    real = tune.trial_data
+    monkeypatch.setattr(tune, "trial_data", lambda scenario, suite: asked.append(scenario) or real(scenario, suite))
+    monkeypatch.setattr("bench.run.tune_seq2seq.run_seq2seq_trial",
+                        lambda cell, *_: (0.5, {"caption/clean": 0.5}, 0.5))
+    suite = mm_suite(StrategyEntry(name="seq2seq_lora", config={"robustness": "off"}),
+                     StrategyEntry(name="seq2seq_bitfit", config={"robustness": "off"}))
+    rows = tune_suite(suite, tmp_path / "m.yaml", ONE, torch.device("cpu"), say=lambda _: None)
+    assert asked == ["mm_tasks"] and {r["strategy"] for r in rows} == {"seq2seq_lora", "seq2seq_bitfit"}
+
+
 def test_search_table_reads_old_rows_and_round_trips_seq2seq_rows(tmp_path):
     old = tmp_path / "old.csv"
     old.write_text("label,strategy,scenario,backbone,lr,epochs,knobs,val_accuracy,val_loss,seconds,chosen,trial_id\n"

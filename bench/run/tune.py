@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
 import json
 import math
@@ -281,17 +282,19 @@ def reuse(done: dict[str, Any], label: str) -> dict[str, Any]:
 
 
 def trial_data(scenario: str, suite: Suite) -> dict[str, Any] | None:
-    """The data identity of the trials on `scenario` (an on-disk source is opened and fingerprinted once here)."""
+    """The data identity of the trials on `scenario` (an on-disk source is opened and fingerprinted here: walking
+    DomainNet's folders takes about a minute, so `tune_suite` asks once per scenario, not once per entry)."""
     probe = CellConfig(scenario, "", "", 0, {}, dict(suite.scenario_overrides.get(scenario, {})))
     return attach_data_identity([probe])[0].data
 
 
 def tune_entry(entry: StrategyEntry, suite: Suite, budget: TuneBudget, device: torch.device,
-               say: Callable[[str], None] = print,
-               recorded: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+               say: Callable[[str], None] = print, recorded: dict[str, dict[str, Any]] | None = None,
+               data_of: Callable[[str], dict[str, Any] | None] | None = None) -> list[dict[str, Any]]:
     """Every trial of one suite entry, as rows of the search table (the winner marked `chosen`). Trials found in
     `recorded` (by trial id, any label: a twin's rows too) are reused with `seconds` 0 and `shared_with` naming the
-    row that ran, so an interrupted or widened search runs only what is missing and nothing counts twice."""
+    row that ran, so an interrupted or widened search runs only what is missing and nothing counts twice.
+    `data_of(scenario)`: the trials' data identity (default `trial_data`)."""
     label = entry.label or entry.name
     scenario = tuning_scenario(entry, suite)
     cls = STRATEGIES.get(entry.name)
@@ -302,7 +305,7 @@ def tune_entry(entry: StrategyEntry, suite: Suite, budget: TuneBudget, device: t
     backbone = suite.backbones[family]
     rows = []
     recorded = recorded or {}
-    data = trial_data(scenario, suite)
+    data = data_of(scenario) if data_of else trial_data(scenario, suite)
     for trial in grid(cls, budget):
         cell = CellConfig(scenario, entry.name, backbone, budget.seed, {**entry.config, **trial},
                           dict(suite.scenario_overrides.get(scenario, {})), data=data)
@@ -449,15 +452,16 @@ def tune_suite(suite: Suite, suite_path: Path, budget: TuneBudget, device: torch
     rows = read_table(csv_path) if csv_path.exists() else read_table(committed)
     known = {} if fresh else {r["trial_id"]: r for r in read_table(committed) + rows
                               if r.get("trial_id") and not r["shared_with"]}
+    data_of = functools.cache(functools.partial(trial_data, suite=suite))  # each scenario's data fingerprinted once
     for entry in suite.strategies:
         label = entry.label or entry.name
         if labels is not None and label not in labels:
             continue
         say(f"{label}: {budget.trials} trials")
         if trained_in_steps(entry.name):  # trained by bench.multimodal.loop, in steps
-            new = tune_seq2seq_entry(entry, suite, budget, device, say, known)
+            new = tune_seq2seq_entry(entry, suite, budget, device, say, known, data_of)
         else:
-            new = tune_entry(entry, suite, budget, device, say, known)  # adds the trials it runs to `known`
+            new = tune_entry(entry, suite, budget, device, say, known, data_of)  # adds the trials it runs to `known`
         rows = [r for r in rows if r["label"] != label] + new
         write_outputs(suite, suite_path, budget, rows, out_dir)
     return rows

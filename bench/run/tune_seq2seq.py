@@ -152,10 +152,10 @@ def selection_scores(rows: list[dict[str, Any]]) -> list[float]:
 
 
 def tune_seq2seq_entry(entry: StrategyEntry, suite: Suite, budget: Any, device: torch.device,
-                       say: Callable[[str], None] = print,
-                       recorded: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+                       say: Callable[[str], None] = print, recorded: dict[str, dict[str, Any]] | None = None,
+                       data_of: Callable[[str], dict[str, Any] | None] | None = None) -> list[dict[str, Any]]:
     """Every trial of one seq2seq entry, as rows of the search table (the winner marked `chosen`); trials found in
-    `recorded` (by trial id) are reused, as `tune.tune_entry` does."""
+    `recorded` (by trial id) are reused, and `data_of` gives the trials' data identity, as `tune.tune_entry` does."""
     from bench.run.seq2seq_strategies import BACKBONE_FAMILY
     from bench.run.tune import pick, reuse, trial_data  # bench.run.tune imports this module
 
@@ -167,7 +167,7 @@ def tune_seq2seq_entry(entry: StrategyEntry, suite: Suite, budget: Any, device: 
     backbone = suite.backbones[(entry.families or [BACKBONE_FAMILY])[0]]
     recorded = recorded if recorded is not None else {}
     rows = []
-    data = trial_data(scenario, suite)
+    data = data_of(scenario) if data_of else trial_data(scenario, suite)
     for trial in seq2seq_grid(entry.name, budget):
         cell = CellConfig(scenario, entry.name, backbone, budget.seed, {**entry.config, **trial},
                           dict(suite.scenario_overrides.get(scenario, {})), data=data)
