@@ -150,13 +150,21 @@ def test_a_late_failure_never_replaces_an_ok_result(tmp_path):
     assert ResultStore(results).records() == [ok]
 
 
+def _sigint_at_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("whom", ["the run", "the process group"])
 def test_ctrl_c_keeps_finished_cells_releases_claims_and_prints_the_resume_command(tmp_path, whom):
     args = _cli_args(tmp_path, "{name: linear_probe, config: {epochs: 1}}, {name: held_probe, config: {epochs: 1}}",
                      "--workers", "2")
     marker = tmp_path / "held"
+    # As a terminal's foreground job: SIGINT at its default. A test run started in the background (`make test &`,
+    # a CI step, an agent's shell) has SIGINT ignored, the child inherits that, and Python then installs no
+    # KeyboardInterrupt handler: the run rightly ignores Ctrl-C and this test hung 120 s (found by `trap '' INT`).
     run = subprocess.Popen(args, env={**ENV, "HELD_PROBE_MARKER": str(marker)}, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True, cwd=ROOT, start_new_session=True)
+                           stderr=subprocess.PIPE, text=True, cwd=ROOT, start_new_session=True,
+                           preexec_fn=_sigint_at_default)
     results = tmp_path / "results"
     _wait_for(lambda: marker.exists() and len(list(results.glob("*.json"))) == 1, "one finished cell, one held")
     started = time.time()
