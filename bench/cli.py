@@ -514,9 +514,20 @@ def cmd_tune(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out) if args.out else default_out_dir(path)
     print(f"tuning suite {suite.name} v{suite.version}: {budget.trials} trials per strategy, validation = "
-          f"{budget.val_fraction:.0%} of the first {budget.val_tasks} tasks' training images; tables in {out}")
+          f"{_validation_said(suite, budget)}; tables in {out}")
     tune_suite(suite, path, budget, select_device(args.device), labels, fresh=args.fresh, out_dir=out)
     return 0
+
+
+def _validation_said(suite, budget) -> str:
+    """What the trials of `suite` score: a seq2seq method each multimodal task's own val split
+    (bench/run/tune_seq2seq.py), a classifier a carve of the first tasks' training images."""
+    from bench.run.seq2seq_strategies import trained_in_steps
+
+    kinds = {trained_in_steps(entry.name) for entry in suite.strategies}
+    said = [f"{budget.val_fraction:.0%} of the first {budget.val_tasks} tasks' training images (classifiers)"
+            ] if False in kinds else []
+    return "; ".join(said + (["each multimodal task's own val split (seq2seq methods)"] if True in kinds else []))
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:

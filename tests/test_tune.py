@@ -153,6 +153,19 @@ def test_tune_writes_to_the_users_folder_never_into_an_installed_package(tmp_pat
     assert tune.default_out_dir(own) == tmp_path / "tuning"  # a user's suite: beside it
 
 
+def test_tune_says_what_each_kind_of_trial_scores():
+    """A seq2seq trial scores its tasks' own val splits, not a carve of training images (the multimodal suite's
+    tuning said the classifiers' protocol)."""
+    from bench.cli import _validation_said
+
+    multimodal, default = load_suite("multimodal"), load_suite("default")
+    assert _validation_said(multimodal, TuneBudget.for_suite(multimodal)) == (
+        "each multimodal task's own val split (seq2seq methods)")
+    both = _validation_said(default, TuneBudget.for_suite(default))
+    assert both == "20% of the first 2 tasks' training images (classifiers); each multimodal task's own val split " \
+                   "(seq2seq methods)"
+
+
 # The suites whose tuning tables are committed beside them (bench/suites/tuning/<suite>.csv/.yaml).
 TUNED_SUITES = ("default", "multimodal")
 
