@@ -292,6 +292,6 @@ def test_a_suite_sets_its_own_tuning_budget_and_a_wrong_one_is_named_before_anyt
         TuneBudget.for_suite(suite.model_copy(update={"tuning": {"steps_seq2seq": [60, 120, 240]}}))
     with pytest.raises((ValueError, SuiteError), match="steps_seq2seqq"):
         Suite.model_validate({**suite.model_dump(), "tuning": {"steps_seq2seqq": [60, 120]}})
-    assert load_suite("multimodal").tuning == {"steps_seq2seq": [60, 120]}
+    assert load_suite("multimodal").tuning == {"steps_seq2seq": [120, 240]}
     assert not load_suite("default").tuning
     check_suite(longer)
