@@ -133,14 +133,21 @@ def multimodal_identity(root: str | Path | None = None, **kwargs: Any) -> dict[s
             "records": images, "bytes": size}
 
 
-def open_with_identity(name: str, root: str | Path | None = None, verify: bool = True,
-                       **kwargs: Any) -> tuple[Source | None, dict[str, Any]]:
-    """Open a source fully (layout checked) and fingerprint it; the listing is cached under the fingerprint. With
-    `verify`, every listed image is decoded once per fingerprint (scenarios/verify.py): a bad file is refused
-    here, before any cell trains. OFA's task data sets are no classification `Source` (None): fingerprinted only;
-    their drawn images are decoded when the stream is built, before its cell trains."""
+def source_identity(name: str, root: str | Path | None = None, **kwargs: Any) -> dict[str, Any]:
+    """The identity of on-disk source `name` under the data root, its layout checked (DataSourceError naming what is
+    missing or wrong). A classification source is opened fully and its images verified (`open_with_identity`);
+    OFA's task data sets are no classification `Source`: fingerprinted only (`multimodal_identity`), their drawn
+    images decoded when the stream is built, before its cell trains."""
     if name == MULTIMODAL_SOURCE:
-        return None, multimodal_identity(root, **kwargs)
+        return multimodal_identity(root, **kwargs)
+    return open_with_identity(name, root, **kwargs)[1]
+
+
+def open_with_identity(name: str, root: str | Path | None = None, verify: bool = True,
+                       **kwargs: Any) -> tuple[Source, dict[str, Any]]:
+    """Open a classification source fully (layout checked) and fingerprint it; the listing is cached under the
+    fingerprint. With `verify`, every listed image is decoded once per fingerprint (scenarios/verify.py): a bad
+    file is refused here, before any cell trains."""
     source = open_source(name, root, **kwargs)
     listing = source_listing(source)
     fingerprint = listing_fingerprint(listing)
@@ -175,7 +182,7 @@ def data_identity(preset_name: str, overrides: dict[str, Any] | None = None) -> 
     if opened is None:
         return embedded_identity(preset_name)
     name, kwargs = opened
-    return open_with_identity(name, None, **kwargs)[1]
+    return source_identity(name, None, **kwargs)
 
 
 def open_listed(name: str, root: str | Path | None, fingerprint: str | None, **kwargs: Any) -> Source:

@@ -111,6 +111,10 @@ def test_a_missing_root_or_data_set_fails_at_once_naming_the_path(root, tmp_path
     with pytest.raises(DataSourceError, match=r"vqav2 does not exist"):  # the data identity, before any cell runs
         run_grid([cell], results, "cpu", show_progress=False)
     assert not list(results.glob("**/*.json"))
+    from bench.run.plan import check_sources  # `promptshift run`'s early check names it too, as one message
+
+    (problem,) = check_sources([cell])
+    assert "vqav2 does not exist" in problem
     monkeypatch.setenv("PROMPTSHIFT_DATA", str(tmp_path / "absent"))
     with pytest.raises(DataSourceError, match=r"data root .*absent does not exist"):
         build_scenario("mm_real_tasks", 0, **SIZES)

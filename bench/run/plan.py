@@ -30,12 +30,12 @@ def check_sources(cells: Sequence[CellConfig]) -> list[str]:
     Opens each source fully (lists and files checked) and decodes every image, once per data fingerprint."""
     from scenarios.sources import DataSourceError
 
-    from scenarios.identity import open_with_identity
+    from scenarios.identity import source_identity
 
     problems = []
     for source in cell_sources(cells):
         try:  # the layout, then every listed image decoded once (remembered per data fingerprint)
-            open_with_identity(source)
+            source_identity(source)
         except DataSourceError as error:
             problems.append(str(error))
     return problems
