@@ -155,12 +155,36 @@ def test_pgd_claim_reads_the_robustness_entry() -> None:
     assert verdict(prompt + full, "prompt_pgd").verdict == "holds"
 
 
-def ofa(length: int, depth: int, final: float, seed: int = 0) -> dict[str, Any]:
+def ofa(length: int, depth: int, final: float, seed: int = 0, reparam: bool = False) -> dict[str, Any]:
     rec = record("ofa_prompt", "ci2", "class_incremental", [[0.9, 0.0], [final, final]], ["t1", "t2"],
                  trainable=10, seed=seed)
-    rec["config"]["strategy_config"] = {"length": length, "depth": depth, "reparam": False, "epochs": 3}
-    rec["strategy"]["label"] = f"ofa_L{length}_D{depth}"
+    rec["config"]["strategy_config"] = {"length": length, "depth": depth, "reparam": reparam, "epochs": 3}
+    rec["strategy"]["label"] = f"ofa_L{length}_D{depth}" + ("_reparam" if reparam else "")
     return rec
+
+
+def test_the_reparameterisation_claim_is_the_papers_no_consistent_gain():
+    """OFA-PT (Table 4) finds the MLP helping on some tasks and hurting on others and cannot conclude; the registry
+    said "reparameterised prompts are better". Its claim is now plain prompts matching or beating reparameterised
+    ones: the plain variant is the `better` side, and a clear MLP win fails it."""
+    claim = {c.key: c for c in CLAIMS}["ofa_reparam"]
+    assert (claim.relation, claim.factor_favours) == ("matches_or_beats", "smallest")
+    assert "cannot conclude" in claim.claim
+    plain_level = [ofa(8, 2, 0.70 + 0.01 * s, s) for s in range(3)] + [
+        ofa(8, 2, 0.70 + 0.011 * s, s, reparam=True) for s in range(3)]
+    mlp_wins = [ofa(8, 4, 0.50 + 0.01 * s, s) for s in range(3)] + [
+        ofa(8, 4, 0.80 + 0.012 * s, s, reparam=True) for s in range(3)]
+    v = verdict(plain_level + mlp_wins, "ofa_reparam")
+    assert {(c.better, c.worse, c.verdict) for c in v.comparisons} == {
+        ("ofa_L8_D2", "ofa_L8_D2_reparam", "holds"), ("ofa_L8_D4", "ofa_L8_D4_reparam", "fails")}
+
+
+def test_factor_favours_is_checked(tmp_path: Path) -> None:
+    bad = tmp_path / "claims.yaml"
+    bad.write_text("- {key: x, claim: y, paper: z, metric: final_accuracy, kinds: [class_incremental], "
+                   "factor: reparam, factor_favours: middle}\n")
+    with pytest.raises(ValueError, match="'x': factor_favours must be one of"):
+        load_claims(bad)
 
 
 def test_ofa_factor_claims_compare_variants_that_differ_in_one_field_only() -> None:

@@ -42,6 +42,7 @@ MATCH_MARGIN = 0.01  # "matches": the paired difference is significantly above -
 LOWER_IS_BETTER = frozenset({"forgetting_avalanche", "forgetting"})
 OFFICIAL = "official"  # a multimodal claim decided on each task kind's own metric (`_comparisons`)
 RELATIONS = ("beats", "matches_or_beats")
+FACTOR_ENDS = ("largest", "smallest")
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class Claim:
     scenarios: tuple[str, ...] = ()
     factor: str = ""
     factor_strategy: str = "ofa_prompt"
+    factor_favours: str = "largest"  # which end of `factor` the claim says is better: largest | smallest
     setting: str = ""
     decided_by: str = ""
 
@@ -89,6 +91,8 @@ def load_claims(path: Path | str = REGISTRY) -> tuple[Claim, ...]:
             raise ValueError(f"{path}: claim {name!r}: relation must be one of {RELATIONS}")
         if not entry.get("factor") and not (entry.get("better") and entry.get("worse")):
             raise ValueError(f"{path}: claim {name!r} names neither `better`/`worse` nor a `factor`")
+        if entry.get("factor_favours", "largest") not in FACTOR_ENDS:
+            raise ValueError(f"{path}: claim {name!r}: factor_favours must be one of {FACTOR_ENDS}")
         out.append(Claim(**{k: tuple(v) if isinstance(v, list) else v for k, v in entry.items()}))
     return tuple(out)
 
@@ -212,7 +216,8 @@ def _named_pairs(claim: Claim, rows: Sequence[Row]) -> list[tuple[Row, Row]]:
 
 
 def _factor_pairs(claim: Claim, rows: Sequence[Row]) -> list[tuple[Row, Row]]:
-    """Variants equal in every config field but `factor`: the largest (True for a flag) against the smallest."""
+    """Variants equal in every config field but `factor`: the end the claim favours (`factor_favours`: the largest
+    value, True for a flag, unless it says smallest) against the other end."""
     groups: dict[tuple, list[tuple[Any, Row]]] = {}
     for row in rows:
         if row.strategy != claim.factor_strategy or row.submitted or not claim.applies_to(row):
@@ -228,7 +233,8 @@ def _factor_pairs(claim: Claim, rows: Sequence[Row]) -> list[tuple[Row, Row]]:
         if len({repr(v) for v, _ in members}) < 2:
             continue
         members.sort(key=lambda m: m[0])
-        pairs.append((members[-1][1], members[0][1]))
+        smallest, largest = members[0][1], members[-1][1]
+        pairs.append((largest, smallest) if claim.factor_favours == "largest" else (smallest, largest))
     return pairs
 
 
