@@ -29,6 +29,11 @@ import sys
 import warnings
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the CLI imports torch-backed modules lazily, per command
+    from bench.run.suite import Suite
+    from bench.run.tune import TuneBudget
 
 # Where results/ and leaderboards/ go by default: the current directory, wherever the package is installed (never
 # next to the source files, which may sit in a read-only site-packages).
@@ -519,7 +524,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _validation_said(suite, budget) -> str:
+def _validation_said(suite: Suite, budget: TuneBudget) -> str:
     """What the trials of `suite` score: a seq2seq method each multimodal task's own val split
     (bench/run/tune_seq2seq.py), a classifier a carve of the first tasks' training images."""
     from bench.run.seq2seq_strategies import trained_in_steps
