@@ -3,6 +3,7 @@ refused before anything is built), `run_cell` writes one record with a metric ma
 run reads it instead of computing it, and the leaderboards give it a row in its task kinds' tables."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -118,6 +119,28 @@ def test_a_multimodal_cell_records_its_matrices_caches_and_gets_a_leaderboard_ro
     paths = build_leaderboards(tmp_path / "results", tmp_path / "boards")
     assert {"mm_caption.md", "mm_vqa.md", "mm_streams.md"} <= {p.name for p in paths}
     assert "| mm_tasks | seq2seq_deep_prompt |" in (tmp_path / "boards" / "mm_vqa.md").read_text()
+
+
+def test_each_task_is_attacked_right_after_training_it(tmp_path: Path) -> None:
+    """The robustness numbers of a task are those of the model right after training it (as OFA-PT attacks a model
+    tuned on the task, and as every other claim reads a task), not of the model at the end of the stream, which
+    has forgotten the first tasks: the clean metric on the attacked subset (here the whole test split) equals the
+    matrix's diagonal. A cell attacked at the end of the stream has a new id."""
+    robustness = {"subset_size": 8, "eps": ["2/255"], "pgd_steps": 1, "autoattack": False, "corruptions": False}
+    cfg = CellConfig("mm_tasks", "seq2seq_finetune", "scene_coca", 0,
+                     {"steps": 4, "lr": 0.01, "max_new_tokens": 4, "robustness": "attacks"}, dict(TINY),
+                     robustness=robustness)
+    record = run_cell(cfg, tmp_path / "results", device="cpu", show_progress=False)
+    assert record["status"] == "ok", record.get("error")
+    attacked, matrices = record["robustness"]["per_eval_set"], record["results"]["matrices"]
+    assert record["robustness"]["when"] == "right after training each task"
+    for i, (name, metric) in enumerate(zip(record["results"]["eval_names"], record["results"]["primary_metric"])):
+        assert attacked[name]["subset_size"] == 2  # the whole test split
+        assert attacked[name]["clean"][metric] == pytest.approx(matrices[metric][i][i])
+    # the test can tell the two apart: training VQA moved the captions
+    assert matrices["cider"][0][0] != pytest.approx(matrices["cider"][1][0])
+    off = dataclasses.replace(cfg, strategy_config={**cfg.strategy_config, "robustness": "off"})
+    assert "when" in cfg.resolved()["robustness"] and "when" not in off.resolved()["robustness"]
 
 
 def test_a_failing_multimodal_cell_is_a_failed_record_not_a_crash(tmp_path: Path) -> None:

@@ -185,8 +185,8 @@ def _kind_table(records: Sequence[Mapping[str, Any]], kind: str) -> tuple[list[s
     metrics = list(METRIC_KEYS[kind].values())
     headers = ["Scenario", "Strategy", *[f"{METRIC_TITLES[m]} (final)" for m in metrics],
                f"{METRIC_TITLES[PRIMARY[kind]]} right after training", f"{METRIC_TITLES[PRIMARY[kind]]} untrained",
-               "PGD kept (stream)", "Corruptions kept (stream)", "Trained params", "Share", "s / cell", "Train s",
-               "Memory MB", "Decoding", "Seeds"]
+               "PGD kept (right after training)", "Corruptions kept (right after training)", "Trained params", "Share",
+               "s / cell", "Train s", "Memory MB", "Decoding", "Seeds"]
     rows = []
     for row in _rows(records):
         if kind not in _kinds(row):
@@ -237,8 +237,9 @@ LEGEND = ("Numbers x100 (CIDEr-D and BLEU-4 as the captioning papers print them,
           "seeds. final: after training on the whole stream; right after training: when the stream reached that "
           "task; untrained: the model as the method starts (the start of the sanity check). PGD / corruptions "
           "kept: the official metric under PGD on the image (mean over budgets) / under the common corruptions "
-          "(their mean) over the clean metric on the same seeded examples, per task, averaged over the stream "
-          "(— when the cell ran no generation robustness). Entailment is scored by the likeliest of yes / no / "
+          "(their mean) over the clean metric on the same seeded examples, each task attacked right after "
+          "training it (records older than that attacked the model at the end of the stream), averaged over the "
+          "stream's tasks (— when the cell ran no generation robustness). Entailment is scored by the likeliest of yes / no / "
           "maybe; the other kinds are generated with the decoding shown.")
 
 

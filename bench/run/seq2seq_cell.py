@@ -19,10 +19,11 @@ import torch
 
 from bench.core.seeding import derive_seed, seed_everything
 from bench.core.strategy import Flags
+from bench.eval.robustness_config import RobustnessConfig
 from bench.run.cell import CellConfig
 from bench.run.seq2seq_metrics import METRIC_KEYS, PRIMARY, summarize_multimodal
-from bench.run.seq2seq_strategies import (BACKBONE_FAMILY, COCA_FAMILY, SCENE_BACKBONE, config_class_of, entries,
-                                          method_of, seq2seq_family, settings_and_params)
+from bench.run.seq2seq_strategies import (BACKBONE_FAMILY, COCA_FAMILY, ROBUSTNESS_WHEN, SCENE_BACKBONE,
+                                          config_class_of, entries, method_of, seq2seq_family, settings_and_params)
 from scenarios.catalog import MULTIMODAL_KINDS
 
 __all__ = ["Seq2SeqRun", "prepare_seq2seq_run", "run_seq2seq_cell", "scene_backbone"]
@@ -138,6 +139,8 @@ def _evaluate_all(backbone, experiences, decode, method, matrices: dict[str, lis
 def run_seq2seq_cell(cfg: CellConfig, device: torch.device,
                      show_progress: bool = False) -> dict[str, Any]:  # noqa: ARG001 (one line per task is logged)
     """The record parts of one multimodal cell (everything but the header the runner writes)."""
+    from bench.multimodal.robustness import generation_robustness
+
     run = prepare_seq2seq_run(cfg, device)
     entry = entries()[cfg.strategy]
     settings, scenario, backbone, method, decode = run.settings, run.scenario, run.backbone, run.method, run.decode
@@ -150,6 +153,8 @@ def run_seq2seq_cell(cfg: CellConfig, device: torch.device,
     started = time.perf_counter()
     initial = _evaluate_all(backbone, experiences, decode, method, matrices, None)
     timing["eval_seconds"] += time.perf_counter() - started
+    attacks = _robustness_settings(cfg, settings["robustness"])
+    attacked: dict[str, Any] = {}
     train_seeds, samples = [], {}
     for i, exp in enumerate(experiences):
         train_seeds.append(run.task_seed(i))
@@ -160,6 +165,11 @@ def run_seq2seq_cell(cfg: CellConfig, device: torch.device,
         _evaluate_all(backbone, experiences, decode, method, matrices, i,
                       samples if i == len(experiences) - 1 else None)
         timing["eval_seconds"] += time.perf_counter() - started
+        if attacks is not None:  # ROBUSTNESS_WHEN: this task, right after training it
+            started = time.perf_counter()
+            attacked[exp.name] = generation_robustness(backbone, list(exp.test), attacks, decode, method,
+                                                       derive_seed(cfg.seed, "robustness", exp.name))
+            timing["robustness_seconds"] = timing.get("robustness_seconds", 0.0) + time.perf_counter() - started
     _check_frozen(backbone, snapshot)
 
     results = {"eval_names": scenario.eval_names, "task_kinds": scenario.eval_kinds,
@@ -182,28 +192,21 @@ def run_seq2seq_cell(cfg: CellConfig, device: torch.device,
         "memory": {"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                    "measure": "max RSS of the process that ran the cell (with what it ran before)"},
     }
-    if cfg.robustness and settings["robustness"] != "off":
-        started = time.perf_counter()
-        parts["robustness"] = _generation_robustness(backbone, method, experiences, decode, cfg,
-                                                     corruptions=settings["robustness"] == "suite")
-        timing["robustness_seconds"] = time.perf_counter() - started
+    if attacks is not None:
+        scope = "suite" if settings["robustness"] == "suite" else \
+            "attacks (FGSM, PGD; corruptions not run for this strategy)"
+        parts["robustness"] = {"per_eval_set": attacked, "settings": attacks.model_dump(mode="json"),
+                               "scope": scope, "when": ROBUSTNESS_WHEN}
     timing["cpu_seconds"] = time.process_time() - cpu_started
     parts["metrics"] = summarize_multimodal(results, parts.get("robustness"))
     return parts
 
 
-def _generation_robustness(backbone, method, experiences, decode, cfg: CellConfig, corruptions: bool
-                           ) -> dict[str, Any]:
-    """Each task's official metric under FGSM / PGD on the image (and corruptions) on a seeded subset of its test
-    split (bench.multimodal.robustness), with the settings it ran under."""
-    from bench.eval.robustness_config import RobustnessConfig
-    from bench.multimodal.robustness import generation_robustness
-
+def _robustness_settings(cfg: CellConfig, scope: str) -> RobustnessConfig | None:
+    """The attacks a cell runs on each task (bench.multimodal.robustness.generation_robustness on a seeded subset
+    of its test split): the suite's `robustness:` block, without corruptions when the strategy's `robustness` is
+    "attacks"; None when the suite has none or the strategy says "off"."""
+    if not cfg.robustness or scope == "off":
+        return None
     settings = RobustnessConfig.from_dict(cfg.robustness)
-    if not corruptions:
-        settings = settings.model_copy(update={"corruptions": False})
-    per_task = {exp.name: generation_robustness(backbone, list(exp.test), settings, decode, method,
-                                                derive_seed(cfg.seed, "robustness", exp.name))
-                for exp in experiences}
-    return {"per_eval_set": per_task, "settings": settings.model_dump(mode="json"),
-            "scope": "suite" if corruptions else "attacks (FGSM, PGD; corruptions not run for this strategy)"}
+    return settings if scope == "suite" else settings.model_copy(update={"corruptions": False})

@@ -14,7 +14,8 @@ Summary keys (all means over the stream's tasks unless per kind):
 - per kind and metric m: `final_<m>`, `learned_<m>`, `initial_<m>` over that kind's tasks (e.g. `final_cider`);
 - `pgd_kept_official` / `corruptions_kept_official`, when the record has generation robustness: the metric under
   PGD (mean over budgets) / under corruptions (their mean) over the clean metric on the same examples, per task
-  then averaged (a ratio, so kinds on different scales average fairly; clean 0: the task is left out).
+  (attacked right after training it: `ROBUSTNESS_WHEN`) then averaged (a ratio, so kinds on different scales
+  average fairly; clean 0: the task is left out).
 """
 from __future__ import annotations
 

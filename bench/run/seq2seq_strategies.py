@@ -61,6 +61,11 @@ SHARED_FIELDS: tuple[tuple[str, type, Any, str, dict[str, Any]], ...] = (
      {"choices": ("suite", "attacks", "off")}),
 )
 SHARED_NAMES = tuple(f[0] for f in SHARED_FIELDS)
+# When a seq2seq cell attacks a task: right after training it, on that task's own test subset, as every other
+# claim on these tasks reads a task (and as OFA-PT attacks models tuned on the task). Part of the cell id of the
+# cells that attack, so that records attacked at the end of the stream (the first protocol: a stream that forgot
+# its first tasks had a clean metric of 0 there, and those tasks dropped out of "PGD kept") are not served.
+ROBUSTNESS_WHEN = "right after training each task"
 _TYPES = (bool, int, float, str)
 
 
