@@ -529,10 +529,13 @@ def _validation_said(suite: Suite, budget: TuneBudget) -> str:
     (bench/run/tune_seq2seq.py), a classifier a carve of the first tasks' training images."""
     from bench.run.seq2seq_strategies import trained_in_steps
 
-    kinds = {trained_in_steps(entry.name) for entry in suite.strategies}
-    said = [f"{budget.val_fraction:.0%} of the first {budget.val_tasks} tasks' training images (classifiers)"
-            ] if False in kinds else []
-    return "; ".join(said + (["each multimodal task's own val split (seq2seq methods)"] if True in kinds else []))
+    in_steps = {trained_in_steps(entry.name) for entry in suite.strategies}
+    said = []
+    if False in in_steps:
+        said.append(f"{budget.val_fraction:.0%} of the first {budget.val_tasks} tasks' training images (classifiers)")
+    if True in in_steps:
+        said.append("each multimodal task's own val split (seq2seq methods)")
+    return "; ".join(said)
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:

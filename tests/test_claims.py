@@ -141,8 +141,9 @@ def test_registry_states_the_papers_directions() -> None:
     assert claims["ofa_deeper"].decided_by == "ofa_ablation"
 
 
-@pytest.mark.parametrize("fields, error", [("relation: sometimes, better: [a], worse: [b]", "relation must be"),
-                                           ("factor: reparam, factor_favours: middle", "factor_favours must be one of")])
+@pytest.mark.parametrize("fields, error", [
+    ("relation: sometimes, better: [a], worse: [b]", "relation must be"),
+    ("factor: reparam, factor_favours: middle", "factor_favours must be one of")])
 def test_a_malformed_registry_entry_is_a_one_line_error(tmp_path: Path, fields: str, error: str) -> None:
     bad = tmp_path / "claims.yaml"
     bad.write_text(f"- {{key: x, claim: y, paper: z, metric: final_accuracy, kinds: [class_incremental], {fields}}}\n")

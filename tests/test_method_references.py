@@ -32,7 +32,8 @@ def _mean(table: dict, backbone: str, method: str, protocols: tuple[str, ...], m
 
 
 def test_ofa_readme_references_are_the_sources_values():
-    finetuned = {(r.backbone.split()[0], r.protocol, r.metric): r.value for r in _ofa_refs() if "OFA-Sys/OFA" in r.paper}
+    finetuned = {(r.backbone.split()[0], r.protocol, r.metric): r.value
+                 for r in _ofa_refs() if "OFA-Sys/OFA" in r.paper}
     # the OFA README's results table (OFA-Sys/OFA at 67ffbcf): OFA-Base and OFA-Large fine-tuned
     captions = "COCO captions, Karpathy test split"
     assert finetuned[("OFA-Base", captions, "CIDEr (x100), after CIDEr optimisation")] == 146.7

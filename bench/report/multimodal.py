@@ -239,8 +239,8 @@ LEGEND = ("Numbers x100 (CIDEr-D and BLEU-4 as the captioning papers print them,
           "kept: the official metric under PGD on the image (mean over budgets) / under the common corruptions "
           "(their mean) over the clean metric on the same seeded examples, each task attacked right after "
           "training it (records older than that attacked the model at the end of the stream), averaged over the "
-          "stream's tasks (— when the cell ran no generation robustness). Entailment is scored by the likeliest of yes / no / "
-          "maybe; the other kinds are generated with the decoding shown.")
+          "stream's tasks (— when the cell ran no generation robustness). Entailment is scored by the likeliest "
+          "of yes / no / maybe; the other kinds are generated with the decoding shown.")
 
 
 def write_multimodal_tables(records: Sequence[Mapping[str, Any]], out_dir: Path | str) -> list[Path]:
