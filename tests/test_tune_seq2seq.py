@@ -25,6 +25,13 @@ ONE = TuneBudget(lr_factors=(1.0,), epochs_pixels=(1,), epochs_cached=(1,), epoc
                  epochs_joint=(1,), knob_lr_factors=(1.0,), steps_seq2seq=(1,))
 
 
+@pytest.fixture
+def no_start(monkeypatch):
+    """The untrained start scored as 0 on every task (tests that fake the trials fake the start with them)."""
+    monkeypatch.setattr("bench.run.tune_seq2seq.run_seq2seq_start",
+                        lambda cell, *_: {"caption/clean": 0.0, "vqa/clean": 0.0, "entailment/clean": 0.0})
+
+
 def mm_suite(*entries_: StrategyEntry) -> Suite:
     return Suite(name="m", version=1, scenarios=["ci5_glyphs", "mm_tasks"], scenario_overrides={"mm_tasks": TINY},
                  backbones={"vit": "vit_test_micro", "scene": "scene_coca"}, strategies=list(entries_))
@@ -89,7 +96,8 @@ def test_seq2seq_tuning_scores_the_val_splits_and_never_reads_a_test_split(tmp_p
     assert seq2seq_tuning_scenario(suite.strategies[0], suite) == "mm_tasks"  # the first multimodal scenario
     rows = tune_suite(suite, tmp_path / "m.yaml", ONE, torch.device("cpu"), say=lambda _: None)
     assert len(rows) == ONE.trials == 1 and rows[0]["chosen"] and rows[0]["steps"] == 1
-    assert len(val_read) == 6  # every task's val split right after training on it, and again after the stream
+    # every task's val split from the untrained start, right after training on it, and again after the stream
+    assert len(val_read) == 9
     per_task = dict(kv.split("=") for kv in rows[0]["val_per_task"].split())
     assert list(per_task) == ["caption/clean", "vqa/clean", "entailment/clean"]
     # the score: each task's primary metric on its val split right after training on it, averaged
@@ -100,6 +108,9 @@ def test_seq2seq_tuning_scores_the_val_splits_and_never_reads_a_test_split(tmp_p
     assert "seq2seq" in doc["protocol"] and doc["fixed_by_the_suite"]["seq2seq_bitfit"] == {"batch_size": 16}
     table = list(csv.DictReader((tmp_path / "tuning" / "m.csv").open()))
     assert table[0]["epochs"] == table[0]["val_accuracy"] == "" and table[0]["steps"] == "1"
+    start = dict(kv.split("=") for kv in table[0]["val_start_per_task"].split())
+    assert list(start) == list(per_task) and doc["chosen"]["seq2seq_bitfit"]["val_start_per_task"] == \
+        table[0]["val_start_per_task"]
     # A rerun reuses the recorded trial.
     monkeypatch.setattr("bench.run.tune_seq2seq.run_seq2seq_trial",
                         lambda *a: pytest.fail("a recorded seq2seq trial was run again"))
@@ -108,7 +119,7 @@ def test_seq2seq_tuning_scores_the_val_splits_and_never_reads_a_test_split(tmp_p
     assert again[0]["val_learned_score"] == rows[0]["val_learned_score"]
 
 
-def test_seq2seq_trials_are_selected_on_the_score_right_after_training_not_after_the_stream(tmp_path, monkeypatch):
+def test_seq2seq_trials_are_selected_on_the_score_right_after_training_not_after_the_stream(tmp_path, monkeypatch, no_start):
     # Two trials: 60 steps learns each task better (what the OFA-PT claims read), 30 steps leaves more of the early
     # tasks after the stream. Protocol 1 picked 30 steps on such numbers; the claims then read an undertrained row.
     budget = dataclasses.replace(ONE, steps_seq2seq=(30, 60), lr_factors=(1.0,), epochs_pixels=(1, 2),
@@ -128,7 +139,7 @@ def test_seq2seq_trials_are_selected_on_the_score_right_after_training_not_after
     assert doc["chosen"]["seq2seq_deep_prompt"]["steps"] == 60
 
 
-def test_every_task_weighs_the_same_in_the_pick_whatever_its_metrics_scale(tmp_path, monkeypatch):
+def test_every_task_weighs_the_same_in_the_pick_whatever_its_metrics_scale(tmp_path, monkeypatch, no_start):
     # CIDEr-D runs to several units, the accuracies stop at 1: the raw average would take 60 steps (a caption gain
     # of 0.5 CIDEr-D bought with entailment at chance); as shares of each task's best, 30 steps is better balanced.
     budget = dataclasses.replace(ONE, steps_seq2seq=(30, 60), lr_factors=(1.0,), epochs_pixels=(1, 2),
@@ -149,7 +160,41 @@ def test_every_task_weighs_the_same_in_the_pick_whatever_its_metrics_scale(tmp_p
     assert selection_scores(rows) == pytest.approx([(0.5 + 1 + 1) / 3, (1 + 1 + 0.3333 / 0.7) / 3])
 
 
-def test_a_suite_fingerprints_each_tuning_scenarios_data_once_not_once_per_entry(tmp_path, monkeypatch):
+def test_the_pick_counts_what_training_added_not_what_the_untrained_model_already_scored(tmp_path, monkeypatch):
+    # The multimodal suite v7's LoRA (its val numbers, rounded): 1e-2 x 120 steps captioned best but left entailment
+    # at the untrained model's third (one answer to every hypothesis); 3e-3 x 120 learned entailment. Shares of the
+    # best level credited the first with 0.333 / 0.542 of entailment for nothing learned, and picked it.
+    budget = dataclasses.replace(ONE, lr_factors=(0.3, 1.0), steps_seq2seq=(120,))
+    start = {"caption/clean": 0.1, "vqa/clean": 0.0, "entailment/clean": 0.3333}
+    per_task = {0.003: {"caption/clean": 0.39, "vqa/clean": 0.4167, "entailment/clean": 0.5417},
+                0.01: {"caption/clean": 0.96, "vqa/clean": 0.375, "entailment/clean": 0.3333}}
+    started = []
+
+    def fake_start(cell, *_):
+        started.append(cell.strategy_config["lr"])
+        return start
+
+    monkeypatch.setattr("bench.run.tune_seq2seq.run_seq2seq_start", fake_start)
+    monkeypatch.setattr("bench.run.tune_seq2seq.run_seq2seq_trial",
+                        lambda cell, *_: (0.5, per_task[cell.strategy_config["lr"]], 0.1))
+    suite = mm_suite(StrategyEntry(name="seq2seq_lora", config={"robustness": "off"}))
+    rows = tune_suite(suite, tmp_path / "m.yaml", budget, torch.device("cpu"), say=lambda _: None)
+    assert len(started) == 1  # one untrained start an entry, shared by its trials
+    by_lr = {r["lr"]: r for r in rows}
+    assert by_lr[0.003]["chosen"] and not by_lr[0.01]["chosen"]
+    gains = [(0.29 / 0.86 + 1 + 0.2084 / 0.2084) / 3, (1 + 0.375 / 0.4167 + 0) / 3]  # lr 3e-3, then 1e-2
+    assert selection_scores(sorted(rows, key=lambda r: r["lr"])) == pytest.approx(gains)
+    # without a start (a table written before it was recorded) the gains count from 0: the level rule, which
+    # would have taken 1e-2
+    levels = selection_scores([{**r, "val_start_per_task": ""} for r in sorted(rows, key=lambda r: r["lr"])])
+    assert levels == pytest.approx([(0.39 / 0.96 + 1 + 1) / 3, (1 + 0.375 / 0.4167 + 0.3333 / 0.5417) / 3])
+    assert levels[1] > levels[0]
+    # a trial below the start counts 0 there, not a negative share
+    worse = {**by_lr[0.01], "val_per_task": "caption/clean=0.96 vqa/clean=0.375 entailment/clean=0.2"}
+    assert selection_scores([by_lr[0.003], worse])[1] == pytest.approx(gains[1])
+
+
+def test_a_suite_fingerprints_each_tuning_scenarios_data_once_not_once_per_entry(tmp_path, monkeypatch, no_start):
     # an on-disk source is walked to be fingerprinted (DomainNet: about a minute); two entries on one scenario ask once
     import bench.run.tune as tune
 
@@ -175,7 +220,8 @@ def test_search_table_reads_old_rows_and_round_trips_seq2seq_rows(tmp_path):
     s2s = {"label": "seq2seq_lora", "strategy": "seq2seq_lora", "scenario": "mm_tasks", "backbone": "scene_coca",
            "lr": 0.01, "steps": 60, "knobs": "", "val_accuracy": math.nan, "val_loss": math.nan, "seconds": 2.0,
            "chosen": True, "trial_id": "def", "shared_with": "", "val_learned_score": 0.5, "val_final_score": 0.25,
-           "val_per_task": "caption/clean=0.5 vqa/clean=0 entailment/clean=0.25"}
+           "val_per_task": "caption/clean=0.5 vqa/clean=0 entailment/clean=0.25",
+           "val_start_per_task": "caption/clean=0.1 vqa/clean=0 entailment/clean=0.3333"}
     write_outputs(suite, tmp_path / "m.yaml", ONE, [row, s2s])
     back = read_table(tmp_path / "tuning" / "m.csv")
     assert back[0]["epochs"] == 4 and "steps" not in back[0]
@@ -183,7 +229,9 @@ def test_search_table_reads_old_rows_and_round_trips_seq2seq_rows(tmp_path):
     doc = yaml.safe_load((tmp_path / "tuning" / "m.yaml").read_text())
     assert back[1]["val_learned_score"] == 0.5
     assert doc["chosen"]["seq2seq_lora"] == {"lr": 0.01, "steps": 60, "val_learned_score": 0.5, "val_final_score": 0.25,
-                                            "val_per_task": s2s["val_per_task"], "scenario": "mm_tasks"}
+                                            "val_per_task": s2s["val_per_task"],
+                                            "val_start_per_task": s2s["val_start_per_task"], "scenario": "mm_tasks"}
+    assert back[1]["val_start_per_task"] == s2s["val_start_per_task"]
     assert doc["fixed_by_the_suite"]["seq2seq_lora"]["rank"] == 2
     assert tune.pick([{**r, "val_accuracy": r["val_learned_score"], "epochs": r["steps"]} for r in back[1:]],
                      0.01)["trial_id"] == "def"

@@ -338,10 +338,11 @@ def tune_entry(entry: StrategyEntry, suite: Suite, budget: TuneBudget, device: t
 # ---------------------------------------------------------------------------------------------- files
 # The seq2seq rows (bench/run/tune_seq2seq.py) fill `steps` instead of `epochs`, `val_learned_score` (the score they
 # are selected on: each task's val metric right after training on it, averaged), `val_final_score` (the same after
-# the whole stream) and `val_per_task` (the learned scores) instead of `val_accuracy` and `val_loss`; a classifier's
-# row leaves those empty, and a table written before they existed reads the same (a protocol-1 seq2seq row, scored
-# after the stream only, reads with val_learned_score NaN).
-SEQ2SEQ_FIELDS = ("steps", "val_learned_score", "val_final_score", "val_per_task")
+# the whole stream), `val_per_task` (the learned scores) and `val_start_per_task` (the entry's untrained start,
+# which the pick counts gains from) instead of `val_accuracy` and `val_loss`; a classifier's row leaves those
+# empty, and a table written before they existed reads the same (a protocol-1 seq2seq row, scored after the stream
+# only, reads with val_learned_score NaN; a row without a start counts its gains from 0).
+SEQ2SEQ_FIELDS = ("steps", "val_learned_score", "val_final_score", "val_per_task", "val_start_per_task")
 FIELDS = ["label", "strategy", "scenario", "backbone", "lr", "epochs", "knobs", "val_accuracy", "val_loss", "seconds",
           "chosen", "trial_id", "shared_with", *SEQ2SEQ_FIELDS]
 
@@ -377,7 +378,8 @@ def read_table(path: Path) -> list[dict[str, Any]]:
         if row.get("steps"):  # a seq2seq row
             row.update(steps=int(row["steps"]), val_final_score=float(row["val_final_score"]),
                        val_learned_score=float(row.get("val_learned_score") or "nan"),
-                       val_per_task=row.get("val_per_task") or "")
+                       val_per_task=row.get("val_per_task") or "",
+                       val_start_per_task=row.get("val_start_per_task") or "")
         else:
             for column in SEQ2SEQ_FIELDS:
                 row.pop(column, None)
@@ -411,7 +413,8 @@ def write_outputs(suite: Suite, suite_path: Path, budget: TuneBudget, rows: list
             chosen[r["label"]] = {"lr": r["lr"], "steps": r["steps"],
                                   "val_learned_score": round(r["val_learned_score"], 4),
                                   "val_final_score": round(r["val_final_score"], 4),
-                                  "val_per_task": r["val_per_task"], "scenario": r["scenario"]}
+                                  "val_per_task": r["val_per_task"],
+                                  "val_start_per_task": r.get("val_start_per_task", ""), "scenario": r["scenario"]}
         elif r["chosen"]:
             knobs = dict(kv.split("=", 1) for kv in r["knobs"].split()) if r["knobs"] else {}
             chosen[r["label"]] = {"lr": r["lr"], "epochs": r["epochs"], **{k: float(v) for k, v in knobs.items()},

@@ -17,11 +17,17 @@ read.
 The grid has `TuneBudget.trials` trials, as for every classifier: the method's own default rate (its config
 class's `lr`, the method's `default_lr`) times each of `lr_factors`, crossed with `steps_seq2seq` (AdamW steps a
 task). Structural settings (prompt length, depth, rank, bottleneck...) and the decoding stay as the suite sets
-them. Selection is `tune.pick`'s on the trials' *selection score*: each task's val metric right after training on
-it as a share of the best trial's on that task, averaged over the tasks (each task weighs the same: CIDEr-D runs to
-several units where the accuracies stop at 1, so the raw `learned_score` weighs captioning by whatever scale its
-scores happen to have; on the committed tables the rule changes one pick, the default suite's LoRA); ties to the
-rate closest to the default (log scale), then fewer steps. `val_learned_score` is recorded as it was.
+them. Selection is `tune.pick`'s on the trials' *selection score*: on each task, what training added to the val
+metric (right after training on the task minus the entry's untrained start on it, `val_start_per_task`) as a share
+of the most any trial added there, a trial that added nothing counting 0; averaged over the tasks. Each task weighs
+the same: CIDEr-D runs to several units where the accuracies stop at 1, so the raw `learned_score` weighs
+captioning by whatever scale its scores happen to have. The gain, not the level: a task the untrained model already
+scores on (entailment: writing one answer to every hypothesis is right on a third of them) would otherwise credit a
+trial that learned nothing there with that third, which is how the multimodal suite v7 picked for LoRA a rate whose
+val entailment sat at its untrained level (the third rule: the first took the raw average, the second shares of
+the best level). Ties to the rate closest to the default (log scale), then fewer steps. `val_learned_score` is recorded as
+it was. The untrained start is scored once an entry, on the val splits, built with the tuning seed as every trial
+is (neither the rate nor the steps touch the untrained model).
 
 Trial ids name what a trial's numbers depend on (strategy, resolved config without the robustness switch, which
 only adds evaluations, scenario and its overrides, backbone, the tuning seed, the data identity with the scenes'
@@ -43,7 +49,7 @@ from bench.run.seq2seq_metrics import PRIMARY, summarize_multimodal
 from bench.run.seq2seq_strategies import config_class_of, settings_and_params
 from bench.run.suite import StrategyEntry, Suite, runs_on
 
-__all__ = ["SEQ2SEQ_PROTOCOL_TEXT", "SEQ2SEQ_TRIAL_PROTOCOL", "run_seq2seq_trial",
+__all__ = ["SEQ2SEQ_PROTOCOL_TEXT", "SEQ2SEQ_TRIAL_PROTOCOL", "run_seq2seq_start", "run_seq2seq_trial",
            "selection_scores", "seq2seq_fixed_settings", "seq2seq_grid", "seq2seq_trial_id",
            "seq2seq_tuning_scenario", "tune_seq2seq_entry"]
 
@@ -59,8 +65,11 @@ SEQ2SEQ_PROTOCOL_TEXT = (
     "training on it; the score is learned_score (those primary metrics averaged: what the OFA-PT claims and the "
     "sanity check read), the val score after the stream (final_score) is recorded beside it; lr = the method's "
     "default_lr times lr_factors, crossed with steps_seq2seq (AdamW steps a task); the pick: each task's val metric "
-    "as a share of the entry's best trial on that task, averaged (every task weighs the same: CIDEr-D is not on the "
-    "accuracies' 0-1 scale), then the classifiers' tie rules, steps in place of epochs; test splits are never read")
+    "minus the untrained model's (scored once an entry) as a share of the largest such gain of the entry's trials on "
+    "that task, a trial that gained nothing counting 0, averaged over the tasks (every task weighs the same: CIDEr-D "
+    "is not on the accuracies' 0-1 scale; the gain, not the level, so a task the untrained model already scores on "
+    "credits no trial that learned nothing there), then the classifiers' tie rules, steps in place of epochs; test "
+    "splits are never read")
 
 # What the trial's config hash leaves out: settings that add evaluations but change no number a trial scores.
 NOT_IN_TRIAL = ("robustness",)
@@ -98,6 +107,17 @@ def seq2seq_trial_id(cell: CellConfig, budget: Any) -> str:
     return config_hash({**key, **trial_data_key(cell), "strategy_config": config,
                         "split": {"scored": "val", "seed": budget.seed},
                         "trial_protocol": f"seq2seq-{SEQ2SEQ_TRIAL_PROTOCOL}"})
+
+
+def run_seq2seq_start(cell: CellConfig, budget: Any, device: torch.device) -> dict[str, float]:
+    """Each experience's primary metric on its val split from the untrained model, built as a trial builds it
+    (`prepare_seq2seq_run` with the tuning seed): the start every trial of the entry's grid shares."""
+    from bench.multimodal.loop import PRIMARY_METRIC, evaluate
+    from bench.run.seq2seq_cell import prepare_seq2seq_run
+
+    run = prepare_seq2seq_run(cell, device, seed=budget.seed)
+    return {exp.name: float(evaluate(run.backbone, list(exp.val), run.decode, run.method)[PRIMARY_METRIC[exp.kind]])
+            for exp in run.scenario.experiences}
 
 
 def run_seq2seq_trial(cell: CellConfig, budget: Any, device: torch.device) -> tuple[float, dict[str, float], float]:
@@ -141,14 +161,19 @@ def _per_task(text: str) -> dict[str, float]:
 
 
 def selection_scores(rows: list[dict[str, Any]]) -> list[float]:
-    """Each trial's selection score: its per-task val metrics (`val_per_task`, read back from the text every row
-    carries, so fresh and reused trials are scored alike) as shares of the best trial's on that task, averaged over
-    the tasks; a task no trial scores above 0 on counts 0 for every trial."""
+    """Each trial's selection score: on each task, its val metric (`val_per_task`, read back from the text every row
+    carries, so fresh and reused trials are scored alike) minus the untrained start (`val_start_per_task`; 0 where a
+    row has none), as a share of the largest gain any trial made on that task, at least 0; averaged over the tasks.
+    A task on which no trial gained counts 0 for every trial."""
     per_task = [_per_task(r["val_per_task"]) for r in rows]
     tasks = sorted({t for scores in per_task for t in scores})
-    best = {t: max(scores.get(t, 0.0) for scores in per_task) for t in tasks}
-    return [sum(scores.get(t, 0.0) / best[t] if best[t] > 0 else 0.0 for t in tasks) / len(tasks) if tasks
-            else math.nan for scores in per_task]
+    gains = []
+    for row, scores in zip(rows, per_task):
+        start = _per_task(row.get("val_start_per_task") or "")
+        gains.append({t: scores.get(t, 0.0) - start.get(t, 0.0) for t in tasks})
+    best = {t: max(gain[t] for gain in gains) for t in tasks}
+    return [sum(max(gain[t], 0.0) / best[t] if best[t] > 0 else 0.0 for t in tasks) / len(tasks) if tasks
+            else math.nan for gain in gains]
 
 
 def tune_seq2seq_entry(entry: StrategyEntry, suite: Suite, budget: Any, device: torch.device,
@@ -168,24 +193,28 @@ def tune_seq2seq_entry(entry: StrategyEntry, suite: Suite, budget: Any, device: 
     recorded = recorded if recorded is not None else {}
     rows = []
     data = data_of(scenario) if data_of else trial_data(scenario, suite)
-    for trial in seq2seq_grid(entry.name, budget):
-        cell = CellConfig(scenario, entry.name, backbone, budget.seed, {**entry.config, **trial},
-                          dict(suite.scenario_overrides.get(scenario, {})), data=data)
+    cells = [CellConfig(scenario, entry.name, backbone, budget.seed, {**entry.config, **trial},
+                        dict(suite.scenario_overrides.get(scenario, {})), data=data)
+             for trial in seq2seq_grid(entry.name, budget)]
+    start = _per_task_text(run_seq2seq_start(cells[0], budget, device))  # what selection_scores counts gains from
+    say(f"  {label:<22} untrained start on val ({start})")
+    for cell in cells:
+        trial = {k: cell.strategy_config[k] for k in ("lr", "steps")}
         key = seq2seq_trial_id(cell, budget)
         base = {"label": label, "strategy": entry.name, "scenario": scenario, "backbone": backbone,
                 "lr": trial["lr"], "steps": trial["steps"], "knobs": "", "val_accuracy": math.nan,
-                "val_loss": math.nan, "chosen": False, "trial_id": key}
+                "val_loss": math.nan, "chosen": False, "trial_id": key, "val_start_per_task": start}
         if key in recorded:
             done = recorded[key]
             rows.append({**base, "val_learned_score": done["val_learned_score"],
                          "val_final_score": done["val_final_score"], "val_per_task": done["val_per_task"],
                          **reuse(done, label)})
             continue
-        start = time.perf_counter()
+        began = time.perf_counter()
         score, per_task, final = run_seq2seq_trial(cell, budget, device)
         rows.append({**base, "val_learned_score": score, "val_final_score": final,
                      "val_per_task": _per_task_text(per_task),
-                     "seconds": round(time.perf_counter() - start, 2), "shared_with": ""})
+                     "seconds": round(time.perf_counter() - began, 2), "shared_with": ""})
         recorded[key] = rows[-1]
         say(f"  {label:<22} lr {trial['lr']:<8g} steps {trial['steps']:<4} val right after training {score:.3f} "
             f"({rows[-1]['val_per_task']}), after the stream {final:.3f}  ({rows[-1]['seconds']:.1f}s)")
