@@ -44,10 +44,11 @@ class CellConfig:
         out["strategy_config"] = cfg.to_dict()
         if self.robustness:  # defaults filled in too: a changed attack default must not reuse old numbers
             from bench.eval.robustness_config import RobustnessConfig
-            from bench.run.seq2seq_strategies import ROBUSTNESS_WHEN, is_seq2seq
+            from bench.run.seq2seq_strategies import ROBUSTNESS_WHEN, is_seq2seq, seq2seq_attacks
 
             out["robustness"] = RobustnessConfig.from_dict(self.robustness).model_dump(mode="json")
-            if is_seq2seq(self.strategy) and out["strategy_config"].get("robustness", "off") != "off":
+            if is_seq2seq(self.strategy) and seq2seq_attacks(self.robustness,
+                                                             out["strategy_config"].get("robustness", "off")):
                 out["robustness"]["when"] = ROBUSTNESS_WHEN
         out["protocol_version"] = PROTOCOL_VERSION
         if out["data"] is None:  # embedded data is named by its generator version; on-disk data once attached

@@ -23,7 +23,8 @@ from bench.eval.robustness_config import RobustnessConfig
 from bench.run.cell import CellConfig
 from bench.run.seq2seq_metrics import METRIC_KEYS, PRIMARY, summarize_multimodal
 from bench.run.seq2seq_strategies import (BACKBONE_FAMILY, COCA_FAMILY, ROBUSTNESS_WHEN, SCENE_BACKBONE,
-                                          config_class_of, entries, method_of, seq2seq_family, settings_and_params)
+                                          config_class_of, entries, method_of, seq2seq_attacks, seq2seq_family,
+                                          settings_and_params)
 from scenarios.catalog import MULTIMODAL_KINDS
 
 __all__ = ["Seq2SeqRun", "prepare_seq2seq_run", "run_seq2seq_cell", "scene_backbone"]
@@ -206,7 +207,7 @@ def _robustness_settings(cfg: CellConfig, scope: str) -> RobustnessConfig | None
     """The attacks a cell runs on each task (bench.multimodal.robustness.generation_robustness on a seeded subset
     of its test split): the suite's `robustness:` block, without corruptions when the strategy's `robustness` is
     "attacks"; None when the suite has none or the strategy says "off"."""
-    if not cfg.robustness or scope == "off":
+    if not seq2seq_attacks(cfg.robustness, scope):
         return None
     settings = RobustnessConfig.from_dict(cfg.robustness)
     return settings if scope == "suite" else settings.model_copy(update={"corruptions": False})

@@ -66,6 +66,13 @@ SHARED_NAMES = tuple(f[0] for f in SHARED_FIELDS)
 # cells that attack, so that records attacked at the end of the stream (the first protocol: a stream that forgot
 # its first tasks had a clean metric of 0 there, and those tasks dropped out of "PGD kept") are not served.
 ROBUSTNESS_WHEN = "right after training each task"
+
+
+def seq2seq_attacks(suite_robustness: dict[str, Any] | None, scope: str) -> bool:
+    """Whether a seq2seq cell runs the generation attacks: its suite has a `robustness:` block and the strategy's
+    `robustness` setting (`scope`) is not "off". The one rule the cell id (`CellConfig.resolved`) and the cell
+    (`seq2seq_cell`) both read, so that an id never names attacks a cell does not run."""
+    return bool(suite_robustness) and scope != "off"
 _TYPES = (bool, int, float, str)
 
 
