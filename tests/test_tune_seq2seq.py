@@ -119,7 +119,8 @@ def test_seq2seq_tuning_scores_the_val_splits_and_never_reads_a_test_split(tmp_p
     assert again[0]["val_learned_score"] == rows[0]["val_learned_score"]
 
 
-def test_seq2seq_trials_are_selected_on_the_score_right_after_training_not_after_the_stream(tmp_path, monkeypatch, no_start):
+def test_seq2seq_trials_are_selected_on_the_score_right_after_training_not_after_the_stream(tmp_path, monkeypatch,
+                                                                                             no_start):
     # Two trials: 60 steps learns each task better (what the OFA-PT claims read), 30 steps leaves more of the early
     # tasks after the stream. Protocol 1 picked 30 steps on such numbers; the claims then read an undertrained row.
     budget = dataclasses.replace(ONE, steps_seq2seq=(30, 60), lr_factors=(1.0,), epochs_pixels=(1, 2),

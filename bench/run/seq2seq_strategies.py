@@ -73,6 +73,8 @@ def seq2seq_attacks(suite_robustness: dict[str, Any] | None, scope: str) -> bool
     `robustness` setting (`scope`) is not "off". The one rule the cell id (`CellConfig.resolved`) and the cell
     (`seq2seq_cell`) both read, so that an id never names attacks a cell does not run."""
     return bool(suite_robustness) and scope != "off"
+
+
 _TYPES = (bool, int, float, str)
 
 

@@ -25,9 +25,9 @@ captioning by whatever scale its scores happen to have. The gain, not the level:
 scores on (entailment: writing one answer to every hypothesis is right on a third of them) would otherwise credit a
 trial that learned nothing there with that third, which is how the multimodal suite v7 picked for LoRA a rate whose
 val entailment sat at its untrained level (the third rule: the first took the raw average, the second shares of
-the best level). Ties to the rate closest to the default (log scale), then fewer steps. `val_learned_score` is recorded as
-it was. The untrained start is scored once an entry, on the val splits, built with the tuning seed as every trial
-is (neither the rate nor the steps touch the untrained model).
+the best level). Ties to the rate closest to the default (log scale), then fewer steps. `val_learned_score` is
+recorded as it was. The untrained start is scored once an entry, on the val splits, built with the tuning seed as
+every trial is (neither the rate nor the steps touch the untrained model).
 
 Trial ids name what a trial's numbers depend on (strategy, resolved config without the robustness switch, which
 only adds evaluations, scenario and its overrides, backbone, the tuning seed, the data identity with the scenes'
