@@ -109,35 +109,36 @@ def seq2seq_trial_id(cell: CellConfig, budget: Any) -> str:
                         "trial_protocol": f"seq2seq-{SEQ2SEQ_TRIAL_PROTOCOL}"})
 
 
+def _val_score(run: Any, exp: Any) -> float:
+    """Experience `exp`'s primary metric on its val split, from the model `run` holds now."""
+    from bench.multimodal.loop import PRIMARY_METRIC, evaluate
+
+    return float(evaluate(run.backbone, list(exp.val), run.decode, run.method)[PRIMARY_METRIC[exp.kind]])
+
+
 def run_seq2seq_start(cell: CellConfig, budget: Any, device: torch.device) -> dict[str, float]:
     """Each experience's primary metric on its val split from the untrained model, built as a trial builds it
     (`prepare_seq2seq_run` with the tuning seed): the start every trial of the entry's grid shares."""
-    from bench.multimodal.loop import PRIMARY_METRIC, evaluate
     from bench.run.seq2seq_cell import prepare_seq2seq_run
 
     run = prepare_seq2seq_run(cell, device, seed=budget.seed)
-    return {exp.name: float(evaluate(run.backbone, list(exp.val), run.decode, run.method)[PRIMARY_METRIC[exp.kind]])
-            for exp in run.scenario.experiences}
+    return {exp.name: _val_score(run, exp) for exp in run.scenario.experiences}
 
 
 def run_seq2seq_trial(cell: CellConfig, budget: Any, device: torch.device) -> tuple[float, dict[str, float], float]:
     """Train one configuration on the stream's train splits; return (the score: `learned_score` on the val splits,
     each task's primary metric there right after training on it, `final_score` on the val splits after the
     stream). Only `train` and `val` of an experience are read."""
-    from bench.multimodal.loop import PRIMARY_METRIC, evaluate
     from bench.run.seq2seq_cell import prepare_seq2seq_run
 
     run = prepare_seq2seq_run(cell, device, seed=budget.seed)  # built and trained exactly as a cell
     experiences = run.scenario.experiences
 
-    def val_score(exp: Any) -> float:
-        return float(evaluate(run.backbone, list(exp.val), run.decode, run.method)[PRIMARY_METRIC[exp.kind]])
-
     learned = []
     for i, exp in enumerate(experiences):
         run.train_task(i, exp)
-        learned.append(val_score(exp))
-    last = [val_score(exp) for exp in experiences]
+        learned.append(_val_score(run, exp))
+    last = [_val_score(run, exp) for exp in experiences]
     # the matrices a cell stores, with only the diagonal and the row after the stream: summarize_multimodal's
     # learned_score and final_score, as for a cell
     kinds = [exp.kind for exp in experiences]
@@ -193,13 +194,12 @@ def tune_seq2seq_entry(entry: StrategyEntry, suite: Suite, budget: Any, device: 
     recorded = recorded if recorded is not None else {}
     rows = []
     data = data_of(scenario) if data_of else trial_data(scenario, suite)
+    trials = seq2seq_grid(entry.name, budget)
     cells = [CellConfig(scenario, entry.name, backbone, budget.seed, {**entry.config, **trial},
-                        dict(suite.scenario_overrides.get(scenario, {})), data=data)
-             for trial in seq2seq_grid(entry.name, budget)]
+                        dict(suite.scenario_overrides.get(scenario, {})), data=data) for trial in trials]
     start = _per_task_text(run_seq2seq_start(cells[0], budget, device))  # what selection_scores counts gains from
     say(f"  {label:<22} untrained start on val ({start})")
-    for cell in cells:
-        trial = {k: cell.strategy_config[k] for k in ("lr", "steps")}
+    for trial, cell in zip(trials, cells):
         key = seq2seq_trial_id(cell, budget)
         base = {"label": label, "strategy": entry.name, "scenario": scenario, "backbone": backbone,
                 "lr": trial["lr"], "steps": trial["steps"], "knobs": "", "val_accuracy": math.nan,
