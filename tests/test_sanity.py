@@ -132,3 +132,13 @@ def test_failing_checks_are_printed_and_head_their_table(tmp_path: Path) -> None
     assert page.index("Sanity checks that fail on this table") < page.index("[chance] ci2 / l2p") < \
         page.index('<table class="board" data-scenario="ci2"')
     assert "(1 failing)" in (tmp_path / "boards" / "index.md").read_text()
+
+
+def test_a_rows_records_come_in_seed_order_whatever_order_they_are_read_in() -> None:
+    """The store lists records by cell id, a hash: the row sorts them by seed (10 after 9, not after 1), so the
+    seeds column reads in order and every sum over seeds runs in one order on every build."""
+    from bench.report.sanity import table_rows
+
+    records = [ci("l2p", 0.7, s) for s in (10, 2, 0, 9, 1)]
+    (row,) = table_rows(records)
+    assert [r["config"]["seed"] for r in row.records] == [0, 1, 2, 9, 10]

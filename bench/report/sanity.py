@@ -108,6 +108,9 @@ def table_rows(records: Iterable[Mapping[str, Any]]) -> list[Row]:
                bool(record.get("submitted")))
         row = groups.setdefault(key, Row(key[0], label, key[2], str(config.get("strategy", label)), []))
         row.records.append(record)
+    # Seed order, not the store's file order: a row's seeds read 0,1,2 and its sums run in one order on every build.
+    for row in groups.values():
+        row.records.sort(key=_seed_order)
     names: dict[tuple, int] = {}
     for row in groups.values():
         names[(row.scenario, row.label, row.backbone)] = names.get((row.scenario, row.label, row.backbone), 0) + 1
@@ -115,6 +118,11 @@ def table_rows(records: Iterable[Mapping[str, Any]]) -> list[Row]:
         if names[(scenario, label, backbone)] > 1:
             row.label = f"{label} [{variant[:8]}]"
     return list(groups.values())
+
+
+def _seed_order(record: Mapping[str, Any]) -> tuple[int, float, str]:
+    seed = (record.get("config") or {}).get("seed")
+    return (0, float(seed), "") if isinstance(seed, (int, float)) else (1, 0.0, str(seed))
 
 
 # ------------------------------------------------------------------------------------------ record readings
