@@ -7,8 +7,8 @@ A row passes when the 95% t-interval of its per-seed gains lies above 0 (bench/r
 bench/report/multimodal.py reads it). Raising the seeds after an undecided verdict and reading the verdict again
 is a second look: a row whose true gain is 0 then passes when either look passes. This simulates rows of normal
 per-seed gains (sd 1, mean `effect`) and prints how often each look passes, and either. Simulated rather than
-taken from a table of group-sequential boundaries: those assume known variance or equal stages, and the check
-here is a t-interval at 5 and then at 10 seeds that share their first five.
+read from group-sequential theory, whose boundaries are for z-statistics (a known variance): the check here is a
+t-interval, at five seeds and then at ten that share their first five, and at five the t is far from normal.
 """
 from __future__ import annotations
 
