@@ -285,3 +285,16 @@ def test_sub_suite_pages_link_the_ablation_page_as_a_sibling(tmp_path: Path) -> 
         assert f"[ofa_ablation/claims.md]({prefix}claims.md)" in claims
         assert f'href="{prefix}index.html#claims"' in (folder / "index.html").read_text()
         assert (folder / prefix / "claims.md").is_file() and (folder / prefix / "index.html").is_file()
+
+
+def test_every_committed_claims_page_comes_from_records_of_committed_code() -> None:
+    """Each committed page names the code versions of its records; none may be "-dirty" (a record computed from a
+    tree with uncommitted code edits cannot be reproduced from any commit)."""
+    import re
+
+    pages = sorted((Path(__file__).resolve().parent.parent / "leaderboards").rglob("claims.md"))
+    assert len(pages) >= 4  # default, multimodal, ofa_ablation, robustness
+    for page in pages:
+        versions = re.search(r"computed by code version\(s\) ([^.]+)\.", page.read_text())
+        assert versions, f"{page}: no code versions named"
+        assert "-dirty" not in versions.group(1), f"{page}: records from uncommitted code: {versions.group(1)}"

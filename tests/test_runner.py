@@ -262,3 +262,28 @@ def test_the_record_names_the_weights_a_cell_ran_on(tmp_path):
     manifest = json.loads((Path(__file__).resolve().parents[1] / "bench" / "models" / "checkpoints_data"
                            / "MANIFEST.json").read_text())
     assert embedded["env"]["weights"]["sha256"] == manifest["vit_glyph_tiny"]["sha256"]
+
+
+def test_a_records_code_version_is_dirty_for_edited_code_not_for_the_leaderboards_a_run_writes(tmp_path: Path):
+    """After `make bench` writes leaderboards/ into the checkout, a later run of unchanged code must not be stamped
+    "-dirty" (two committed pages were, for a README edit and a run's own tables); an edit to code must be."""
+    from bench.run.runner import git_version
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "leaderboards").mkdir()
+    for name in ("bench/cell.py", "leaderboards/claims.md", "README.md"):
+        (tmp_path / name).write_text("v1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    clean = git_version(tmp_path)
+    assert len(clean) == 12 and not clean.endswith("-dirty")
+    (tmp_path / "leaderboards/claims.md").write_text("v2\n")
+    (tmp_path / "README.md").write_text("v2\n")
+    (tmp_path / "notes.txt").write_text("untracked\n")
+    assert git_version(tmp_path) == clean
+    (tmp_path / "bench/cell.py").write_text("v2\n")
+    assert git_version(tmp_path) == f"{clean}-dirty"

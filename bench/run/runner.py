@@ -59,11 +59,22 @@ def code_version() -> str:
             return f"promptshift-{metadata.version('promptshift')}"
         except metadata.PackageNotFoundError:
             return "unknown"
+    return git_version(root)
+
+
+# Paths whose edits do not change what a cell computes: the leaderboards a run writes into the checkout (after one
+# `make bench` every later run would otherwise be stamped "-dirty") and the prose beside them.
+NOT_CODE = ("leaderboards", "README.md")
+
+
+def git_version(root: Path) -> str:
+    """HEAD's short hash at `root`, "-dirty" when a tracked file outside `NOT_CODE` has uncommitted changes."""
+    excluded = [f":(exclude){path}" for path in NOT_CODE]
     try:
         head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
                               text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *excluded],
+                               cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{head}{'-dirty' if dirty else ''}" if head else "unknown"
