@@ -100,3 +100,19 @@ def test_the_page_links_other_suites_pages_next_to_it(tmp_path):
         store.write(rec)
     build_leaderboards(tmp_path / "results", tmp_path / "boards")
     assert '<a href="ofa_ablation/index.html">' in (tmp_path / "boards" / "index.html").read_text()
+
+
+def test_base_to_new_labels_land_in_the_same_place_however_fast_the_clock_runs(monkeypatch):
+    """adjustText stops after a second of moves unless told a count: the picture then depended on the machine's
+    speed and load (the committed ofa_ablation page changed from one build to the next). A clock that jumps a
+    minute per reading, a machine slowed to a crawl, must not move a label."""
+    import adjustText
+
+    def positions() -> dict[str, tuple[float, float]]:
+        fig = base_new_figure(_frame(_b2n_crowd()))
+        return {t.get_text(): tuple(t.get_position()) for t in fig.axes[0].texts}
+
+    normal = positions()
+    clock = itertools.count(step=60.0)
+    monkeypatch.setattr(adjustText, "timer", lambda: next(clock))
+    assert positions() == normal

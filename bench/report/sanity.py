@@ -43,7 +43,7 @@ import numpy as np
 from bench.eval.metrics import harmonic_mean
 from bench.report.columns import BOUND_FAMILY
 from bench.report.stats import interval, paired
-from bench.report.tables import scenario_name, strategy_name, variant_of
+from bench.report.tables import scenario_name, seed_order, strategy_name, variant_of
 
 __all__ = ["Finding", "Row", "table_rows", "CHECKS", "run_checks", "failures_by_scenario", "sanity_markdown", "ZERO_SHOT_QUALITY"]
 
@@ -110,7 +110,7 @@ def table_rows(records: Iterable[Mapping[str, Any]]) -> list[Row]:
         row.records.append(record)
     # Seed order, not the store's file order: a row's seeds read 0,1,2 and its sums run in one order on every build.
     for row in groups.values():
-        row.records.sort(key=_seed_order)
+        row.records.sort(key=lambda record: seed_order((record.get("config") or {}).get("seed")))
     names: dict[tuple, int] = {}
     for row in groups.values():
         names[(row.scenario, row.label, row.backbone)] = names.get((row.scenario, row.label, row.backbone), 0) + 1
@@ -118,11 +118,6 @@ def table_rows(records: Iterable[Mapping[str, Any]]) -> list[Row]:
         if names[(scenario, label, backbone)] > 1:
             row.label = f"{label} [{variant[:8]}]"
     return list(groups.values())
-
-
-def _seed_order(record: Mapping[str, Any]) -> tuple[int, float, str]:
-    seed = (record.get("config") or {}).get("seed")
-    return (0, float(seed), "") if isinstance(seed, (int, float)) else (1, 0.0, str(seed))
 
 
 # ------------------------------------------------------------------------------------------ record readings

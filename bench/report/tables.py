@@ -35,6 +35,7 @@ __all__ = [
     "flags_label",
     "records_to_frame",
     "scenario_name",
+    "seed_order",
     "strategy_labels",
     "strategy_name",
     "variant_of",
@@ -321,7 +322,7 @@ def aggregate(frame: pd.DataFrame) -> pd.DataFrame:
             row[f"{col}_mean"] = float(mean)
             row[f"{col}_std"] = float(std)
             if col in ACCURACY_METRICS:  # the CSVs carry every seed's value, in the order of `seeds`
-                order = sorted(range(len(group)), key=lambda i: _seed_sort_key(_seed_text(group["seed"].iat[i])))
+                order = sorted(range(len(group)), key=lambda i: seed_order(group["seed"].iat[i]))
                 row[f"{col}_per_seed"] = ";".join("" if math.isnan(float(data.iat[i])) else f"{float(data.iat[i]):.6g}"
                                                   for i in order)
         if "harmonic_mean" in values and {"base_acc", "new_acc"} <= set(values):
@@ -338,6 +339,11 @@ def _seed_text(seed: Any) -> str:
     if isinstance(seed, float) and seed.is_integer():
         return str(int(seed))
     return str(seed)
+
+
+def seed_order(seed: Any) -> tuple[int, float, str]:
+    """Sort key of a seed: numbers in numeric order (10 after 9), then anything else as text."""
+    return _seed_sort_key(_seed_text(seed))
 
 
 def _seed_sort_key(seed: str) -> tuple[int, float, str]:
