@@ -266,7 +266,7 @@ def test_the_record_names_the_weights_a_cell_ran_on(tmp_path):
 
 def test_a_records_code_version_is_dirty_for_edited_code_not_for_the_leaderboards_a_run_writes(tmp_path: Path):
     """After `make bench` writes leaderboards/ into the checkout, a later run of unchanged code must not be stamped
-    "-dirty" (two committed pages were, for a README edit and a run's own tables); an edit to code must be."""
+    "-dirty" (a rerun this way was, for the tables an earlier run had written); an edit to code must be."""
     from bench.run.runner import git_version
 
     def git(*args: str) -> None:
